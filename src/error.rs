@@ -1,0 +1,76 @@
+//! The one error type every registry, awaiter and driver returns.
+
+use thiserror::Error;
+
+/// Why a registry call was refused or could not be answered.
+///
+/// Model errors (everything but [`ProcessError::Unavailable`]) are final:
+/// retrying the same call gives the same answer. `Unavailable` means the
+/// backing store or engine could not be reached and says nothing about the
+/// process.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ProcessError {
+    /// No process with this id is registered (or it was pruned).
+    #[error("unknown process `{process_id}`")]
+    UnknownProcess {
+        /// The id that was asked for.
+        process_id: String,
+    },
+    /// The call contradicts what is already stored (a different registration
+    /// under the same id, a second external ref, a second terminal outcome).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The request is malformed or violates the process's declared schema.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// The process already reached a terminal state; the write is refused.
+    #[error("process `{process_id}` is already terminal")]
+    AlreadyTerminal {
+        /// The terminal process.
+        process_id: String,
+    },
+    /// The presented lease no longer matches the stored one.
+    #[error("lease on process `{process_id}` was superseded")]
+    LeaseSuperseded {
+        /// The process whose lease moved on.
+        process_id: String,
+    },
+    /// The presented lease matches but its expiry has passed.
+    #[error("lease on process `{process_id}` has expired")]
+    LeaseExpired {
+        /// The process whose lease lapsed.
+        process_id: String,
+    },
+    /// The store or engine could not be reached or answered unexpectedly.
+    #[error("registry unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl ProcessError {
+    /// `UnknownProcess` for `process_id`.
+    pub fn unknown(process_id: &str) -> Self {
+        Self::UnknownProcess {
+            process_id: process_id.to_owned(),
+        }
+    }
+
+    /// `InvalidInput` with a message.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::InvalidInput(message.into())
+    }
+
+    /// `Conflict` with a message.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::Conflict(message.into())
+    }
+
+    /// `AlreadyTerminal` for `process_id`.
+    pub fn terminal(process_id: &str) -> Self {
+        Self::AlreadyTerminal {
+            process_id: process_id.to_owned(),
+        }
+    }
+}
+
+/// Shorthand used throughout the crate.
+pub type ProcessResult<T> = Result<T, ProcessError>;

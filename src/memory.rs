@@ -1,0 +1,622 @@
+//! The embedded registry: every row in this process's memory.
+//!
+//! One mutex guards the whole state, so every call is atomic and calls on
+//! the same process are totally ordered. Decisions come from [`crate::rules`].
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use async_trait::async_trait;
+
+use crate::clock::{unix_now_ms, Clock, SystemClock};
+use crate::error::{ProcessError, ProcessResult};
+use crate::model::{
+    AbandonRequest, DurabilityTier, LeaseOwnerIdentity, ProcessAwaitOutput, ProcessEvent,
+    ProcessEventAppendRequest, ProcessEventAppendResult, ProcessExternalRef,
+    ProcessHandleDescriptor, ProcessHandleGrant, ProcessHandleGrantEntry, ProcessLease,
+    ProcessLeaseClaimOutcome, ProcessLeaseCompletion, ProcessListFilter, ProcessPruneReport,
+    ProcessRecord, ProcessRegistration, ProcessSessionDeleteReport, ProcessStarted, SessionScope,
+    WaitState,
+};
+use crate::registry::ProcessRegistry;
+use crate::rules::append::{self, CompletionPlan};
+use crate::rules::lease::{self, LeaseState};
+use crate::rules::{record as row, registration};
+
+/// Everything stored about one process.
+#[derive(Debug)]
+struct Slot {
+    record: ProcessRecord,
+    events: Vec<ProcessEvent>,
+    replay_keys: HashMap<String, u64>,
+    acked_wakes: BTreeSet<u64>,
+    /// Delivered wakes with a target scope, not yet acknowledged.
+    pending_wakes: BTreeMap<u64, SessionScope>,
+    delivered_wake_keys: HashSet<String>,
+    lease: Option<ProcessLease>,
+    last_fencing_token: u64,
+    /// Grants by scope id.
+    grants: BTreeMap<String, ProcessHandleGrant>,
+}
+
+impl Slot {
+    fn new(record: ProcessRecord) -> Self {
+        Self {
+            record,
+            events: Vec::new(),
+            replay_keys: HashMap::new(),
+            acked_wakes: BTreeSet::new(),
+            pending_wakes: BTreeMap::new(),
+            delivered_wake_keys: HashSet::new(),
+            lease: None,
+            last_fencing_token: 0,
+            grants: BTreeMap::new(),
+        }
+    }
+
+    fn event(&self, sequence: u64) -> ProcessResult<&ProcessEvent> {
+        usize::try_from(sequence)
+            .ok()
+            .and_then(|s| s.checked_sub(1))
+            .and_then(|index| self.events.get(index))
+            .ok_or_else(|| {
+                ProcessError::invalid(format!(
+                    "process `{}` has no event {sequence}",
+                    self.record.id
+                ))
+            })
+    }
+
+    fn next_sequence(&self) -> u64 {
+        self.events.len() as u64 + 1
+    }
+
+    fn lease_state(&self, now_ms: u64) -> LeaseState<'_> {
+        LeaseState {
+            current: self.lease.as_ref(),
+            last_fencing_token: self.last_fencing_token,
+            now_ms,
+        }
+    }
+
+    fn store_claim(&mut self, outcome: &ProcessLeaseClaimOutcome) {
+        if let ProcessLeaseClaimOutcome::Acquired(lease) = outcome {
+            self.last_fencing_token = lease.fencing_token;
+            self.lease = Some(lease.clone());
+        }
+    }
+}
+
+/// The in-memory [`ProcessRegistry`]: the embedded default and the
+/// reference the conformance suite is checked against. Cheap to clone;
+/// clones share state.
+#[derive(Clone)]
+pub struct InMemoryProcessRegistry {
+    state: Arc<Mutex<BTreeMap<String, Slot>>>,
+    clock: Arc<dyn Clock>,
+    tokens: Arc<TokenSource>,
+}
+
+struct TokenSource {
+    nonce: u64,
+    counter: AtomicU64,
+}
+
+impl TokenSource {
+    fn next(&self) -> String {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        format!("lease-{:x}-{n}", self.nonce)
+    }
+}
+
+impl Default for InMemoryProcessRegistry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl InMemoryProcessRegistry {
+    /// An empty registry on the system clock.
+    pub fn new() -> Self {
+        Self::with_clock(Arc::new(SystemClock))
+    }
+
+    /// An empty registry on the given clock (e.g. a [`ManualClock`](crate::ManualClock)).
+    pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            state: Arc::default(),
+            clock,
+            tokens: Arc::new(TokenSource {
+                nonce: unix_now_ms(),
+                counter: AtomicU64::new(1),
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Slot>> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` on one process's slot under the lock.
+    fn with_slot<T>(
+        &self,
+        process_id: &str,
+        f: impl FnOnce(&mut Slot, u64) -> ProcessResult<T>,
+    ) -> ProcessResult<T> {
+        let mut state = self.lock();
+        let slot = state
+            .get_mut(process_id)
+            .ok_or_else(|| ProcessError::unknown(process_id))?;
+        f(slot, self.clock.now_ms())
+    }
+
+    /// Applies a row change that may be an idempotent no-op.
+    fn change_row(
+        &self,
+        process_id: &str,
+        change: impl FnOnce(&ProcessRecord, u64) -> ProcessResult<Option<ProcessRecord>>,
+    ) -> ProcessResult<ProcessRecord> {
+        self.with_slot(process_id, |slot, now| {
+            if let Some(changed) = change(&slot.record, now)? {
+                slot.record = changed;
+            }
+            Ok(slot.record.clone())
+        })
+    }
+}
+
+fn grant_for(
+    scope: &SessionScope,
+    process_id: &str,
+    descriptor: ProcessHandleDescriptor,
+) -> ProcessHandleGrant {
+    ProcessHandleGrant {
+        session_id: scope.session_id.clone(),
+        scope_id: scope.id(),
+        process_id: process_id.to_owned(),
+        descriptor,
+    }
+}
+
+#[async_trait]
+impl ProcessRegistry for InMemoryProcessRegistry {
+    async fn register_process(
+        &self,
+        registration: ProcessRegistration,
+    ) -> ProcessResult<ProcessRecord> {
+        registration::check_registration(&registration)?;
+        let hash = registration::registration_hash(&registration)?;
+        let mut state = self.lock();
+        if let Some(existing) = state.get(&registration.id) {
+            registration::check_reregistration(&existing.record, &hash)?;
+            return Ok(existing.record.clone());
+        }
+        let record = registration::new_record(registration, hash, self.clock.now_ms());
+        state.insert(record.id.clone(), Slot::new(record.clone()));
+        Ok(record)
+    }
+
+    async fn set_external_ref(
+        &self,
+        process_id: &str,
+        external_ref: ProcessExternalRef,
+    ) -> ProcessResult<ProcessRecord> {
+        self.change_row(process_id, |record, now| {
+            row::set_external_ref(record, external_ref, now)
+        })
+    }
+
+    async fn grant_handle(
+        &self,
+        session_scope: &SessionScope,
+        process_id: &str,
+        descriptor: ProcessHandleDescriptor,
+    ) -> ProcessResult<ProcessHandleGrant> {
+        self.with_slot(process_id, |slot, _| {
+            let grant = grant_for(session_scope, process_id, descriptor);
+            slot.grants.insert(grant.scope_id.clone(), grant.clone());
+            Ok(grant)
+        })
+    }
+
+    async fn revoke_handle(
+        &self,
+        session_scope: &SessionScope,
+        process_id: &str,
+    ) -> ProcessResult<()> {
+        self.with_slot(process_id, |slot, _| {
+            slot.grants.remove(&session_scope.id());
+            Ok(())
+        })
+    }
+
+    async fn transfer_handle_grants(
+        &self,
+        from_scope: &SessionScope,
+        to_scope: &SessionScope,
+        process_ids: &[String],
+    ) -> ProcessResult<()> {
+        let (from_id, to_id) = (from_scope.id(), to_scope.id());
+        let mut state = self.lock();
+        for process_id in process_ids {
+            let slot = state
+                .get(process_id)
+                .ok_or_else(|| ProcessError::unknown(process_id))?;
+            if !slot.grants.contains_key(&from_id) {
+                return Err(ProcessError::invalid(format!(
+                    "scope `{from_id}` holds no grant on process `{process_id}`"
+                )));
+            }
+        }
+        if from_id == to_id {
+            return Ok(());
+        }
+        for process_id in process_ids {
+            if let Some(slot) = state.get_mut(process_id) {
+                if let Some(grant) = slot.grants.remove(&from_id) {
+                    let moved = grant_for(to_scope, process_id, grant.descriptor);
+                    slot.grants.insert(to_id.clone(), moved);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn list_handle_grants(
+        &self,
+        session_scope: &SessionScope,
+    ) -> ProcessResult<Vec<ProcessHandleGrantEntry>> {
+        let scope_id = session_scope.id();
+        let state = self.lock();
+        Ok(state
+            .values()
+            .filter_map(|slot| {
+                let grant = slot.grants.get(&scope_id)?;
+                Some((grant.clone(), slot.record.clone()))
+            })
+            .collect())
+    }
+
+    async fn handle_grants_for_process(
+        &self,
+        process_id: &str,
+    ) -> ProcessResult<Vec<ProcessHandleGrant>> {
+        self.with_slot(process_id, |slot, _| {
+            Ok(slot.grants.values().cloned().collect())
+        })
+    }
+
+    async fn delete_session_process_state(
+        &self,
+        session_id: &str,
+    ) -> ProcessResult<ProcessSessionDeleteReport> {
+        let mut report = ProcessSessionDeleteReport {
+            session_id: session_id.to_owned(),
+            ..ProcessSessionDeleteReport::default()
+        };
+        let now = self.clock.now_ms();
+        let mut state = self.lock();
+        for (process_id, slot) in state.iter_mut() {
+            let before = slot.grants.len();
+            slot.grants
+                .retain(|_, grant| grant.session_id != session_id);
+            let revoked = before - slot.grants.len();
+            if revoked > 0 {
+                report.revoked_handle_count += revoked as u64;
+                if slot.grants.is_empty() {
+                    report.orphaned_process_ids.push(process_id.clone());
+                } else {
+                    report.preserved_process_ids.push(process_id.clone());
+                }
+            }
+            if slot
+                .record
+                .wake_target
+                .as_ref()
+                .is_some_and(|t| t.session_id == session_id)
+            {
+                slot.record.wake_target = None;
+                slot.record.updated_at_ms = now;
+            }
+            let aimed: Vec<u64> = slot
+                .pending_wakes
+                .iter()
+                .filter(|(_, scope)| scope.session_id == session_id)
+                .map(|(sequence, _)| *sequence)
+                .collect();
+            for sequence in aimed {
+                slot.pending_wakes.remove(&sequence);
+                slot.acked_wakes.insert(sequence);
+                report.deleted_wake_count += 1;
+            }
+        }
+        Ok(report)
+    }
+
+    async fn append_event(
+        &self,
+        process_id: &str,
+        request: ProcessEventAppendRequest,
+    ) -> ProcessResult<ProcessEventAppendResult> {
+        self.with_slot(process_id, |slot, now| {
+            if let Some(sequence) = request
+                .replay_key
+                .as_ref()
+                .and_then(|key| slot.replay_keys.get(key))
+            {
+                let original = slot.event(*sequence)?;
+                append::check_replay(original, &request)?;
+                return Ok(ProcessEventAppendResult {
+                    event: original.clone(),
+                    wake_delivery: None,
+                    deduplicated: true,
+                });
+            }
+            let plan = append::plan_append(&slot.record, &request, slot.next_sequence(), now)?;
+            let already_delivered = plan
+                .event
+                .semantics
+                .wake
+                .as_ref()
+                .is_some_and(|wake| slot.delivered_wake_keys.contains(&wake.dedupe_key));
+            let delivery = append::wake_delivery(&plan, already_delivered);
+            if let Some(delivery) = &delivery {
+                slot.delivered_wake_keys.insert(delivery.dedupe_key.clone());
+                slot.pending_wakes
+                    .insert(delivery.sequence, delivery.scope.clone());
+            }
+            if let Some(key) = &plan.event.replay_key {
+                slot.replay_keys.insert(key.clone(), plan.event.sequence);
+            }
+            if let Some(ended) = plan.terminal_record {
+                slot.record = ended;
+            }
+            slot.events.push(plan.event.clone());
+            Ok(ProcessEventAppendResult {
+                event: plan.event,
+                wake_delivery: delivery,
+                deduplicated: false,
+            })
+        })
+    }
+
+    async fn events_after(
+        &self,
+        process_id: &str,
+        after_sequence: u64,
+    ) -> ProcessResult<Vec<ProcessEvent>> {
+        self.with_slot(process_id, |slot, _| {
+            let start = usize::try_from(after_sequence)
+                .unwrap_or(usize::MAX)
+                .min(slot.events.len());
+            Ok(slot.events[start..].to_vec())
+        })
+    }
+
+    async fn wake_events_after(
+        &self,
+        process_id: &str,
+        after_sequence: u64,
+    ) -> ProcessResult<Vec<ProcessEvent>> {
+        self.with_slot(process_id, |slot, _| {
+            Ok(slot
+                .events
+                .iter()
+                .filter(|event| {
+                    event.sequence > after_sequence
+                        && event.semantics.wake.is_some()
+                        && !slot.acked_wakes.contains(&event.sequence)
+                })
+                .cloned()
+                .collect())
+        })
+    }
+
+    async fn complete_process(
+        &self,
+        process_id: &str,
+        await_output: ProcessAwaitOutput,
+    ) -> ProcessResult<ProcessRecord> {
+        self.with_slot(process_id, |slot, now| {
+            match append::plan_completion(&slot.record, await_output, slot.next_sequence(), now)? {
+                CompletionPlan::AlreadyDone => {}
+                CompletionPlan::Write { event, record } => {
+                    slot.events.push(event);
+                    slot.record = *record;
+                }
+            }
+            Ok(slot.record.clone())
+        })
+    }
+
+    async fn record_first_started(
+        &self,
+        process_id: &str,
+        started: ProcessStarted,
+    ) -> ProcessResult<ProcessRecord> {
+        self.change_row(process_id, |record, now| {
+            row::record_first_started(record, started, now)
+        })
+    }
+
+    async fn request_process_abandon(
+        &self,
+        process_id: &str,
+        request: AbandonRequest,
+    ) -> ProcessResult<ProcessRecord> {
+        self.change_row(process_id, |record, now| {
+            row::request_abandon(record, request, now)
+        })
+    }
+
+    async fn set_process_wait(
+        &self,
+        process_id: &str,
+        wait: WaitState,
+    ) -> ProcessResult<ProcessRecord> {
+        self.change_row(process_id, |record, now| row::set_wait(record, wait, now))
+    }
+
+    async fn clear_process_wait(&self, process_id: &str) -> ProcessResult<ProcessRecord> {
+        self.change_row(process_id, |record, now| Ok(row::clear_wait(record, now)))
+    }
+
+    async fn get_process(&self, process_id: &str) -> Option<ProcessRecord> {
+        self.lock().get(process_id).map(|slot| slot.record.clone())
+    }
+
+    async fn list_processes(
+        &self,
+        filter: &ProcessListFilter,
+    ) -> ProcessResult<Vec<ProcessRecord>> {
+        Ok(self
+            .lock()
+            .values()
+            .filter(|slot| filter.matches(&slot.record))
+            .map(|slot| slot.record.clone())
+            .collect())
+    }
+
+    async fn ack_wake(&self, process_id: &str, sequence: u64) -> ProcessResult<()> {
+        self.with_slot(process_id, |slot, _| {
+            let event = slot.event(sequence)?;
+            if event.semantics.wake.is_none() {
+                return Err(ProcessError::invalid(format!(
+                    "event {sequence} of process `{process_id}` carries no wake"
+                )));
+            }
+            slot.acked_wakes.insert(sequence);
+            slot.pending_wakes.remove(&sequence);
+            Ok(())
+        })
+    }
+
+    async fn list_non_terminal(&self) -> ProcessResult<Vec<ProcessRecord>> {
+        Ok(self
+            .lock()
+            .values()
+            .filter(|slot| !slot.record.is_terminal())
+            .map(|slot| slot.record.clone())
+            .collect())
+    }
+
+    async fn claim_process_lease(
+        &self,
+        process_id: &str,
+        owner: &LeaseOwnerIdentity,
+        lease_ttl_ms: u64,
+    ) -> ProcessResult<ProcessLeaseClaimOutcome> {
+        self.with_slot(process_id, |slot, now| {
+            let outcome = lease::claim(
+                &slot.record,
+                slot.lease_state(now),
+                owner,
+                lease_ttl_ms,
+                || self.tokens.next(),
+            )?;
+            slot.store_claim(&outcome);
+            Ok(outcome)
+        })
+    }
+
+    async fn reclaim_process_lease(
+        &self,
+        process_id: &str,
+        owner: &LeaseOwnerIdentity,
+        observed_holder: &ProcessLease,
+        lease_ttl_ms: u64,
+    ) -> ProcessResult<ProcessLeaseClaimOutcome> {
+        self.with_slot(process_id, |slot, now| {
+            let outcome = lease::reclaim(
+                &slot.record,
+                slot.lease_state(now),
+                owner,
+                observed_holder,
+                lease_ttl_ms,
+                || self.tokens.next(),
+            )?;
+            slot.store_claim(&outcome);
+            Ok(outcome)
+        })
+    }
+
+    async fn renew_process_lease(
+        &self,
+        lease: &ProcessLease,
+        lease_ttl_ms: u64,
+    ) -> ProcessResult<ProcessLease> {
+        self.with_slot(&lease.process_id, |slot, now| {
+            let renewed = lease::renew(slot.lease_state(now), lease, lease_ttl_ms)?;
+            slot.lease = Some(renewed.clone());
+            Ok(renewed)
+        })
+    }
+
+    async fn get_process_lease(&self, process_id: &str) -> ProcessResult<Option<ProcessLease>> {
+        Ok(self
+            .lock()
+            .get(process_id)
+            .and_then(|slot| slot.lease.clone()))
+    }
+
+    async fn complete_process_lease(
+        &self,
+        completion: &ProcessLeaseCompletion,
+    ) -> ProcessResult<()> {
+        self.with_slot(&completion.process_id, |slot, _| {
+            if lease::releases(slot.lease.as_ref(), completion) {
+                slot.lease = None;
+            }
+            Ok(())
+        })
+    }
+
+    async fn prune_terminal_processes(
+        &self,
+        cutoff_epoch_ms: u64,
+    ) -> ProcessResult<ProcessPruneReport> {
+        let mut report = ProcessPruneReport::default();
+        self.lock().retain(|_, slot| {
+            let prune = slot.record.is_terminal() && slot.record.updated_at_ms < cutoff_epoch_ms;
+            if prune {
+                report.pruned_processes += 1;
+                report.pruned_events += slot.events.len() as u64;
+            }
+            !prune
+        });
+        Ok(report)
+    }
+
+    fn durability_tier(&self) -> DurabilityTier {
+        DurabilityTier::Inline
+    }
+
+    async fn count_events_through(
+        &self,
+        process_id: &str,
+        event_type: &str,
+        up_to_sequence: u64,
+    ) -> ProcessResult<u64> {
+        self.with_slot(process_id, |slot, _| {
+            let end = usize::try_from(up_to_sequence)
+                .unwrap_or(usize::MAX)
+                .min(slot.events.len());
+            Ok(slot.events[..end]
+                .iter()
+                .filter(|e| e.event_type == event_type)
+                .count() as u64)
+        })
+    }
+
+    async fn recent_events(
+        &self,
+        process_id: &str,
+        limit: usize,
+    ) -> ProcessResult<Vec<ProcessEvent>> {
+        self.with_slot(process_id, |slot, _| {
+            let start = slot.events.len().saturating_sub(limit);
+            Ok(slot.events[start..].to_vec())
+        })
+    }
+}

@@ -1,0 +1,104 @@
+//! Filters for `list_processes`.
+
+use serde::{Deserialize, Serialize};
+
+use super::{ProcessRecord, ProcessStatus};
+
+/// Which statuses a listing returns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProcessStatusFilter {
+    /// Non-terminal rows only.
+    #[default]
+    Running,
+    /// Completed rows only.
+    Completed,
+    /// Failed rows only.
+    Failed,
+    /// Cancelled rows only.
+    Cancelled,
+    /// Abandoned rows only.
+    Abandoned,
+    /// Every terminal row.
+    Terminal,
+    /// Every row.
+    Any,
+}
+
+impl ProcessStatusFilter {
+    /// Whether a status passes.
+    pub fn matches(self, status: &ProcessStatus) -> bool {
+        match self {
+            Self::Any => true,
+            Self::Terminal => status.is_terminal(),
+            Self::Running => matches!(status, ProcessStatus::Running),
+            Self::Completed => matches!(status, ProcessStatus::Completed(_)),
+            Self::Failed => matches!(status, ProcessStatus::Failed(_)),
+            Self::Cancelled => matches!(status, ProcessStatus::Cancelled(_)),
+            Self::Abandoned => matches!(status, ProcessStatus::Abandoned(_)),
+        }
+    }
+}
+
+/// Conditions a listed row must meet; unset fields match everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ProcessListFilter {
+    /// Status; running by default.
+    #[serde(default)]
+    pub status: ProcessStatusFilter,
+    /// Whether the row has a wait set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<bool>,
+    /// The originator's scope id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub originator_scope_id: Option<String>,
+    /// `identity.kind`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_kind: Option<String>,
+    /// `identity.label`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_label: Option<String>,
+    /// `identity.definition`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub definition: Option<String>,
+    /// Created at or after this time (inclusive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at_start_ms: Option<u64>,
+    /// Created before this time (exclusive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at_end_ms: Option<u64>,
+}
+
+impl ProcessListFilter {
+    /// Every row, whatever its status.
+    pub fn any() -> Self {
+        Self {
+            status: ProcessStatusFilter::Any,
+            ..Self::default()
+        }
+    }
+
+    /// Whether a row passes every set condition.
+    pub fn matches(&self, record: &ProcessRecord) -> bool {
+        let equals = |want: &Option<String>, have: Option<&str>| {
+            want.as_deref().is_none_or(|want| have == Some(want))
+        };
+        self.status.matches(&record.status)
+            && self
+                .waiting
+                .is_none_or(|waiting| waiting == record.wait.is_some())
+            && equals(
+                &self.originator_scope_id,
+                Some(record.provenance.originator.scope_id().as_str()),
+            )
+            && equals(&self.identity_kind, Some(&record.identity.kind))
+            && equals(&self.identity_label, Some(&record.identity.label))
+            && equals(&self.definition, record.identity.definition.as_deref())
+            && self
+                .created_at_start_ms
+                .is_none_or(|start| record.created_at_ms >= start)
+            && self
+                .created_at_end_ms
+                .is_none_or(|end| record.created_at_ms < end)
+    }
+}

@@ -1,0 +1,253 @@
+//! The `ProcessRegistry` contract: point reads and writes over process rows.
+
+use async_trait::async_trait;
+
+use crate::error::ProcessResult;
+use crate::model::{
+    AbandonRequest, DurabilityTier, LeaseOwnerIdentity, ProcessAwaitOutput, ProcessEvent,
+    ProcessEventAppendRequest, ProcessEventAppendResult, ProcessExternalRef,
+    ProcessHandleDescriptor, ProcessHandleGrant, ProcessHandleGrantEntry, ProcessLease,
+    ProcessLeaseClaimOutcome, ProcessLeaseCompletion, ProcessListFilter, ProcessPruneReport,
+    ProcessRecord, ProcessRegistration, ProcessSessionDeleteReport, ProcessStarted, SessionScope,
+    WaitState,
+};
+
+/// A durability-neutral store of process rows.
+///
+/// Methods are point reads and writes; waiting lives on
+/// [`ProcessAwaiter`](crate::ProcessAwaiter) and
+/// [`ProcessWorkDriver`](crate::ProcessWorkDriver). Every implementation must
+/// pass the conformance suite (`testing` feature). A refused call changes
+/// nothing. Times are the registry's clock, never the caller's.
+#[async_trait]
+pub trait ProcessRegistry: Send + Sync {
+    /// Stores a new `Running` row. The same registration again returns the
+    /// stored row; a different one under the same id is a conflict.
+    async fn register_process(
+        &self,
+        registration: ProcessRegistration,
+    ) -> ProcessResult<ProcessRecord>;
+
+    /// Stores the external reference once; the same one again is a no-op,
+    /// a different one a conflict.
+    async fn set_external_ref(
+        &self,
+        process_id: &str,
+        external_ref: ProcessExternalRef,
+    ) -> ProcessResult<ProcessRecord>;
+
+    /// Grants `session_scope` a handle on the process (upsert).
+    async fn grant_handle(
+        &self,
+        session_scope: &SessionScope,
+        process_id: &str,
+        descriptor: ProcessHandleDescriptor,
+    ) -> ProcessResult<ProcessHandleGrant>;
+
+    /// Revokes the scope's grant; revoking an absent grant succeeds.
+    async fn revoke_handle(
+        &self,
+        session_scope: &SessionScope,
+        process_id: &str,
+    ) -> ProcessResult<()>;
+
+    /// Moves the listed grants from one scope to another. Fails before
+    /// moving anything when `from_scope` does not hold one of them.
+    async fn transfer_handle_grants(
+        &self,
+        from_scope: &SessionScope,
+        to_scope: &SessionScope,
+        process_ids: &[String],
+    ) -> ProcessResult<()>;
+
+    /// The scope's grants with their rows, sorted by process id.
+    async fn list_handle_grants(
+        &self,
+        session_scope: &SessionScope,
+    ) -> ProcessResult<Vec<ProcessHandleGrantEntry>>;
+
+    /// Every grant on one process, sorted by scope id.
+    async fn handle_grants_for_process(
+        &self,
+        process_id: &str,
+    ) -> ProcessResult<Vec<ProcessHandleGrant>>;
+
+    /// Revokes every grant of the session and its frames, clears wake targets
+    /// and undelivered wakes aimed at it. Rows stay.
+    async fn delete_session_process_state(
+        &self,
+        session_id: &str,
+    ) -> ProcessResult<ProcessSessionDeleteReport>;
+
+    /// Appends one validated event; a repeated replay key returns the first
+    /// event with `deduplicated: true` and writes nothing.
+    async fn append_event(
+        &self,
+        process_id: &str,
+        request: ProcessEventAppendRequest,
+    ) -> ProcessResult<ProcessEventAppendResult>;
+
+    /// Every event with a sequence above `after_sequence`, ascending.
+    async fn events_after(
+        &self,
+        process_id: &str,
+        after_sequence: u64,
+    ) -> ProcessResult<Vec<ProcessEvent>>;
+
+    /// Wake-carrying events above `after_sequence` not yet acknowledged.
+    async fn wake_events_after(
+        &self,
+        process_id: &str,
+        after_sequence: u64,
+    ) -> ProcessResult<Vec<ProcessEvent>>;
+
+    /// Writes the terminal event and status in one step and clears any wait.
+    /// The same outcome again returns the row; a different one is a conflict.
+    async fn complete_process(
+        &self,
+        process_id: &str,
+        await_output: ProcessAwaitOutput,
+    ) -> ProcessResult<ProcessRecord>;
+
+    /// Records that execution began; the first writer wins.
+    async fn record_first_started(
+        &self,
+        process_id: &str,
+        started: ProcessStarted,
+    ) -> ProcessResult<ProcessRecord>;
+
+    /// Sets the standing abandon request; the first writer wins. Refused on
+    /// a terminal row.
+    async fn request_process_abandon(
+        &self,
+        process_id: &str,
+        request: AbandonRequest,
+    ) -> ProcessResult<ProcessRecord>;
+
+    /// Sets the process's wait. Refused on a terminal row.
+    async fn set_process_wait(
+        &self,
+        process_id: &str,
+        wait: WaitState,
+    ) -> ProcessResult<ProcessRecord>;
+
+    /// Clears the process's wait (a no-op when none is set).
+    async fn clear_process_wait(&self, process_id: &str) -> ProcessResult<ProcessRecord>;
+
+    /// The row, or `None` when unknown. A store that can fail also
+    /// overrides [`try_get_process`](Self::try_get_process).
+    async fn get_process(&self, process_id: &str) -> Option<ProcessRecord>;
+
+    /// The row, `Ok(None)` when unknown, and an error when the store could
+    /// not be asked, so a transport failure is never read as "unknown".
+    async fn try_get_process(&self, process_id: &str) -> ProcessResult<Option<ProcessRecord>> {
+        Ok(self.get_process(process_id).await)
+    }
+
+    /// Rows passing the filter, sorted by process id.
+    async fn list_processes(&self, filter: &ProcessListFilter)
+        -> ProcessResult<Vec<ProcessRecord>>;
+
+    /// Acknowledges a delivered wake; repeating it succeeds.
+    async fn ack_wake(&self, process_id: &str, sequence: u64) -> ProcessResult<()>;
+
+    /// Every non-terminal row in process-id order: the recovery worklist.
+    async fn list_non_terminal(&self) -> ProcessResult<Vec<ProcessRecord>>;
+
+    /// Claims the lease on a non-terminal process.
+    async fn claim_process_lease(
+        &self,
+        process_id: &str,
+        owner: &LeaseOwnerIdentity,
+        lease_ttl_ms: u64,
+    ) -> ProcessResult<ProcessLeaseClaimOutcome>;
+
+    /// Takes over a lease whose observed holder is known dead, as a
+    /// compare-and-set on that holder's owner, lease token and fence.
+    async fn reclaim_process_lease(
+        &self,
+        process_id: &str,
+        owner: &LeaseOwnerIdentity,
+        observed_holder: &ProcessLease,
+        lease_ttl_ms: u64,
+    ) -> ProcessResult<ProcessLeaseClaimOutcome>;
+
+    /// Extends a live lease the caller still holds.
+    async fn renew_process_lease(
+        &self,
+        lease: &ProcessLease,
+        lease_ttl_ms: u64,
+    ) -> ProcessResult<ProcessLease>;
+
+    /// The stored lease, possibly expired; `None` when unleased or unknown.
+    async fn get_process_lease(&self, process_id: &str) -> ProcessResult<Option<ProcessLease>>;
+
+    /// Releases the lease when the token still matches; otherwise a no-op.
+    async fn complete_process_lease(
+        &self,
+        completion: &ProcessLeaseCompletion,
+    ) -> ProcessResult<()>;
+
+    /// Deletes terminal rows last updated before the cutoff, with everything
+    /// attached to them. Live rows are never touched.
+    async fn prune_terminal_processes(
+        &self,
+        cutoff_epoch_ms: u64,
+    ) -> ProcessResult<ProcessPruneReport>;
+
+    /// What survives a crash; `Inline` unless overridden.
+    fn durability_tier(&self) -> DurabilityTier {
+        DurabilityTier::Inline
+    }
+
+    /// The scope's grants on non-terminal processes.
+    async fn list_live_handle_grants(
+        &self,
+        session_scope: &SessionScope,
+    ) -> ProcessResult<Vec<ProcessHandleGrantEntry>> {
+        let mut grants = self.list_handle_grants(session_scope).await?;
+        grants.retain(|(_, record)| !record.is_terminal());
+        Ok(grants)
+    }
+
+    /// Whether the exact scope holds a grant on the process.
+    async fn has_handle_grant(
+        &self,
+        session_scope: &SessionScope,
+        process_id: &str,
+    ) -> ProcessResult<bool> {
+        let scope_id = session_scope.id();
+        Ok(self
+            .handle_grants_for_process(process_id)
+            .await?
+            .iter()
+            .any(|grant| grant.scope_id == scope_id))
+    }
+
+    /// Events of `event_type` with sequence at most `up_to_sequence`.
+    async fn count_events_through(
+        &self,
+        process_id: &str,
+        event_type: &str,
+        up_to_sequence: u64,
+    ) -> ProcessResult<u64> {
+        let events = self.events_after(process_id, 0).await?;
+        Ok(events
+            .iter()
+            .take_while(|event| event.sequence <= up_to_sequence)
+            .filter(|event| event.event_type == event_type)
+            .count() as u64)
+    }
+
+    /// The last `limit` events, ascending.
+    async fn recent_events(
+        &self,
+        process_id: &str,
+        limit: usize,
+    ) -> ProcessResult<Vec<ProcessEvent>> {
+        let mut events = self.events_after(process_id, 0).await?;
+        let skip = events.len().saturating_sub(limit);
+        events.drain(..skip);
+        Ok(events)
+    }
+}

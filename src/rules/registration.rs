@@ -1,0 +1,175 @@
+//! Registration: validation, the canonical hash and the first record.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::limits::{check_process_id, check_size};
+use super::schema::check_schema;
+use super::selector::check_selector;
+use crate::error::{ProcessError, ProcessResult};
+use crate::model::{
+    ProcessRecord, ProcessRegistration, ProcessStatus, ProcessWakeDedupeKey, RESERVED_EVENT_PREFIX,
+};
+
+/// Refuses a registration that could never be stored or used.
+pub fn check_registration(registration: &ProcessRegistration) -> ProcessResult<()> {
+    check_process_id(&registration.id)?;
+    check_size("registration", registration)?;
+    let mut names = BTreeSet::new();
+    for event_type in &registration.event_types {
+        let name = event_type.name.as_str();
+        if name.trim().is_empty() {
+            return Err(ProcessError::invalid("event type names must not be empty"));
+        }
+        if name.starts_with(RESERVED_EVENT_PREFIX) {
+            return Err(ProcessError::invalid(format!(
+                "event type `{name}` uses the reserved `{RESERVED_EVENT_PREFIX}` prefix"
+            )));
+        }
+        if !names.insert(name) {
+            return Err(ProcessError::invalid(format!(
+                "event type `{name}` is declared twice"
+            )));
+        }
+        check_schema(name, &event_type.payload_schema)?;
+        let semantics = &event_type.semantics;
+        if let Some(wake) = &semantics.wake {
+            wake.when
+                .iter()
+                .try_for_each(|when| check_selector(name, when))?;
+            check_selector(name, &wake.input)?;
+            if let ProcessWakeDedupeKey::Selector(selector) = &wake.dedupe_key {
+                check_selector(name, selector)?;
+            }
+        }
+        if let Some(output) = semantics
+            .terminal
+            .as_ref()
+            .and_then(|t| t.await_output.as_ref())
+        {
+            check_selector(name, output)?;
+        }
+    }
+    Ok(())
+}
+
+/// Hex SHA-256 of the registration's canonical JSON (object keys sorted).
+pub fn registration_hash(registration: &ProcessRegistration) -> ProcessResult<String> {
+    let value = serde_json::to_value(registration)
+        .map_err(|err| ProcessError::invalid(format!("registration is not valid JSON: {err}")))?;
+    let mut canonical = String::new();
+    write_canonical(&value, &mut canonical);
+    let digest = Sha256::digest(canonical.as_bytes());
+    Ok(digest.iter().map(|byte| format!("{byte:02x}")).collect())
+}
+
+fn write_canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            out.push('{');
+            for (index, (key, item)) in entries.into_iter().enumerate() {
+                if index > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(key.clone()).to_string());
+                out.push(':');
+                write_canonical(item, out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (index, item) in items.iter().enumerate() {
+                if index > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
+}
+
+/// The `Running` row a new registration creates.
+pub fn new_record(
+    registration: ProcessRegistration,
+    registration_hash: String,
+    now_ms: u64,
+) -> ProcessRecord {
+    ProcessRecord {
+        id: registration.id,
+        input: registration.input,
+        disposition: registration.disposition,
+        identity: registration.identity,
+        event_types: registration.event_types,
+        provenance: registration.provenance,
+        wake_target: registration.wake_target,
+        registration_hash,
+        created_at_ms: now_ms,
+        updated_at_ms: now_ms,
+        external_ref: None,
+        first_started: None,
+        abandon_request: None,
+        wait: None,
+        status: ProcessStatus::Running,
+    }
+}
+
+/// Registering again: the same registration is fine, another is a conflict.
+pub fn check_reregistration(
+    existing: &ProcessRecord,
+    registration_hash: &str,
+) -> ProcessResult<()> {
+    if existing.registration_hash == registration_hash {
+        Ok(())
+    } else {
+        Err(ProcessError::conflict(format!(
+            "process `{}` is already registered with a different registration",
+            existing.id
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::model::{ProcessInput, ProcessProvenance};
+
+    fn with_metadata(metadata: Value) -> ProcessRegistration {
+        ProcessRegistration::new(
+            "p",
+            ProcessInput::External { metadata },
+            ProcessProvenance::host(),
+        )
+    }
+
+    #[test]
+    fn hash_ignores_key_order_but_not_content() {
+        let mut forward = serde_json::Map::new();
+        forward.insert("a".into(), json!(1));
+        forward.insert("b".into(), json!({"y": 2, "x": [3]}));
+        let mut backward = serde_json::Map::new();
+        backward.insert("b".into(), json!({"x": [3], "y": 2}));
+        backward.insert("a".into(), json!(1));
+        let one = registration_hash(&with_metadata(Value::Object(forward))).unwrap();
+        let two = registration_hash(&with_metadata(Value::Object(backward))).unwrap();
+        assert_eq!(one, two);
+        assert_eq!(one.len(), 64);
+        let other = registration_hash(&with_metadata(json!({"a": 2}))).unwrap();
+        assert_ne!(one, other);
+    }
+
+    #[test]
+    fn canonical_form_escapes_keys_and_strings() {
+        let mut out = String::new();
+        write_canonical(&json!({"q\"k": "v\n", "n": null}), &mut out);
+        assert_eq!(out, r#"{"n":null,"q\"k":"v\n"}"#);
+    }
+}
