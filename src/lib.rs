@@ -1,14 +1,25 @@
-//! A durable process registry: the contract, its model and an in-memory registry.
+//! A durable process registry: the contract, its model, an in-memory
+//! registry, waits and a work driver.
 
+mod attach;
+mod awaiter;
 pub mod clock;
+mod driver;
 mod error;
 mod memory;
 pub mod model;
 mod registry;
 pub mod rules;
+mod watch;
 
+pub use attach::ProcessAttach;
+pub use awaiter::{ProcessAwaiter, AWAIT_BACKOFF_MIN, AWAIT_BACKOFF_MAX};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use driver::*;
 pub use error::{ProcessError, ProcessResult};
 pub use memory::InMemoryProcessRegistry;
 pub use model::*;
 pub use registry::ProcessRegistry;
+pub use watch::{
+    watch_process_registry, watch_process_registry_with_sink, ProcessChangeHub, ProcessEventSink,
+};

@@ -1,0 +1,136 @@
+//! The work driver: the one place hosts run pending work and wait on it.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::worker::DurableProcessWorker;
+use crate::attach::ProcessAttach;
+use crate::awaiter::{terminal_output, ProcessAwaiter};
+use crate::error::ProcessResult;
+use crate::model::{ProcessAwaitOutput, ProcessEvent};
+use crate::registry::ProcessRegistry;
+use crate::watch::{watch_process_registry_with_sink, ProcessChangeHub, ProcessEventSink};
+
+/// Runs the registry's pending rows when the host asks.
+#[async_trait]
+pub trait ProcessRunHandle: Send + Sync {
+    /// Claims and runs whatever is pending now; returns when those runs end.
+    async fn claim_and_run_pending(&self) -> ProcessResult<()>;
+}
+
+/// Registry plus run handle for work owned outside the caller.
+///
+/// The registry's non-terminal rows are the durable work queue; hosts call
+/// [`claim_and_run_pending`](Self::claim_and_run_pending) when something
+/// happens, and wait with [`await_terminal`](Self::await_terminal) or
+/// [`await_event`](Self::await_event). The registry it hands out is wrapped
+/// so every change wakes in-process waiters.
+#[derive(Clone)]
+pub struct ProcessWorkDriver {
+    registry: Arc<dyn ProcessRegistry>,
+    hub: ProcessChangeHub,
+    run_handle: Arc<dyn ProcessRunHandle>,
+    attach: Option<Arc<dyn ProcessAttach>>,
+}
+
+impl ProcessWorkDriver {
+    /// Watches `registry` and drives it with `run_handle`.
+    pub fn new(registry: Arc<dyn ProcessRegistry>, run_handle: Arc<dyn ProcessRunHandle>) -> Self {
+        Self::new_with_sink(registry, run_handle, None)
+    }
+
+    /// Like [`new`](Self::new), also feeding appended events to `sink`.
+    pub fn new_with_sink(
+        registry: Arc<dyn ProcessRegistry>,
+        run_handle: Arc<dyn ProcessRunHandle>,
+        sink: Option<Arc<dyn ProcessEventSink>>,
+    ) -> Self {
+        let (registry, hub) = watch_process_registry_with_sink(registry, sink);
+        Self::from_watched(registry, hub, run_handle)
+    }
+
+    /// Uses a registry already wrapped by `watch_process_registry*` and its hub.
+    pub fn from_watched(
+        registry: Arc<dyn ProcessRegistry>,
+        hub: ProcessChangeHub,
+        run_handle: Arc<dyn ProcessRunHandle>,
+    ) -> Self {
+        Self {
+            registry,
+            hub,
+            run_handle,
+            attach: None,
+        }
+    }
+
+    /// Runs pending rows in this process with `worker`.
+    pub fn inline(registry: Arc<dyn ProcessRegistry>, worker: DurableProcessWorker) -> Self {
+        Self::inline_with_sink(registry, worker, None)
+    }
+
+    /// Like [`inline`](Self::inline), also feeding appended events to `sink`.
+    pub fn inline_with_sink(
+        registry: Arc<dyn ProcessRegistry>,
+        worker: DurableProcessWorker,
+        sink: Option<Arc<dyn ProcessEventSink>>,
+    ) -> Self {
+        let (registry, hub) = watch_process_registry_with_sink(registry, sink);
+        let run_handle = worker.bind(Arc::clone(&registry));
+        Self::from_watched(registry, hub, run_handle)
+    }
+
+    /// Waits for outcomes through `attach` instead of the change hub.
+    pub fn with_attach(mut self, attach: Arc<dyn ProcessAttach>) -> Self {
+        self.attach = Some(attach);
+        self
+    }
+
+    /// The watched registry; write through it so waiters wake.
+    pub fn process_registry(&self) -> Arc<dyn ProcessRegistry> {
+        Arc::clone(&self.registry)
+    }
+
+    /// The hub the watched registry bumps.
+    pub fn change_hub(&self) -> ProcessChangeHub {
+        self.hub.clone()
+    }
+
+    /// An awaiter on the watched registry and its hub.
+    pub fn awaiter(&self) -> ProcessAwaiter {
+        ProcessAwaiter::new(Arc::clone(&self.registry), self.hub.clone())
+    }
+
+    /// The outcome of `process_id` once terminal. An already-terminal row
+    /// answers at once; otherwise the attach (when installed) is
+    /// authoritative, with no polling fallback, else the awaiter waits.
+    /// Unbounded: wrap it in `tokio::time::timeout`.
+    pub async fn await_terminal(&self, process_id: &str) -> ProcessResult<ProcessAwaitOutput> {
+        if let Some(output) = terminal_output(self.registry.as_ref(), process_id).await? {
+            return Ok(output);
+        }
+        match &self.attach {
+            Some(attach) => attach.await_terminal(process_id).await,
+            None => self.awaiter().await_terminal(process_id).await,
+        }
+    }
+
+    /// The first `event_type` event above `after_sequence` (see
+    /// [`ProcessAwaiter::await_event`]). Unbounded: wrap it in a timeout.
+    pub async fn await_event(
+        &self,
+        process_id: &str,
+        event_type: &str,
+        after_sequence: u64,
+    ) -> ProcessResult<ProcessEvent> {
+        self.awaiter()
+            .await_event(process_id, event_type, after_sequence)
+            .await
+    }
+
+    /// Claims and runs pending rows; `reason` is logged.
+    pub async fn claim_and_run_pending(&self, reason: &str) -> ProcessResult<()> {
+        tracing::debug!(reason, "claim_and_run_pending");
+        self.run_handle.claim_and_run_pending().await
+    }
+}

@@ -1,0 +1,287 @@
+//! The in-process worker: runs pending rows under fenced leases and
+//! honours each row's recovery disposition.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::json;
+use tokio::task::JoinSet;
+
+use super::executor::{ProcessExecution, ProcessExecutor};
+use super::liveness::{local_owner, LivenessProbe, LocalLiveness};
+use super::work_driver::ProcessRunHandle;
+use crate::clock::unix_now_ms;
+use crate::error::{ProcessError, ProcessResult};
+use crate::model::{
+    LeaseOwnerIdentity, ProcessAwaitOutput, ProcessLease, ProcessLeaseClaimOutcome, ProcessRecord,
+    ProcessStarted, RecoveryDisposition,
+};
+use crate::registry::ProcessRegistry;
+
+/// Default lease TTL; the worker renews at a third of it.
+pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(30);
+
+/// Runs a host's [`ProcessExecutor`] over the registry's pending rows.
+///
+/// For each non-terminal row it claims a fenced lease, records the first
+/// start, renews the lease while the executor runs, records the outcome and
+/// releases the lease. It never executes `ExternallyOwned` rows and never
+/// re-runs a started `OwnerBound` row: such a row stays non-terminal until
+/// its holder is provably dead (see [`LivenessProbe`]) or an abandon request
+/// is pending and its lease has lapsed; then it is recorded `Abandoned` with
+/// the evidence. Elapsed time alone never writes a terminal.
+pub struct DurableProcessWorker {
+    executor: Arc<dyn ProcessExecutor>,
+    owner: LeaseOwnerIdentity,
+    lease_ttl: Duration,
+    liveness: Arc<dyn LivenessProbe>,
+}
+
+impl DurableProcessWorker {
+    /// A worker for this OS process with the default TTL and local liveness.
+    pub fn new(executor: Arc<dyn ProcessExecutor>) -> Self {
+        Self {
+            executor,
+            owner: local_owner("process-worker"),
+            lease_ttl: DEFAULT_LEASE_TTL,
+            liveness: Arc::new(LocalLiveness::new()),
+        }
+    }
+
+    /// Presents `owner` on every lease.
+    pub fn with_owner(mut self, owner: LeaseOwnerIdentity) -> Self {
+        self.owner = owner;
+        self
+    }
+
+    /// Uses `ttl` for leases (renewed every third of it).
+    pub fn with_lease_ttl(mut self, ttl: Duration) -> Self {
+        self.lease_ttl = ttl;
+        self
+    }
+
+    /// Decides holder death with `liveness`.
+    pub fn with_liveness(mut self, liveness: Arc<dyn LivenessProbe>) -> Self {
+        self.liveness = liveness;
+        self
+    }
+
+    /// The identity this worker leases under.
+    pub fn owner(&self) -> &LeaseOwnerIdentity {
+        &self.owner
+    }
+
+    /// A run handle driving `registry` with this worker.
+    pub fn bind(self, registry: Arc<dyn ProcessRegistry>) -> Arc<dyn ProcessRunHandle> {
+        Arc::new(BoundWorker(Arc::new(Bound {
+            worker: self,
+            registry,
+            running: Mutex::new(HashSet::new()),
+        })))
+    }
+}
+
+struct BoundWorker(Arc<Bound>);
+
+struct Bound {
+    worker: DurableProcessWorker,
+    registry: Arc<dyn ProcessRegistry>,
+    /// Processes this worker is handling now; a second pass skips them.
+    running: Mutex<HashSet<String>>,
+}
+
+/// Removes a process from the running set when its handling ends.
+struct Running<'a> {
+    set: &'a Mutex<HashSet<String>>,
+    process_id: String,
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.set
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.process_id);
+    }
+}
+
+#[async_trait]
+impl ProcessRunHandle for BoundWorker {
+    async fn claim_and_run_pending(&self) -> ProcessResult<()> {
+        let rows = self.0.registry.list_non_terminal().await?;
+        let mut runs = JoinSet::new();
+        for record in rows {
+            if record.disposition == RecoveryDisposition::ExternallyOwned {
+                continue;
+            }
+            let this = Arc::clone(&self.0);
+            runs.spawn(async move { this.handle(record).await });
+        }
+        let mut first_error = None;
+        while let Some(joined) = runs.join_next().await {
+            let result = joined.unwrap_or_else(|err| {
+                Err(ProcessError::Unavailable(format!(
+                    "worker task failed: {err}"
+                )))
+            });
+            if let Err(err) = result {
+                tracing::warn!(error = %err, "process run failed");
+                first_error.get_or_insert(err);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+impl Bound {
+    fn ttl_ms(&self) -> u64 {
+        u64::try_from(self.worker.lease_ttl.as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn enter(&self, process_id: &str) -> Option<Running<'_>> {
+        let fresh = self
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(process_id.to_owned());
+        fresh.then(|| Running {
+            set: &self.running,
+            process_id: process_id.to_owned(),
+        })
+    }
+
+    async fn handle(&self, record: ProcessRecord) -> ProcessResult<()> {
+        let Some(_running) = self.enter(&record.id) else {
+            return Ok(());
+        };
+        let started_owner_bound =
+            record.disposition == RecoveryDisposition::OwnerBound && record.first_started.is_some();
+        if record.abandon_request.is_some() || started_owner_bound {
+            self.sweep(&record).await
+        } else {
+            self.execute(&record).await
+        }
+    }
+
+    /// Rows that must not run: abandon them when that is proven safe.
+    async fn sweep(&self, record: &ProcessRecord) -> ProcessResult<()> {
+        let ttl = self.ttl_ms();
+        let owner = &self.worker.owner;
+        if let Some(request) = &record.abandon_request {
+            // A claim succeeds only when the lease is free or lapsed.
+            if let ProcessLeaseClaimOutcome::Acquired(lease) = self
+                .registry
+                .claim_process_lease(&record.id, owner, ttl)
+                .await?
+            {
+                let evidence = json!({ "reason": "abandon_requested", "request": request });
+                return self.abandon(&lease, evidence).await;
+            }
+            return Ok(());
+        }
+        let lease = self.registry.get_process_lease(&record.id).await?;
+        let holder = match (&lease, &record.first_started) {
+            (Some(lease), _) => lease.owner.clone(),
+            (None, Some(started)) => started.owner.clone(),
+            (None, None) => return Ok(()),
+        };
+        if !self.worker.liveness.is_provably_dead(&holder) {
+            return Ok(());
+        }
+        let outcome = match &lease {
+            Some(observed) => {
+                self.registry
+                    .reclaim_process_lease(&record.id, owner, observed, ttl)
+                    .await?
+            }
+            None => {
+                self.registry
+                    .claim_process_lease(&record.id, owner, ttl)
+                    .await?
+            }
+        };
+        if let ProcessLeaseClaimOutcome::Acquired(lease) = outcome {
+            let evidence = json!({ "reason": "owner_gone", "owner": holder, "host_checked": self.worker.owner.host });
+            return self.abandon(&lease, evidence).await;
+        }
+        Ok(())
+    }
+
+    async fn abandon(
+        &self,
+        lease: &ProcessLease,
+        evidence: serde_json::Value,
+    ) -> ProcessResult<()> {
+        let outcome = self
+            .registry
+            .complete_process(&lease.process_id, ProcessAwaitOutput::abandoned(evidence))
+            .await;
+        let released = self.registry.complete_process_lease(&lease.into()).await;
+        outcome.and(released)
+    }
+
+    async fn execute(&self, record: &ProcessRecord) -> ProcessResult<()> {
+        let outcome = self
+            .registry
+            .claim_process_lease(&record.id, &self.worker.owner, self.ttl_ms())
+            .await?;
+        let ProcessLeaseClaimOutcome::Acquired(lease) = outcome else {
+            return Ok(());
+        };
+        let result = self.run_leased(&lease).await;
+        let released = self.registry.complete_process_lease(&(&lease).into()).await;
+        result.and(released)
+    }
+
+    async fn run_leased(&self, lease: &ProcessLease) -> ProcessResult<()> {
+        // The row may have ended, started or been flagged since it was listed.
+        let Some(record) = self.registry.try_get_process(&lease.process_id).await? else {
+            return Ok(());
+        };
+        let owner_bound_started =
+            record.disposition == RecoveryDisposition::OwnerBound && record.first_started.is_some();
+        if record.is_terminal() || owner_bound_started || record.abandon_request.is_some() {
+            return Ok(());
+        }
+        let started = ProcessStarted {
+            owner: self.worker.owner.clone(),
+            fencing_token: lease.fencing_token,
+            started_at_ms: unix_now_ms(),
+        };
+        let record = self
+            .registry
+            .record_first_started(&record.id, started)
+            .await?;
+        let execution = ProcessExecution::new(record, lease.clone(), Arc::clone(&self.registry));
+        let output = tokio::select! {
+            output = self.worker.executor.execute(execution) => output?,
+            lost = self.keep_renewing(lease) => return Err(lost),
+        };
+        // Fence the write: only a worker still holding the lease records it.
+        self.registry
+            .renew_process_lease(lease, self.ttl_ms())
+            .await?;
+        self.registry
+            .complete_process(&lease.process_id, output)
+            .await
+            .map(drop)
+    }
+
+    /// Renews until a renewal fails; returns why the lease was lost.
+    async fn keep_renewing(&self, lease: &ProcessLease) -> ProcessError {
+        let period = self.worker.lease_ttl / 3;
+        loop {
+            tokio::time::sleep(period).await;
+            if let Err(err) = self
+                .registry
+                .renew_process_lease(lease, self.ttl_ms())
+                .await
+            {
+                tracing::warn!(process_id = %lease.process_id, error = %err, "lease lost; run stopped");
+                return err;
+            }
+        }
+    }
+}
