@@ -13,7 +13,7 @@ pub mod rules;
 mod watch;
 
 pub use attach::ProcessAttach;
-pub use awaiter::{ProcessAwaiter, AWAIT_BACKOFF_MIN, AWAIT_BACKOFF_MAX};
+pub use awaiter::{ProcessAwaiter, AWAIT_BACKOFF_MAX, AWAIT_BACKOFF_MIN};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use driver::*;
 pub use error::{ProcessError, ProcessResult};
@@ -23,3 +23,6 @@ pub use registry::ProcessRegistry;
 pub use watch::{
     watch_process_registry, watch_process_registry_with_sink, ProcessChangeHub, ProcessEventSink,
 };
+
+#[cfg(feature = "testing")]
+pub mod testing;
