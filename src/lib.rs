@@ -1,5 +1,4 @@
-//! A durable process registry: the contract, its model, an in-memory
-//! registry, waits and a work driver.
+#![doc = include_str!("../README.md")]
 
 mod attach;
 mod awaiter;
