@@ -195,54 +195,41 @@ pub async fn renew_extends_and_refuses_superseded(target: &ConformanceTarget) {
     )
     .await;
 
-    let forged_token = ProcessLease {
-        lease_token: unique_id("forged"),
-        ..lease.clone()
-    };
-    let result = registry
-        .renew_process_lease(&forged_token, LONG_TTL_MS)
+    let forgeries = [
+        (
+            ProcessLease {
+                lease_token: unique_id("forged"),
+                ..lease.clone()
+            },
+            "renewing another token",
+        ),
+        (
+            ProcessLease {
+                fencing_token: lease.fencing_token + 1,
+                ..lease.clone()
+            },
+            "renewing another fence",
+        ),
+        (
+            ProcessLease {
+                owner: owner("impostor"),
+                ..lease.clone()
+            },
+            "renewing as another owner",
+        ),
+    ];
+    for (forged, what) in forgeries {
+        let result = registry.renew_process_lease(&forged, LONG_TTL_MS).await;
+        refused(
+            target,
+            &id,
+            &unchanged,
+            result,
+            ErrorKind::LeaseSuperseded,
+            what,
+        )
         .await;
-    refused(
-        target,
-        &id,
-        &unchanged,
-        result,
-        ErrorKind::LeaseSuperseded,
-        "renewing another token",
-    )
-    .await;
-    let forged_fence = ProcessLease {
-        fencing_token: lease.fencing_token + 1,
-        ..lease.clone()
-    };
-    let result = registry
-        .renew_process_lease(&forged_fence, LONG_TTL_MS)
-        .await;
-    refused(
-        target,
-        &id,
-        &unchanged,
-        result,
-        ErrorKind::LeaseSuperseded,
-        "renewing another fence",
-    )
-    .await;
-    let forged_owner = ProcessLease {
-        owner: owner("impostor"),
-        ..lease.clone()
-    };
-    let result = registry
-        .renew_process_lease(&forged_owner, LONG_TTL_MS)
-        .await;
-    refused(
-        target,
-        &id,
-        &unchanged,
-        result,
-        ErrorKind::LeaseSuperseded,
-        "renewing as another owner",
-    )
-    .await;
+    }
 
     let rival = owner("worker-b");
     let taken = match registry
