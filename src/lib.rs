@@ -8,6 +8,8 @@ mod error;
 mod memory;
 pub mod model;
 mod registry;
+#[cfg(feature = "restate")]
+pub mod restate;
 pub mod rules;
 mod watch;
 
@@ -19,6 +21,8 @@ pub use error::{ProcessError, ProcessResult};
 pub use memory::InMemoryProcessRegistry;
 pub use model::*;
 pub use registry::ProcessRegistry;
+#[cfg(feature = "restate")]
+pub use restate::{RestateProcessAttach, RestateProcessRegistry};
 pub use watch::{
     watch_process_registry, watch_process_registry_with_sink, ProcessChangeHub, ProcessEventSink,
 };

@@ -1,0 +1,509 @@
+//! A local `restate-server` for integration tests, `procreg demo`/`bench` and CI.
+//!
+//! [`ensure_restate_server`] finds the binary (or installs the pinned npm package into
+//! `<workspace>/.tools/restate`), and [`LocalRestate`] runs it on free loopback ports
+//! with its own base dir, so parallel runs never collide.
+
+use std::fs::OpenOptions;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::process::{Child, Command};
+
+/// Errors from finding, installing or running a local restate-server.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalServerError {
+    /// `RESTATE_SERVER_BIN` is set but names no existing file.
+    #[error("RESTATE_SERVER_BIN is set to {0}, which is not an existing file")]
+    BinNotFound(PathBuf),
+    /// The binary is not installed and `npm` cannot be run to install it.
+    #[error("restate-server is missing and npm is not available: install Node.js/npm or set RESTATE_SERVER_BIN")]
+    NpmNotFound,
+    /// `npm install` ran but failed.
+    #[error("npm install of @restatedev/restate-server failed ({status}):\n{stderr}")]
+    NpmFailed { status: String, stderr: String },
+    /// `npm install` succeeded but the expected binary is not there.
+    #[error("npm install finished but {0} does not exist")]
+    InstallIncomplete(PathBuf),
+    /// No npm platform package is known for this OS/architecture.
+    #[error(
+        "no restate-server npm package for {}/{}; set RESTATE_SERVER_BIN",
+        std::env::consts::OS,
+        std::env::consts::ARCH
+    )]
+    UnsupportedPlatform,
+    /// A file-system or process operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// An HTTP request to the server could not be made.
+    #[error("HTTP request to {url} failed: {source}")]
+    Http {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The admin API rejected a deployment registration.
+    #[error("registering deployment {uri} failed with {status}: {body}")]
+    Registration {
+        uri: String,
+        status: u16,
+        body: String,
+    },
+    /// The server exited or did not become healthy in time.
+    #[error("restate-server did not become healthy: {reason}\n--- last lines of {} ---\n{tail}", log.display())]
+    Unhealthy {
+        reason: String,
+        log: PathBuf,
+        tail: String,
+    },
+    /// `restart` was called while the server is still running.
+    #[error("restate-server is still running; stop or kill it before restarting")]
+    StillRunning,
+}
+
+/// The pinned server version.
+pub const RESTATE_SERVER_VERSION: &str = "1.7.12";
+
+const CONFIG: &str = include_str!("../../restate.toml");
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+const STOP_TIMEOUT: Duration = Duration::from_secs(20);
+const POLL: Duration = Duration::from_millis(100);
+const STALE_LOCK: Duration = Duration::from_secs(300);
+
+fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> LocalServerError {
+    let context = context.into();
+    move |source| LocalServerError::Io { context, source }
+}
+
+/// Path of restate-server: RESTATE_SERVER_BIN, else the project-local install, installing it with npm when missing.
+pub async fn ensure_restate_server() -> Result<PathBuf, LocalServerError> {
+    if let Some(bin) = std::env::var_os("RESTATE_SERVER_BIN").filter(|v| !v.is_empty()) {
+        let bin = PathBuf::from(bin);
+        return if bin.is_file() {
+            Ok(bin)
+        } else {
+            Err(LocalServerError::BinNotFound(bin))
+        };
+    }
+    let tools = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).join(".tools");
+    let install_dir = tools.join("restate");
+    let os = match std::env::consts::OS {
+        "linux" => "linux",
+        "macos" => "darwin",
+        _ => return Err(LocalServerError::UnsupportedPlatform),
+    };
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "x64",
+        "aarch64" => "arm64",
+        _ => return Err(LocalServerError::UnsupportedPlatform),
+    };
+    let bin = install_dir
+        .join("node_modules/@restatedev")
+        .join(format!("restate-server-{os}-{arch}"))
+        .join("bin/restate-server");
+    if bin.is_file() {
+        return Ok(bin);
+    }
+    std::fs::create_dir_all(&install_dir)
+        .map_err(io_err(format!("creating {}", install_dir.display())))?;
+    let _lock = InstallLock::acquire(tools.join("restate.install.lock")).await?;
+    if bin.is_file() {
+        return Ok(bin); // another process installed it while we waited
+    }
+    let output = Command::new("npm")
+        .arg("install")
+        .arg("--prefix")
+        .arg(&install_dir)
+        .args(["--no-save", "--no-audit", "--no-fund"])
+        .arg(format!(
+            "@restatedev/restate-server@{RESTATE_SERVER_VERSION}"
+        ))
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => LocalServerError::NpmNotFound,
+            _ => io_err("running npm")(e),
+        })?;
+    if !output.status.success() {
+        return Err(LocalServerError::NpmFailed {
+            status: output.status.to_string(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        });
+    }
+    if bin.is_file() {
+        Ok(bin)
+    } else {
+        Err(LocalServerError::InstallIncomplete(bin))
+    }
+}
+
+/// A lock file serializing npm installs across processes; removed on drop.
+struct InstallLock(PathBuf);
+
+impl InstallLock {
+    async fn acquire(path: PathBuf) -> Result<Self, LocalServerError> {
+        loop {
+            match OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(_) => return Ok(Self(path)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let age = std::fs::metadata(&path)
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.elapsed().ok());
+                    if age.is_some_and(|age| age > STALE_LOCK) {
+                        let _ = std::fs::remove_file(&path);
+                    } else {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+                Err(e) => return Err(io_err(format!("creating {}", path.display()))(e)),
+            }
+        }
+    }
+}
+
+impl Drop for InstallLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// A restate-server child process on free loopback ports with its own base dir.
+pub struct LocalRestate {
+    bin: PathBuf,
+    base_dir: PathBuf,
+    owns_dir: bool,
+    fabric_port: u16,
+    admin_port: u16,
+    ingress_port: u16,
+    child: Option<Child>,
+    http: reqwest::Client,
+}
+
+impl LocalRestate {
+    /// Starts a server in a fresh temp base dir (removed on drop).
+    pub async fn start() -> Result<Self, LocalServerError> {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let name = format!(
+            "procreg-restate-{}-{nanos}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        sweep_orphaned_dirs();
+        Self::launch(std::env::temp_dir().join(name), true).await
+    }
+
+    /// Starts a server on an existing base dir that the caller keeps (not removed on drop).
+    pub async fn start_in(base_dir: PathBuf) -> Result<Self, LocalServerError> {
+        Self::launch(base_dir, false).await
+    }
+
+    async fn launch(base_dir: PathBuf, owns_dir: bool) -> Result<Self, LocalServerError> {
+        let bin = ensure_restate_server().await?;
+        std::fs::create_dir_all(&base_dir)
+            .map_err(io_err(format!("creating {}", base_dir.display())))?;
+        // Bind all three at once so the ports differ, then release them for the server.
+        let listeners = (0..3)
+            .map(|_| TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(io_err("picking free loopback ports"))?;
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .map_err(|source| LocalServerError::Http {
+                url: String::new(),
+                source,
+            })?;
+        // Constructed before spawning so a failed start still cleans up on drop.
+        let mut server = Self {
+            bin,
+            base_dir,
+            owns_dir,
+            fabric_port: listeners[0].port(),
+            admin_port: listeners[1].port(),
+            ingress_port: listeners[2].port(),
+            child: None,
+            http,
+        };
+        server.spawn().await?;
+        Ok(server)
+    }
+
+    /// The ingress endpoint, e.g. `http://127.0.0.1:8080` (no trailing slash).
+    pub fn ingress_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.ingress_port)
+    }
+
+    /// The admin API endpoint, e.g. `http://127.0.0.1:9070` (no trailing slash).
+    pub fn admin_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.admin_port)
+    }
+
+    /// The server's base dir: config, `server.log` and the `data` dir live here.
+    pub fn base_dir(&self) -> &Path {
+        &self.base_dir
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.base_dir.join("server.log")
+    }
+
+    /// Registers (or re-registers with force) the service endpoint at `endpoint_url`.
+    pub async fn register_deployment(&self, endpoint_url: &str) -> Result<(), LocalServerError> {
+        let url = format!("{}/deployments", self.admin_url());
+        let response = self
+            .http
+            .post(&url)
+            .json(&serde_json::json!({ "uri": endpoint_url, "force": true }))
+            .send()
+            .await
+            .map_err(|source| LocalServerError::Http { url, source })?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        Err(LocalServerError::Registration {
+            uri: endpoint_url.to_owned(),
+            status: status.as_u16(),
+            body: response.text().await.unwrap_or_default(),
+        })
+    }
+
+    /// Graceful stop: SIGTERM (sent with the `kill` command, so no libc dependency), wait up
+    /// to 20 s for a clean shutdown, then SIGKILL. The base dir is kept for [`Self::restart`].
+    pub async fn stop(&mut self) -> Result<(), LocalServerError> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
+        if let Some(pid) = child.id() {
+            let status = Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()
+                .await
+                .map_err(io_err("running kill -TERM"))?;
+            if status.success() {
+                if let Ok(waited) = tokio::time::timeout(STOP_TIMEOUT, child.wait()).await {
+                    waited.map_err(io_err("waiting for restate-server"))?;
+                    return Ok(());
+                }
+            }
+        }
+        hard_kill(&mut child).await
+    }
+
+    /// Hard stop: SIGKILL and wait, simulating a crash (for crash-recovery tests).
+    pub async fn kill(&mut self) -> Result<(), LocalServerError> {
+        match self.child.take() {
+            Some(mut child) => hard_kill(&mut child).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Starts the server again on the same base dir and the same ports, so state and URLs
+    /// survive; waits for health. Errors with [`LocalServerError::StillRunning`] if it is running.
+    pub async fn restart(&mut self) -> Result<(), LocalServerError> {
+        if let Some(child) = &mut self.child {
+            match child.try_wait() {
+                Ok(Some(_)) => self.child = None,
+                _ => return Err(LocalServerError::StillRunning),
+            }
+        }
+        self.spawn().await
+    }
+
+    async fn spawn(&mut self) -> Result<(), LocalServerError> {
+        let config = self.base_dir.join("restate.toml");
+        std::fs::write(&config, CONFIG).map_err(io_err(format!("writing {}", config.display())))?;
+        let log_path = self.log_path();
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(io_err(format!("opening {}", log_path.display())))?;
+        let log_err = log
+            .try_clone()
+            .map_err(io_err(format!("opening {}", log_path.display())))?;
+        let addr = |port: u16| format!("127.0.0.1:{port}");
+        let url = |port: u16| format!("http://127.0.0.1:{port}/");
+        let mut command = Command::new(&self.bin);
+        die_with_parent(&mut command);
+        let child = command
+            .arg("--config-file")
+            .arg(&config)
+            .arg("--base-dir")
+            .arg(self.base_dir.join("data"))
+            .args(["--no-logo", "--listen-mode", "tcp"])
+            .env("RESTATE_BIND_ADDRESS", addr(self.fabric_port))
+            .env("RESTATE_ADVERTISED_ADDRESS", url(self.fabric_port))
+            .env("RESTATE_ADMIN__BIND_ADDRESS", addr(self.admin_port))
+            .env(
+                "RESTATE_ADMIN__ADVERTISED_ADMIN_ENDPOINT",
+                url(self.admin_port),
+            )
+            .env("RESTATE_INGRESS__BIND_ADDRESS", addr(self.ingress_port))
+            .env(
+                "RESTATE_INGRESS__ADVERTISED_INGRESS_ENDPOINT",
+                url(self.ingress_port),
+            )
+            // Plain text, so server.log and the tails in errors stay readable.
+            .env("RESTATE_LOG_DISABLE_ANSI_CODES", "true")
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(io_err(format!("starting {}", self.bin.display())))?;
+        self.child = Some(child);
+        self.wait_healthy().await
+    }
+
+    async fn wait_healthy(&mut self) -> Result<(), LocalServerError> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        let checks = [
+            format!("{}/health", self.admin_url()),
+            format!("{}/restate/health", self.ingress_url()),
+        ];
+        loop {
+            let exited = match &mut self.child {
+                Some(child) => child.try_wait().ok().flatten(),
+                None => return Err(self.unhealthy("the server is not running".into())),
+            };
+            if let Some(status) = exited {
+                self.child = None;
+                return Err(self.unhealthy(format!("the server exited early ({status})")));
+            }
+            let mut healthy = true;
+            for url in &checks {
+                let ok = self
+                    .http
+                    .get(url)
+                    .timeout(Duration::from_secs(2))
+                    .send()
+                    .await;
+                healthy &= ok.is_ok_and(|r| r.status() == reqwest::StatusCode::OK);
+            }
+            if healthy {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(self.unhealthy(format!("not healthy after {START_TIMEOUT:?}")));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    fn unhealthy(&self, reason: String) -> LocalServerError {
+        let log = self.log_path();
+        let text = std::fs::read(&log).unwrap_or_default();
+        let text = String::from_utf8_lossy(&text);
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+        LocalServerError::Unhealthy { reason, log, tail }
+    }
+}
+
+async fn hard_kill(child: &mut Child) -> Result<(), LocalServerError> {
+    if matches!(child.try_wait(), Ok(Some(_))) {
+        return Ok(());
+    }
+    child.kill().await.map_err(io_err("killing restate-server"))
+}
+
+impl Drop for LocalRestate {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.start_kill();
+            // Give the killed process a moment to exit so the dir removal doesn't race it.
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        if self.owns_dir {
+            let _ = std::fs::remove_dir_all(&self.base_dir);
+        }
+    }
+}
+
+/// Has the server die with the process that started it, so a test binary
+/// that exits without dropping its server (a shared static) leaves nothing
+/// running. Linux only; elsewhere the server is killed on drop alone.
+fn die_with_parent(command: &mut Command) {
+    #[cfg(target_os = "linux")]
+    // SAFETY: `prctl` is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = command;
+}
+
+/// Removes temp base dirs left by earlier processes that are gone (a test
+/// binary's shared server is never dropped, so its dir outlives it).
+fn sweep_orphaned_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|name| name.strip_prefix("procreg-restate-"))
+            .and_then(|rest| rest.split('-').next())
+        else {
+            continue;
+        };
+        let gone = !Path::new("/proc").join(pid).exists();
+        if gone && Path::new("/proc/self").exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn assert_ingress_healthy(server: &LocalRestate) {
+        let url = format!("{}/restate/health", server.ingress_url());
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("client");
+        let status = client.get(&url).send().await.expect("health").status();
+        assert_eq!(status, reqwest::StatusCode::OK, "{url}");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn start_stop_restart() {
+        let bin = ensure_restate_server()
+            .await
+            .expect("restate-server binary");
+        assert!(bin.is_file());
+        let mut server = LocalRestate::start().await.expect("start");
+        let base_dir = server.base_dir().to_path_buf();
+        assert_ingress_healthy(&server).await;
+        server.stop().await.expect("stop");
+        server.restart().await.expect("restart");
+        assert_eq!(server.base_dir(), base_dir);
+        assert_ingress_healthy(&server).await;
+        drop(server);
+        assert!(!base_dir.exists(), "temp base dir removed on drop");
+    }
+}

@@ -1,0 +1,773 @@
+//! `ProcessObject`: the virtual object keyed by process id that holds one
+//! process: its row, event log, lease, replay-key index, wake acks and
+//! grants. Exclusive handlers write, shared handlers read; Restate's
+//! per-key exclusivity orders and isolates every write, no locks.
+//!
+//! Decisions come from the library's `rules`, the same ones the in-memory
+//! registry applies, so both registries answer alike. Before answering a
+//! write it updates the indexes it feeds (`ProcessDirectory`,
+//! `SessionGrants`) and sends `ProcessTerminal` its start and its outcome.
+
+mod slot;
+
+use restate_process_registry::restate::wire::{
+    AttachTarget, ClaimRequest, CountRequest, EventsPage, EventsPageRequest, GrantRequest,
+    ReclaimRequest, RenewRequest, PAGE_BYTES, PAGE_LIMIT,
+};
+use restate_process_registry::rules::append::{self, CompletionPlan};
+use restate_process_registry::rules::lease::{self, LeaseState};
+use restate_process_registry::rules::{record as row, registration};
+use restate_process_registry::{
+    AbandonRequest, ProcessAwaitOutput, ProcessError, ProcessEventAppendRequest,
+    ProcessEventAppendResult, ProcessExternalRef, ProcessHandleGrant, ProcessLease,
+    ProcessLeaseClaimOutcome, ProcessLeaseCompletion, ProcessRecord, ProcessRegistration,
+    ProcessResult, ProcessStarted, SessionScope, WaitState,
+};
+use restate_sdk::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use self::slot::*;
+use crate::directory::ProcessDirectoryClient;
+use crate::errors::{terminal, OrTerminal};
+use crate::journal::{now_ms, token};
+use crate::session_grants::{GrantRef, SessionGrantsClient};
+use crate::state::{in_order, ReadState};
+use crate::terminal::ProcessTerminalClient;
+use restate_process_registry::ProcessEvent;
+
+/// Internal: move this process's grant from one scope to another.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MoveGrant {
+    /// The scope giving it up.
+    pub from: SessionScope,
+    /// The scope receiving it.
+    pub to: SessionScope,
+}
+
+/// Internal: what forgetting a session did to this process.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SessionForgotten {
+    /// Grants of the session (any frame) revoked here.
+    pub revoked: u64,
+    /// Grants left on the process afterwards.
+    pub remaining_grants: u64,
+    /// Undelivered wakes aimed at the session dropped here.
+    pub deleted_wakes: u64,
+}
+
+/// The per-process virtual object.
+pub struct ProcessObject;
+
+fn grant_for(
+    scope: &SessionScope,
+    process_id: &str,
+    descriptor: restate_process_registry::ProcessHandleDescriptor,
+) -> ProcessHandleGrant {
+    ProcessHandleGrant {
+        session_id: scope.session_id.clone(),
+        scope_id: scope.id(),
+        process_id: process_id.to_owned(),
+        descriptor,
+    }
+}
+
+fn sessions<'a>(ctx: &'a ObjectContext<'a>, session_id: &str) -> SessionGrantsClient<'a> {
+    ctx.object_client::<SessionGrantsClient>(session_id)
+}
+
+/// Applies a row change that may be an idempotent no-op.
+async fn change_row(
+    ctx: &ObjectContext<'_>,
+    change: impl FnOnce(&ProcessRecord, u64) -> ProcessResult<Option<ProcessRecord>>,
+) -> Result<Json<ProcessRecord>, TerminalError> {
+    let record = require_record(ctx).await?;
+    let now = now_ms(ctx).await?;
+    match change(&record, now).or_terminal()? {
+        Some(changed) => {
+            store_record(ctx, &changed).await?;
+            Ok(Json(changed))
+        }
+        None => Ok(Json(record)),
+    }
+}
+
+/// Sends the outcome to this incarnation's `ProcessTerminal` promise.
+async fn announce_outcome(
+    ctx: &ObjectContext<'_>,
+    output: &ProcessAwaitOutput,
+) -> Result<(), TerminalError> {
+    let key: String = ctx
+        .read(TERMINAL_KEY)
+        .await?
+        .ok_or_else(|| TerminalError::new("process has no terminal workflow key"))?;
+    let _ = ctx
+        .workflow_client::<ProcessTerminalClient>(key)
+        .finish(Json(output.clone()))
+        .send();
+    Ok(())
+}
+
+/// A page of `sequences`' events, capped by count and bytes.
+async fn events_page<C: ReadState>(
+    ctx: &C,
+    sequences: impl Iterator<Item = u64>,
+    limit: u32,
+    has_more: bool,
+) -> Result<EventsPage, TerminalError> {
+    let wanted: Vec<u64> = sequences
+        .take(limit.clamp(1, PAGE_LIMIT) as usize)
+        .collect();
+    let full = wanted.len() == limit.clamp(1, PAGE_LIMIT) as usize;
+    let keys: Vec<String> = wanted.iter().map(|&sequence| event_key(sequence)).collect();
+    let read = in_order(keys.iter().map(|key| ctx.read::<ProcessEvent>(key))).await?;
+    let mut page = EventsPage {
+        events: Vec::with_capacity(read.len()),
+        next_after: None,
+    };
+    let mut bytes = 0;
+    for found in read.into_iter().flatten() {
+        let size = serde_json::to_vec(&found).map_or(0, |json| json.len());
+        if !page.events.is_empty() && bytes + size > PAGE_BYTES {
+            break;
+        }
+        bytes += size;
+        page.events.push(found);
+    }
+    let cut_short = page.events.len() < wanted.len();
+    if cut_short || (full && has_more) {
+        page.next_after = page.events.last().map(|e| e.sequence);
+    }
+    Ok(page)
+}
+
+#[restate_sdk::object(name = "ProcessObject", lazy_state)]
+impl ProcessObject {
+    /// `register_process`.
+    #[handler]
+    async fn register(
+        &self,
+        ctx: ObjectContext<'_>,
+        registration: Json<ProcessRegistration>,
+    ) -> Result<Json<ProcessRecord>, TerminalError> {
+        let registration = registration.into_inner();
+        if registration.id != ctx.key() {
+            return Err(terminal(ProcessError::invalid(format!(
+                "registration id `{}` does not match the object key `{}`",
+                registration.id,
+                ctx.key()
+            ))));
+        }
+        registration::check_registration(&registration).or_terminal()?;
+        let hash = registration::registration_hash(&registration).or_terminal()?;
+        if let Some(existing) = ctx.read::<ProcessRecord>(RECORD).await? {
+            registration::check_reregistration(&existing, &hash).or_terminal()?;
+            return Ok(Json(existing));
+        }
+        let now = now_ms(&ctx).await?;
+        let record = registration::new_record(registration, hash, now);
+        let workflow_key = format!("{}#{}", record.id, token(&ctx, "i"));
+        ctx.set(TERMINAL_KEY, Json(workflow_key.clone()));
+        store_record(&ctx, &record).await?;
+        if let Some(target) = &record.wake_target {
+            sessions(&ctx, &target.session_id)
+                .note_wake(record.id.clone())
+                .call()
+                .await?;
+        }
+        let _ = ctx
+            .workflow_client::<ProcessTerminalClient>(workflow_key)
+            .run()
+            .send();
+        Ok(Json(record))
+    }
+
+    /// `set_external_ref`.
+    #[handler]
+    async fn set_external_ref(
+        &self,
+        ctx: ObjectContext<'_>,
+        external_ref: Json<ProcessExternalRef>,
+    ) -> Result<Json<ProcessRecord>, TerminalError> {
+        let external_ref = external_ref.into_inner();
+        change_row(&ctx, |record, now| {
+            row::set_external_ref(record, external_ref, now)
+        })
+        .await
+    }
+
+    /// `grant_handle`: stores the grant here and indexes it by session.
+    #[handler]
+    async fn grant(
+        &self,
+        ctx: ObjectContext<'_>,
+        request: Json<GrantRequest>,
+    ) -> Result<Json<ProcessHandleGrant>, TerminalError> {
+        let GrantRequest { scope, descriptor } = request.into_inner();
+        let record = require_record(&ctx).await?;
+        let grant = grant_for(&scope, &record.id, descriptor);
+        let mut grants: Grants = ctx.read(GRANTS).await?.unwrap_or_default();
+        grants.insert(grant.scope_id.clone(), grant.clone());
+        ctx.set(GRANTS, Json(grants));
+        sessions(&ctx, &scope.session_id)
+            .put(Json(grant.clone()))
+            .call()
+            .await?;
+        Ok(Json(grant))
+    }
+
+    /// `revoke_handle` (idempotent).
+    #[handler]
+    async fn revoke(
+        &self,
+        ctx: ObjectContext<'_>,
+        scope: Json<SessionScope>,
+    ) -> Result<Json<()>, TerminalError> {
+        let scope = scope.into_inner();
+        let record = require_record(&ctx).await?;
+        let mut grants: Grants = ctx.read(GRANTS).await?.unwrap_or_default();
+        if grants.remove(&scope.id()).is_some() {
+            ctx.set(GRANTS, Json(grants));
+            let grant = GrantRef {
+                scope_id: scope.id(),
+                process_id: record.id,
+            };
+            sessions(&ctx, &scope.session_id)
+                .remove(Json(grant))
+                .call()
+                .await?;
+        }
+        Ok(Json(()))
+    }
+
+    /// `handle_grants_for_process`, by scope id.
+    #[handler]
+    async fn grants(
+        &self,
+        ctx: SharedObjectContext<'_>,
+    ) -> Result<Json<Vec<ProcessHandleGrant>>, TerminalError> {
+        require_record(&ctx).await?;
+        let grants: Grants = ctx.read(GRANTS).await?.unwrap_or_default();
+        Ok(Json(grants.into_values().collect()))
+    }
+
+    /// `append_event`.
+    #[handler]
+    async fn append(
+        &self,
+        ctx: ObjectContext<'_>,
+        request: Json<ProcessEventAppendRequest>,
+    ) -> Result<Json<ProcessEventAppendResult>, TerminalError> {
+        let request = request.into_inner();
+        let replay = request.replay_key.as_deref().map(replay_key);
+        // Issue every read at once; answers come back in one round trip.
+        let record = ctx.read::<ProcessRecord>(RECORD);
+        let last = ctx.read::<u64>(SEQ);
+        let counts = ctx.read::<TypeCounts>(TYPE_COUNTS);
+        let replayed = replay.as_deref().map(|key| ctx.read::<u64>(key));
+        let record = record.await?.ok_or_else(|| unknown(&ctx))?;
+        let last = last.await?.unwrap_or(0);
+        let counts = counts.await?;
+        let replayed = match replayed {
+            Some(read) => read.await?,
+            None => None,
+        };
+        if let Some(sequence) = replayed {
+            let original = event(&ctx, sequence).await?.ok_or_else(|| {
+                TerminalError::new(format!("replayed event {sequence} is missing"))
+            })?;
+            append::check_replay(&original, &request).or_terminal()?;
+            return Ok(Json(ProcessEventAppendResult {
+                event: original,
+                wake_delivery: None,
+                deduplicated: true,
+            }));
+        }
+        let now = now_ms(&ctx).await?;
+        let plan = append::plan_append(&record, &request, last + 1, now).or_terminal()?;
+        let mut delivery = None;
+        if let Some(wake) = &plan.event.semantics.wake {
+            let delivered = delivered_key(&wake.dedupe_key);
+            let already = ctx.read::<bool>(&delivered).await?.unwrap_or(false);
+            delivery = append::wake_delivery(&plan, already);
+            let mut wakes: Wakes = ctx.read(WAKES).await?.unwrap_or_default();
+            wakes.insert(
+                plan.event.sequence,
+                delivery.as_ref().map(|d| d.scope.clone()),
+            );
+            ctx.set(WAKES, Json(wakes));
+            if let Some(delivery) = &delivery {
+                ctx.set(&delivered, Json(true));
+                sessions(&ctx, &delivery.scope.session_id)
+                    .note_wake(record.id.clone())
+                    .call()
+                    .await?;
+            }
+        }
+        if let Some(key) = &replay {
+            ctx.set(key, Json(plan.event.sequence));
+        }
+        store_event(&ctx, &plan.event, &mut counts.unwrap_or_default());
+        if let Some(ended) = &plan.terminal_record {
+            store_record(&ctx, ended).await?;
+            if let Some(output) = ended.status.await_output() {
+                announce_outcome(&ctx, output).await?;
+            }
+        }
+        Ok(Json(ProcessEventAppendResult {
+            event: plan.event,
+            wake_delivery: delivery,
+            deduplicated: false,
+        }))
+    }
+
+    /// `events_after`: one page, ascending.
+    #[handler]
+    async fn events_after(
+        &self,
+        ctx: SharedObjectContext<'_>,
+        request: Json<EventsPageRequest>,
+    ) -> Result<Json<EventsPage>, TerminalError> {
+        let request = request.into_inner();
+        require_record(&ctx).await?;
+        let last = last_sequence(&ctx).await?;
+        let start = request.after_sequence.saturating_add(1);
+        let end = start.saturating_add(u64::from(request.limit.clamp(1, PAGE_LIMIT)));
+        let page = events_page(&ctx, start..=last, request.limit, end <= last).await?;
+        Ok(Json(page))
+    }
+
+    /// `recent_events`: the first page of the last `limit` events.
+    #[handler]
+    async fn recent_events(
+        &self,
+        ctx: SharedObjectContext<'_>,
+        limit: Json<u64>,
+    ) -> Result<Json<EventsPage>, TerminalError> {
+        require_record(&ctx).await?;
+        let last = last_sequence(&ctx).await?;
+        let start = last.saturating_sub(limit.into_inner()).saturating_add(1);
+        let end = start.saturating_add(u64::from(PAGE_LIMIT));
+        let page = events_page(&ctx, start..=last, PAGE_LIMIT, end <= last).await?;
+        Ok(Json(page))
+    }
+
+    /// `wake_events_after`: unacknowledged wake events, one page.
+    #[handler]
+    async fn wake_events_after(
+        &self,
+        ctx: SharedObjectContext<'_>,
+        request: Json<EventsPageRequest>,
+    ) -> Result<Json<EventsPage>, TerminalError> {
+        let request = request.into_inner();
+        require_record(&ctx).await?;
+        let wakes: Wakes = ctx.read(WAKES).await?.unwrap_or_default();
+        let after: Vec<u64> = wakes
+            .range(request.after_sequence.saturating_add(1)..)
+            .map(|(sequence, _)| *sequence)
+            .collect();
+        let limit = request.limit.clamp(1, PAGE_LIMIT) as usize;
+        let page = events_page(
+            &ctx,
+            after.iter().copied(),
+            request.limit,
+            after.len() > limit,
+        )
+        .await?;
+        Ok(Json(page))
+    }
+
+    /// `ack_wake` (idempotent).
+    #[handler]
+    async fn ack_wake(
+        &self,
+        ctx: ObjectContext<'_>,
+        sequence: Json<u64>,
+    ) -> Result<Json<()>, TerminalError> {
+        let sequence = sequence.into_inner();
+        let record = require_record(&ctx).await?;
+        let found = event(&ctx, sequence).await?.ok_or_else(|| {
+            terminal(ProcessError::invalid(format!(
+                "process `{}` has no event {sequence}",
+                record.id
+            )))
+        })?;
+        if found.semantics.wake.is_none() {
+            return Err(terminal(ProcessError::invalid(format!(
+                "event {sequence} of process `{}` carries no wake",
+                record.id
+            ))));
+        }
+        let mut wakes: Wakes = ctx.read(WAKES).await?.unwrap_or_default();
+        if wakes.remove(&sequence).is_some() {
+            ctx.set(WAKES, Json(wakes));
+        }
+        Ok(Json(()))
+    }
+
+    /// `complete_process`: the terminal event and row in one step.
+    #[handler]
+    async fn complete(
+        &self,
+        ctx: ObjectContext<'_>,
+        output: Json<ProcessAwaitOutput>,
+    ) -> Result<Json<ProcessRecord>, TerminalError> {
+        let output = output.into_inner();
+        let record = ctx.read::<ProcessRecord>(RECORD);
+        let last = ctx.read::<u64>(SEQ);
+        let counts = ctx.read::<TypeCounts>(TYPE_COUNTS);
+        let record = record.await?.ok_or_else(|| unknown(&ctx))?;
+        let last = last.await?.unwrap_or(0);
+        let counts = counts.await?;
+        let now = now_ms(&ctx).await?;
+        match append::plan_completion(&record, output, last + 1, now).or_terminal()? {
+            CompletionPlan::AlreadyDone => Ok(Json(record)),
+            CompletionPlan::Write { event, record } => {
+                store_event(&ctx, &event, &mut counts.unwrap_or_default());
+                store_record(&ctx, &record).await?;
+                if let Some(output) = record.status.await_output() {
+                    announce_outcome(&ctx, output).await?;
+                }
+                Ok(Json(*record))
+            }
+        }
+    }
+
+    /// `record_first_started` (first writer wins).
+    #[handler]
+    async fn record_first_started(
+        &self,
+        ctx: ObjectContext<'_>,
+        started: Json<ProcessStarted>,
+    ) -> Result<Json<ProcessRecord>, TerminalError> {
+        let started = started.into_inner();
+        change_row(&ctx, |record, now| {
+            row::record_first_started(record, started, now)
+        })
+        .await
+    }
+
+    /// `request_process_abandon` (first writer wins).
+    #[handler]
+    async fn request_abandon(
+        &self,
+        ctx: ObjectContext<'_>,
+        request: Json<AbandonRequest>,
+    ) -> Result<Json<ProcessRecord>, TerminalError> {
+        let request = request.into_inner();
+        change_row(&ctx, |record, now| {
+            row::request_abandon(record, request, now)
+        })
+        .await
+    }
+
+    /// `set_process_wait`.
+    #[handler]
+    async fn set_wait(
+        &self,
+        ctx: ObjectContext<'_>,
+        wait: Json<WaitState>,
+    ) -> Result<Json<ProcessRecord>, TerminalError> {
+        let wait = wait.into_inner();
+        change_row(&ctx, |record, now| row::set_wait(record, wait, now)).await
+    }
+
+    /// `clear_process_wait`.
+    #[handler]
+    async fn clear_wait(
+        &self,
+        ctx: ObjectContext<'_>,
+    ) -> Result<Json<ProcessRecord>, TerminalError> {
+        change_row(&ctx, |record, now| Ok(row::clear_wait(record, now))).await
+    }
+
+    /// `get_process`: the row, or null when unknown.
+    #[handler]
+    async fn get(
+        &self,
+        ctx: SharedObjectContext<'_>,
+    ) -> Result<Json<Option<ProcessRecord>>, TerminalError> {
+        Ok(Json(ctx.read(RECORD).await?))
+    }
+
+    /// The outcome when terminal, else the workflow to attach to.
+    #[handler]
+    async fn attach_target(
+        &self,
+        ctx: SharedObjectContext<'_>,
+    ) -> Result<Json<AttachTarget>, TerminalError> {
+        let record = require_record(&ctx).await?;
+        let workflow_key: String = ctx
+            .read(TERMINAL_KEY)
+            .await?
+            .ok_or_else(|| TerminalError::new("process has no terminal workflow key"))?;
+        Ok(Json(AttachTarget {
+            output: record.status.await_output().cloned(),
+            workflow_key,
+        }))
+    }
+
+    /// `count_events_through`: from the per-type ordinal index, so the cost
+    /// is logarithmic in the history, not linear.
+    #[handler]
+    async fn count_events_through(
+        &self,
+        ctx: SharedObjectContext<'_>,
+        request: Json<CountRequest>,
+    ) -> Result<Json<u64>, TerminalError> {
+        let CountRequest {
+            event_type,
+            up_to_sequence,
+        } = request.into_inner();
+        require_record(&ctx).await?;
+        let counts: TypeCounts = ctx.read(TYPE_COUNTS).await?.unwrap_or_default();
+        // Largest ordinal whose event sequence is ≤ up_to_sequence.
+        let (mut low, mut high) = (0, counts.get(&event_type).copied().unwrap_or(0));
+        while low < high {
+            let mid = low + (high - low).div_ceil(2);
+            let sequence: u64 = ctx
+                .read(&ordinal_key(&event_type, mid))
+                .await?
+                .unwrap_or(u64::MAX);
+            if sequence <= up_to_sequence {
+                low = mid;
+            } else {
+                high = mid - 1;
+            }
+        }
+        Ok(Json(low))
+    }
+
+    /// `claim_process_lease`.
+    #[handler]
+    async fn claim_lease(
+        &self,
+        ctx: ObjectContext<'_>,
+        request: Json<ClaimRequest>,
+    ) -> Result<Json<ProcessLeaseClaimOutcome>, TerminalError> {
+        let ClaimRequest {
+            owner,
+            lease_ttl_ms,
+        } = request.into_inner();
+        let record = require_record(&ctx).await?;
+        let mut slot: LeaseSlot = ctx.read(LEASE).await?.unwrap_or_default();
+        let now = now_ms(&ctx).await?;
+        let state = LeaseState {
+            current: slot.lease.as_ref(),
+            last_fencing_token: slot.last_fencing_token,
+            now_ms: now,
+        };
+        let outcome = lease::claim(&record, state, &owner, lease_ttl_ms, || {
+            token(&ctx, "lease")
+        })
+        .or_terminal()?;
+        store_claim(&ctx, &mut slot, &outcome);
+        Ok(Json(outcome))
+    }
+
+    /// `reclaim_process_lease` (compare-and-set on the observed holder).
+    #[handler]
+    async fn reclaim_lease(
+        &self,
+        ctx: ObjectContext<'_>,
+        request: Json<ReclaimRequest>,
+    ) -> Result<Json<ProcessLeaseClaimOutcome>, TerminalError> {
+        let ReclaimRequest {
+            owner,
+            observed_holder,
+            lease_ttl_ms,
+        } = request.into_inner();
+        let record = require_record(&ctx).await?;
+        let mut slot: LeaseSlot = ctx.read(LEASE).await?.unwrap_or_default();
+        let now = now_ms(&ctx).await?;
+        let state = LeaseState {
+            current: slot.lease.as_ref(),
+            last_fencing_token: slot.last_fencing_token,
+            now_ms: now,
+        };
+        let outcome = lease::reclaim(
+            &record,
+            state,
+            &owner,
+            &observed_holder,
+            lease_ttl_ms,
+            || token(&ctx, "lease"),
+        )
+        .or_terminal()?;
+        store_claim(&ctx, &mut slot, &outcome);
+        Ok(Json(outcome))
+    }
+
+    /// `renew_process_lease`.
+    #[handler]
+    async fn renew_lease(
+        &self,
+        ctx: ObjectContext<'_>,
+        request: Json<RenewRequest>,
+    ) -> Result<Json<ProcessLease>, TerminalError> {
+        let RenewRequest {
+            lease: presented,
+            lease_ttl_ms,
+        } = request.into_inner();
+        require_record(&ctx).await?;
+        let mut slot: LeaseSlot = ctx.read(LEASE).await?.unwrap_or_default();
+        let now = now_ms(&ctx).await?;
+        let state = LeaseState {
+            current: slot.lease.as_ref(),
+            last_fencing_token: slot.last_fencing_token,
+            now_ms: now,
+        };
+        let renewed = lease::renew(state, &presented, lease_ttl_ms).or_terminal()?;
+        slot.lease = Some(renewed.clone());
+        ctx.set(LEASE, Json(slot));
+        Ok(Json(renewed))
+    }
+
+    /// `get_process_lease`: the stored lease, possibly expired.
+    #[handler]
+    async fn lease(
+        &self,
+        ctx: SharedObjectContext<'_>,
+    ) -> Result<Json<Option<ProcessLease>>, TerminalError> {
+        let slot: Option<LeaseSlot> = ctx.read(LEASE).await?;
+        Ok(Json(slot.and_then(|slot| slot.lease)))
+    }
+
+    /// `complete_process_lease`: releases a matching lease; stale is a no-op.
+    #[handler]
+    async fn complete_lease(
+        &self,
+        ctx: ObjectContext<'_>,
+        completion: Json<ProcessLeaseCompletion>,
+    ) -> Result<Json<()>, TerminalError> {
+        let completion = completion.into_inner();
+        require_record(&ctx).await?;
+        let mut slot: LeaseSlot = ctx.read(LEASE).await?.unwrap_or_default();
+        if lease::releases(slot.lease.as_ref(), &completion) {
+            slot.lease = None;
+            ctx.set(LEASE, Json(slot));
+        }
+        Ok(Json(()))
+    }
+
+    /// Internal (`transfer_handle_grants`): moves one grant if still held.
+    #[handler(ingress_private)]
+    async fn move_grant(
+        &self,
+        ctx: ObjectContext<'_>,
+        request: Json<MoveGrant>,
+    ) -> Result<(), TerminalError> {
+        let MoveGrant { from, to } = request.into_inner();
+        let record = require_record(&ctx).await?;
+        let mut grants: Grants = ctx.read(GRANTS).await?.unwrap_or_default();
+        let Some(held) = grants.remove(&from.id()) else {
+            return Ok(());
+        };
+        let moved = grant_for(&to, &record.id, held.descriptor);
+        grants.insert(moved.scope_id.clone(), moved.clone());
+        ctx.set(GRANTS, Json(grants));
+        let old = GrantRef {
+            scope_id: from.id(),
+            process_id: record.id,
+        };
+        sessions(&ctx, &from.session_id)
+            .remove(Json(old))
+            .call()
+            .await?;
+        sessions(&ctx, &to.session_id)
+            .put(Json(moved))
+            .call()
+            .await?;
+        Ok(())
+    }
+
+    /// Internal (`delete_session_process_state`): drops the session's grants,
+    /// wake target and undelivered wakes from this process.
+    #[handler(ingress_private)]
+    async fn forget_session(
+        &self,
+        ctx: ObjectContext<'_>,
+        session_id: String,
+    ) -> Result<Json<SessionForgotten>, TerminalError> {
+        let mut outcome = SessionForgotten::default();
+        if let Some(record) = ctx.read::<ProcessRecord>(RECORD).await? {
+            let mut grants: Grants = ctx.read(GRANTS).await?.unwrap_or_default();
+            let before = grants.len();
+            grants.retain(|_, grant| grant.session_id != session_id);
+            outcome.revoked = (before - grants.len()) as u64;
+            outcome.remaining_grants = grants.len() as u64;
+            if outcome.revoked > 0 {
+                ctx.set(GRANTS, Json(grants));
+            }
+            let mut wakes: Wakes = ctx.read(WAKES).await?.unwrap_or_default();
+            let before = wakes.len();
+            wakes.retain(|_, scope| scope.as_ref().is_none_or(|s| s.session_id != session_id));
+            outcome.deleted_wakes = (before - wakes.len()) as u64;
+            if outcome.deleted_wakes > 0 {
+                ctx.set(WAKES, Json(wakes));
+            }
+            if record
+                .wake_target
+                .as_ref()
+                .is_some_and(|target| target.session_id == session_id)
+            {
+                let now = now_ms(&ctx).await?;
+                let mut changed = record;
+                changed.wake_target = None;
+                changed.updated_at_ms = now;
+                store_record(&ctx, &changed).await?;
+            }
+        }
+        sessions(&ctx, &session_id)
+            .drop_process(ctx.key().to_owned())
+            .call()
+            .await?;
+        Ok(Json(outcome))
+    }
+
+    /// Internal (`prune_terminal_processes`): deletes this process with its
+    /// events, acks, grants and lease if it is terminal and older than the
+    /// cutoff. Answers how many events went, or null when it stays.
+    #[handler(ingress_private)]
+    async fn prune(
+        &self,
+        ctx: ObjectContext<'_>,
+        cutoff_ms: Json<u64>,
+    ) -> Result<Json<Option<u64>>, TerminalError> {
+        let Some(record) = ctx.read::<ProcessRecord>(RECORD).await? else {
+            return Ok(Json(None));
+        };
+        if !record.is_terminal() || record.updated_at_ms >= cutoff_ms.into_inner() {
+            return Ok(Json(None));
+        }
+        let grants: Grants = ctx.read(GRANTS).await?.unwrap_or_default();
+        let wakes: Wakes = ctx.read(WAKES).await?.unwrap_or_default();
+        let mut touched: Vec<String> = grants.into_values().map(|g| g.session_id).collect();
+        touched.extend(wakes.into_values().flatten().map(|scope| scope.session_id));
+        touched.extend(record.wake_target.iter().map(|t| t.session_id.clone()));
+        touched.sort_unstable();
+        touched.dedup();
+        for session_id in touched {
+            sessions(&ctx, &session_id)
+                .drop_process(record.id.clone())
+                .call()
+                .await?;
+        }
+        ctx.object_client::<ProcessDirectoryClient>(
+            restate_process_registry::restate::wire::directory_shard(&record.id),
+        )
+        .remove(record.id.clone())
+        .call()
+        .await?;
+        let events = last_sequence(&ctx).await?;
+        ctx.clear_all();
+        Ok(Json(Some(events)))
+    }
+}
+
+fn store_claim(ctx: &ObjectContext<'_>, slot: &mut LeaseSlot, outcome: &ProcessLeaseClaimOutcome) {
+    if let ProcessLeaseClaimOutcome::Acquired(lease) = outcome {
+        slot.last_fencing_token = lease.fencing_token;
+        slot.lease = Some(lease.clone());
+        ctx.set(LEASE, Json(slot.clone()));
+    }
+}

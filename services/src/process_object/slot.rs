@@ -1,0 +1,134 @@
+//! The state layout of one `ProcessObject` and the reads and writes every
+//! handler shares.
+//!
+//! Each event is its own key (`e/{seq}`), as is each replay key, delivered
+//! wake key and per-type ordinal, so an append touches a fixed number of
+//! small keys however long the history is (with lazy state, nothing else
+//! is loaded).
+
+use std::collections::BTreeMap;
+
+use restate_process_registry::restate::wire::directory_shard;
+use restate_process_registry::{
+    ProcessError, ProcessEvent, ProcessHandleGrant, ProcessLease, ProcessRecord, SessionScope,
+};
+use restate_sdk::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::directory::ProcessDirectoryClient;
+use crate::errors::terminal;
+use crate::state::ReadState;
+
+/// The row.
+pub(crate) const RECORD: &str = "record";
+/// Highest event sequence written (absent: none yet).
+pub(crate) const SEQ: &str = "seq";
+/// `ProcessTerminal` key of this incarnation.
+pub(crate) const TERMINAL_KEY: &str = "terminal";
+/// [`LeaseSlot`].
+pub(crate) const LEASE: &str = "lease";
+/// Grants by scope id.
+pub(crate) const GRANTS: &str = "grants";
+/// Unacknowledged wake events: sequence → the scope it was delivered to.
+pub(crate) const WAKES: &str = "wakes";
+/// Events per type so far.
+pub(crate) const TYPE_COUNTS: &str = "types";
+
+/// Key of event `sequence`.
+pub(crate) fn event_key(sequence: u64) -> String {
+    format!("e/{sequence}")
+}
+
+/// Key mapping a replay key to its event's sequence.
+pub(crate) fn replay_key(key: &str) -> String {
+    format!("r/{key}")
+}
+
+/// Key marking a wake dedupe key as delivered.
+pub(crate) fn delivered_key(dedupe_key: &str) -> String {
+    format!("d/{dedupe_key}")
+}
+
+/// Key holding the sequence of the `ordinal`-th event of `event_type`.
+pub(crate) fn ordinal_key(event_type: &str, ordinal: u64) -> String {
+    format!("t/{event_type}/{ordinal}")
+}
+
+/// The stored lease (possibly expired) and the highest fencing token issued.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct LeaseSlot {
+    pub(crate) lease: Option<ProcessLease>,
+    pub(crate) last_fencing_token: u64,
+}
+
+pub(crate) type Grants = BTreeMap<String, ProcessHandleGrant>;
+pub(crate) type Wakes = BTreeMap<u64, Option<SessionScope>>;
+pub(crate) type TypeCounts = BTreeMap<String, u64>;
+
+/// The row, or `UnknownProcess` for this key.
+pub(crate) async fn require_record<C: ReadState + KeyOf>(
+    ctx: &C,
+) -> Result<ProcessRecord, TerminalError> {
+    ctx.read(RECORD).await?.ok_or_else(|| unknown(ctx))
+}
+
+/// `UnknownProcess` for this object's key.
+pub(crate) fn unknown<C: KeyOf>(ctx: &C) -> TerminalError {
+    terminal(ProcessError::unknown(ctx.object_key()))
+}
+
+/// The object key, for both context kinds.
+pub(crate) trait KeyOf {
+    fn object_key(&self) -> &str;
+}
+
+impl KeyOf for ObjectContext<'_> {
+    fn object_key(&self) -> &str {
+        self.key()
+    }
+}
+
+impl KeyOf for SharedObjectContext<'_> {
+    fn object_key(&self) -> &str {
+        self.key()
+    }
+}
+
+/// Event `sequence`, if written.
+pub(crate) async fn event<C: ReadState>(
+    ctx: &C,
+    sequence: u64,
+) -> Result<Option<ProcessEvent>, TerminalError> {
+    ctx.read(&event_key(sequence)).await
+}
+
+/// Highest sequence written.
+pub(crate) async fn last_sequence<C: ReadState>(ctx: &C) -> Result<u64, TerminalError> {
+    Ok(ctx.read(SEQ).await?.unwrap_or(0))
+}
+
+/// Writes an event and advances the sequence and the type ordinal index.
+pub(crate) fn store_event(ctx: &ObjectContext<'_>, event: &ProcessEvent, counts: &mut TypeCounts) {
+    let ordinal = counts.entry(event.event_type.clone()).or_default();
+    *ordinal += 1;
+    ctx.set(
+        &ordinal_key(&event.event_type, *ordinal),
+        Json(event.sequence),
+    );
+    ctx.set(TYPE_COUNTS, Json(counts.clone()));
+    ctx.set(&event_key(event.sequence), Json(event.clone()));
+    ctx.set(SEQ, Json(event.sequence));
+}
+
+/// Stores a changed row and its directory copy (before the caller is
+/// answered, so a listing after the answer sees it).
+pub(crate) async fn store_record(
+    ctx: &ObjectContext<'_>,
+    record: &ProcessRecord,
+) -> Result<(), TerminalError> {
+    ctx.set(RECORD, Json(record.clone()));
+    ctx.object_client::<ProcessDirectoryClient>(directory_shard(&record.id))
+        .put(Json(record.clone()))
+        .call()
+        .await
+}

@@ -1,0 +1,38 @@
+//! `ProcessTerminal`: a workflow per process incarnation whose run awaits
+//! the durable promise `outcome`. Hosts attach to the run through ingress
+//! (`/restate/workflow/ProcessTerminal/{key}/attach`) and resume when the
+//! process ends. Calls nothing.
+//!
+//! The key is `{process id}#{incarnation}`, fresh on every registration, so
+//! an id pruned and registered again never attaches to the old promise.
+
+use restate_process_registry::ProcessAwaitOutput;
+use restate_sdk::prelude::*;
+
+const OUTCOME: &str = "outcome";
+
+/// The workflow carrying a process's outcome.
+pub struct ProcessTerminal;
+
+#[restate_sdk::workflow(name = "ProcessTerminal")]
+impl ProcessTerminal {
+    /// Started at registration; returns the outcome once resolved.
+    #[handler]
+    async fn run(
+        &self,
+        ctx: WorkflowContext<'_>,
+    ) -> Result<Json<ProcessAwaitOutput>, TerminalError> {
+        ctx.promise::<Json<ProcessAwaitOutput>>(OUTCOME).await
+    }
+
+    /// Resolves the outcome (sent once, when the process turns terminal).
+    #[handler(ingress_private)]
+    async fn finish(
+        &self,
+        ctx: SharedWorkflowContext<'_>,
+        output: Json<ProcessAwaitOutput>,
+    ) -> Result<(), TerminalError> {
+        ctx.resolve_promise(OUTCOME, output);
+        Ok(())
+    }
+}

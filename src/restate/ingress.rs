@@ -1,0 +1,173 @@
+//! One ingress connection: typed calls through the restate-sdk ingress
+//! client, idempotency keys on writes, transport retries, and error codes
+//! mapped back to [`ProcessError`].
+
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use restate_sdk::ingress::{Client, ClientError, RequestTarget};
+use restate_sdk::serde::Json;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::{ProcessError, ProcessResult};
+use crate::restate::codes;
+
+/// Attempts per call when the transport fails before an answer arrives.
+const ATTEMPTS: u32 = 4;
+/// First pause between attempts; doubles each time.
+const RETRY_PAUSE: Duration = Duration::from_millis(50);
+
+/// Whether a call changes state (and so carries an idempotency key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Call {
+    Read,
+    Write,
+}
+
+/// A cheap-to-clone ingress connection.
+#[derive(Clone)]
+pub(crate) struct Ingress {
+    client: Client<reqwest::Client>,
+    http: reqwest::Client,
+    base: reqwest::Url,
+    keys: Arc<KeySource>,
+}
+
+/// Idempotency keys unique to this connection: a random nonce and a counter.
+struct KeySource {
+    nonce: u64,
+    next: AtomicU64,
+}
+
+impl KeySource {
+    fn next(&self) -> String {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        format!("procreg-{:016x}-{n}", self.nonce)
+    }
+}
+
+impl Ingress {
+    /// Connects to the ingress at `url` (e.g. `http://127.0.0.1:8080`).
+    pub(crate) fn connect(url: &str) -> ProcessResult<Self> {
+        let bad = |err: &dyn std::fmt::Display| {
+            ProcessError::invalid(format!("ingress url `{url}`: {err}"))
+        };
+        let base = reqwest::Url::parse(url).map_err(|err| bad(&err))?;
+        let uri = url.parse().map_err(|err| bad(&err))?;
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(64)
+            .build()
+            .map_err(|err| ProcessError::Unavailable(format!("http client: {err}")))?;
+        let client = Client::new(uri, http.clone()).map_err(|err| bad(&err))?;
+        Ok(Self {
+            client,
+            http,
+            base,
+            keys: Arc::new(KeySource {
+                nonce: RandomState::new().hash_one(std::process::id()),
+                next: AtomicU64::new(1),
+            }),
+        })
+    }
+
+    /// The plain HTTP client and base URL, for the few calls the typed
+    /// client has no verb for (workflow attach by key).
+    pub(crate) fn http(&self) -> (&reqwest::Client, &reqwest::Url) {
+        (&self.http, &self.base)
+    }
+
+    /// Calls a handler with a JSON body.
+    pub(crate) async fn call<Req, Res>(
+        &self,
+        target: RequestTarget,
+        input: &Req,
+        kind: Call,
+    ) -> ProcessResult<Res>
+    where
+        Req: Serialize + Clone + Send + Sync + 'static,
+        Res: DeserializeOwned + Send + 'static,
+    {
+        let key = (kind == Call::Write).then(|| self.keys.next());
+        self.retrying(|| {
+            let mut request = self
+                .client
+                .request::<Json<Req>, Json<Res>>(target.clone(), Json(input.clone()));
+            if let Some(key) = &key {
+                request = request.idempotency_key(key.clone());
+            }
+            async move { request.call().await?.into_body() }
+        })
+        .await
+    }
+
+    /// Calls a handler that takes no input (no body, no content type).
+    pub(crate) async fn call_empty<Res>(
+        &self,
+        target: RequestTarget,
+        kind: Call,
+    ) -> ProcessResult<Res>
+    where
+        Res: DeserializeOwned + Send + 'static,
+    {
+        let key = (kind == Call::Write).then(|| self.keys.next());
+        self.retrying(|| {
+            let mut request = self.client.request::<(), Json<Res>>(target.clone(), ());
+            if let Some(key) = &key {
+                request = request.idempotency_key(key.clone());
+            }
+            async move { request.call().await?.into_body() }
+        })
+        .await
+    }
+
+    async fn retrying<Res, F, Fut>(&self, mut attempt: F) -> ProcessResult<Res>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<Json<Res>, ClientError>>,
+    {
+        let mut pause = RETRY_PAUSE;
+        for _ in 1..ATTEMPTS {
+            match attempt().await {
+                Err(ClientError::Transport { source }) => {
+                    tracing::debug!(%source, ?pause, "ingress transport failed; retrying");
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                }
+                other => return other.map(Json::into_inner).map_err(to_process_error),
+            }
+        }
+        attempt()
+            .await
+            .map(Json::into_inner)
+            .map_err(to_process_error)
+    }
+}
+
+/// Maps an ingress failure to the model error the handler raised, or to
+/// `Unavailable` when the engine itself failed.
+pub(crate) fn to_process_error(error: ClientError) -> ProcessError {
+    match &error {
+        ClientError::Status { status, response } => {
+            decode_failure(status.as_u16(), response.body())
+        }
+        _ => ProcessError::Unavailable(error.to_string()),
+    }
+}
+
+/// Decodes an ingress error body (`{"message": ..}` or plain text).
+pub(crate) fn decode_failure(status: u16, body: &[u8]) -> ProcessError {
+    #[derive(serde::Deserialize)]
+    struct Failure {
+        message: String,
+    }
+    let message = serde_json::from_slice::<Failure>(body)
+        .map(|failure| failure.message)
+        .unwrap_or_else(|_| String::from_utf8_lossy(body).into_owned());
+    codes::decode(status, &message).unwrap_or_else(|| {
+        ProcessError::Unavailable(format!("ingress answered {status}: {message}"))
+    })
+}

@@ -1,0 +1,17 @@
+//! The registry inside Restate, seen from the host: the ingress client
+//! registry, engine-native attach, and the wire types the services in
+//! `restate-process-registry-services` speak.
+//!
+//! Rows live in the `ProcessObject` virtual object keyed by process id;
+//! terminal waits attach to the `ProcessTerminal` workflow's durable
+//! promise. See `shared/DESIGN.md` §5 and the services crate docs for the
+//! call graph.
+
+mod attach;
+pub mod codes;
+mod ingress;
+mod registry;
+pub mod wire;
+
+pub use attach::RestateProcessAttach;
+pub use registry::RestateProcessRegistry;

@@ -1,0 +1,492 @@
+//! [`RestateProcessRegistry`]: the [`ProcessRegistry`] contract over
+//! Restate ingress.
+
+use async_trait::async_trait;
+use restate_sdk::ingress::RequestTarget;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::task::JoinSet;
+
+use crate::error::{ProcessError, ProcessResult};
+use crate::model::{
+    AbandonRequest, DurabilityTier, LeaseOwnerIdentity, ProcessAwaitOutput, ProcessEvent,
+    ProcessEventAppendRequest, ProcessEventAppendResult, ProcessExternalRef,
+    ProcessHandleDescriptor, ProcessHandleGrant, ProcessHandleGrantEntry, ProcessLease,
+    ProcessLeaseClaimOutcome, ProcessLeaseCompletion, ProcessListFilter, ProcessPruneReport,
+    ProcessRecord, ProcessRegistration, ProcessSessionDeleteReport, ProcessStarted, SessionScope,
+    WaitState,
+};
+use crate::registry::ProcessRegistry;
+use crate::restate::ingress::{Call, Ingress};
+use crate::restate::wire::{
+    self, AttachTarget, ClaimRequest, CountRequest, EventsPage, EventsPageRequest, GrantRequest,
+    ListPage, ListPageRequest, ReclaimRequest, RenewRequest, TransferRequest, PAGE_LIMIT,
+};
+use crate::rules::limits::check_process_id;
+
+/// The registry whose rows live in Restate virtual objects keyed by
+/// process id, reached through ingress ([`DurabilityTier::Durable`]).
+///
+/// Every write carries a fresh idempotency key, reused when the transport
+/// fails and the call is retried, so a lost response never applies a write
+/// twice. Large reads come in pages. Model errors come back as the same
+/// [`ProcessError`] variants the in-memory registry returns. Cheap to clone.
+#[derive(Clone)]
+pub struct RestateProcessRegistry {
+    ingress: Ingress,
+}
+
+impl RestateProcessRegistry {
+    /// A registry talking to the Restate ingress at `ingress_url`
+    /// (e.g. `http://127.0.0.1:8080`). Does no I/O.
+    pub fn connect(ingress_url: &str) -> ProcessResult<Self> {
+        Ok(Self {
+            ingress: Ingress::connect(ingress_url)?,
+        })
+    }
+
+    pub(crate) fn ingress(&self) -> &Ingress {
+        &self.ingress
+    }
+
+    /// A `ProcessObject` target; ids no registration could have are unknown.
+    fn object(process_id: &str, handler: &str) -> ProcessResult<RequestTarget> {
+        check_process_id(process_id).map_err(|_| ProcessError::unknown(process_id))?;
+        Ok(RequestTarget::object(
+            wire::PROCESS_OBJECT,
+            process_id,
+            handler,
+        ))
+    }
+
+    async fn on<Req, Res>(
+        &self,
+        process_id: &str,
+        handler: &str,
+        input: &Req,
+        kind: Call,
+    ) -> ProcessResult<Res>
+    where
+        Req: Serialize + Clone + Send + Sync + 'static,
+        Res: DeserializeOwned + Send + 'static,
+    {
+        let target = Self::object(process_id, handler)?;
+        self.ingress.call(target, input, kind).await
+    }
+
+    async fn on_empty<Res>(&self, process_id: &str, handler: &str, kind: Call) -> ProcessResult<Res>
+    where
+        Res: DeserializeOwned + Send + 'static,
+    {
+        let target = Self::object(process_id, handler)?;
+        self.ingress.call_empty(target, kind).await
+    }
+
+    async fn coordinate<Req, Res>(&self, handler: &str, input: &Req) -> ProcessResult<Res>
+    where
+        Req: Serialize + Clone + Send + Sync + 'static,
+        Res: DeserializeOwned + Send + 'static,
+    {
+        let target = RequestTarget::service(wire::PROCESS_COORDINATOR, handler);
+        self.ingress.call(target, input, Call::Write).await
+    }
+
+    /// The first page from `first` (called with `input`), then every
+    /// following page from `handler`.
+    async fn paged_events<Req>(
+        &self,
+        process_id: &str,
+        first: &str,
+        input: &Req,
+        handler: &str,
+    ) -> ProcessResult<Vec<ProcessEvent>>
+    where
+        Req: Serialize + Clone + Send + Sync + 'static,
+    {
+        let mut page: EventsPage = self.on(process_id, first, input, Call::Read).await?;
+        let mut events = std::mem::take(&mut page.events);
+        while let Some(after_sequence) = page.next_after {
+            let request = EventsPageRequest {
+                after_sequence,
+                limit: PAGE_LIMIT,
+            };
+            page = self.on(process_id, handler, &request, Call::Read).await?;
+            events.append(&mut page.events);
+        }
+        Ok(events)
+    }
+
+    /// One shard's rows matching `filter`, every page.
+    async fn shard_rows(
+        ingress: Ingress,
+        shard: u32,
+        filter: Option<ProcessListFilter>,
+    ) -> ProcessResult<Vec<ProcessRecord>> {
+        let target = RequestTarget::object(wire::PROCESS_DIRECTORY, shard.to_string(), "list");
+        let mut rows = Vec::new();
+        let mut after_id = None;
+        loop {
+            let request = ListPageRequest {
+                filter: filter.clone(),
+                after_id,
+                limit: PAGE_LIMIT,
+            };
+            let page: ListPage = ingress.call(target.clone(), &request, Call::Read).await?;
+            rows.extend(page.records);
+            match page.next_after_id {
+                Some(next) => after_id = Some(next),
+                None => return Ok(rows),
+            }
+        }
+    }
+
+    /// Rows matching `filter` across every directory shard, by process id.
+    async fn list(&self, filter: Option<ProcessListFilter>) -> ProcessResult<Vec<ProcessRecord>> {
+        let mut shards = JoinSet::new();
+        for shard in 0..wire::DIRECTORY_SHARDS {
+            shards.spawn(Self::shard_rows(
+                self.ingress.clone(),
+                shard,
+                filter.clone(),
+            ));
+        }
+        let mut rows = Vec::new();
+        while let Some(joined) = shards.join_next().await {
+            let shard_rows = joined
+                .map_err(|err| ProcessError::Unavailable(format!("list task failed: {err}")))??;
+            rows.extend(shard_rows);
+        }
+        rows.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(rows)
+    }
+
+    /// The current rows of `grants`' processes, in the grants' order;
+    /// grants whose process vanished meanwhile are dropped.
+    async fn with_records(
+        &self,
+        grants: Vec<ProcessHandleGrant>,
+    ) -> ProcessResult<Vec<ProcessHandleGrantEntry>> {
+        let mut reads = JoinSet::new();
+        for (index, grant) in grants.iter().enumerate() {
+            let registry = self.clone();
+            let process_id = grant.process_id.clone();
+            reads.spawn(async move { (index, registry.try_get_process(&process_id).await) });
+        }
+        let mut records = vec![None; grants.len()];
+        while let Some(joined) = reads.join_next().await {
+            let (index, record) = joined
+                .map_err(|err| ProcessError::Unavailable(format!("grant read failed: {err}")))?;
+            records[index] = record?;
+        }
+        Ok(grants
+            .into_iter()
+            .zip(records)
+            .filter_map(|(grant, record)| Some((grant, record?)))
+            .collect())
+    }
+}
+
+#[async_trait]
+impl ProcessRegistry for RestateProcessRegistry {
+    async fn register_process(
+        &self,
+        registration: ProcessRegistration,
+    ) -> ProcessResult<ProcessRecord> {
+        check_process_id(&registration.id)?;
+        let id = registration.id.clone();
+        self.on(&id, "register", &registration, Call::Write).await
+    }
+
+    async fn set_external_ref(
+        &self,
+        process_id: &str,
+        external_ref: ProcessExternalRef,
+    ) -> ProcessResult<ProcessRecord> {
+        self.on(process_id, "set_external_ref", &external_ref, Call::Write)
+            .await
+    }
+
+    async fn grant_handle(
+        &self,
+        session_scope: &SessionScope,
+        process_id: &str,
+        descriptor: ProcessHandleDescriptor,
+    ) -> ProcessResult<ProcessHandleGrant> {
+        let request = GrantRequest {
+            scope: session_scope.clone(),
+            descriptor,
+        };
+        self.on(process_id, "grant", &request, Call::Write).await
+    }
+
+    async fn revoke_handle(
+        &self,
+        session_scope: &SessionScope,
+        process_id: &str,
+    ) -> ProcessResult<()> {
+        self.on(process_id, "revoke", session_scope, Call::Write)
+            .await
+    }
+
+    async fn transfer_handle_grants(
+        &self,
+        from_scope: &SessionScope,
+        to_scope: &SessionScope,
+        process_ids: &[String],
+    ) -> ProcessResult<()> {
+        let request = TransferRequest {
+            from: from_scope.clone(),
+            to: to_scope.clone(),
+            process_ids: process_ids.to_vec(),
+        };
+        self.coordinate("transfer_grants", &request).await
+    }
+
+    async fn list_handle_grants(
+        &self,
+        session_scope: &SessionScope,
+    ) -> ProcessResult<Vec<ProcessHandleGrantEntry>> {
+        let target = RequestTarget::object(wire::SESSION_GRANTS, &session_scope.session_id, "list");
+        let grants: Vec<ProcessHandleGrant> = self
+            .ingress
+            .call(target, &session_scope.id(), Call::Read)
+            .await?;
+        self.with_records(grants).await
+    }
+
+    async fn handle_grants_for_process(
+        &self,
+        process_id: &str,
+    ) -> ProcessResult<Vec<ProcessHandleGrant>> {
+        self.on_empty(process_id, "grants", Call::Read).await
+    }
+
+    async fn delete_session_process_state(
+        &self,
+        session_id: &str,
+    ) -> ProcessResult<ProcessSessionDeleteReport> {
+        self.coordinate("delete_session", &session_id.to_owned())
+            .await
+    }
+
+    async fn append_event(
+        &self,
+        process_id: &str,
+        request: ProcessEventAppendRequest,
+    ) -> ProcessResult<ProcessEventAppendResult> {
+        self.on(process_id, "append", &request, Call::Write).await
+    }
+
+    async fn events_after(
+        &self,
+        process_id: &str,
+        after_sequence: u64,
+    ) -> ProcessResult<Vec<ProcessEvent>> {
+        let request = EventsPageRequest {
+            after_sequence,
+            limit: PAGE_LIMIT,
+        };
+        self.paged_events(process_id, "events_after", &request, "events_after")
+            .await
+    }
+
+    async fn wake_events_after(
+        &self,
+        process_id: &str,
+        after_sequence: u64,
+    ) -> ProcessResult<Vec<ProcessEvent>> {
+        let request = EventsPageRequest {
+            after_sequence,
+            limit: PAGE_LIMIT,
+        };
+        self.paged_events(
+            process_id,
+            "wake_events_after",
+            &request,
+            "wake_events_after",
+        )
+        .await
+    }
+
+    async fn complete_process(
+        &self,
+        process_id: &str,
+        await_output: ProcessAwaitOutput,
+    ) -> ProcessResult<ProcessRecord> {
+        self.on(process_id, "complete", &await_output, Call::Write)
+            .await
+    }
+
+    async fn record_first_started(
+        &self,
+        process_id: &str,
+        started: ProcessStarted,
+    ) -> ProcessResult<ProcessRecord> {
+        self.on(process_id, "record_first_started", &started, Call::Write)
+            .await
+    }
+
+    async fn request_process_abandon(
+        &self,
+        process_id: &str,
+        request: AbandonRequest,
+    ) -> ProcessResult<ProcessRecord> {
+        self.on(process_id, "request_abandon", &request, Call::Write)
+            .await
+    }
+
+    async fn set_process_wait(
+        &self,
+        process_id: &str,
+        wait: WaitState,
+    ) -> ProcessResult<ProcessRecord> {
+        self.on(process_id, "set_wait", &wait, Call::Write).await
+    }
+
+    async fn clear_process_wait(&self, process_id: &str) -> ProcessResult<ProcessRecord> {
+        self.on_empty(process_id, "clear_wait", Call::Write).await
+    }
+
+    /// `None` for unknown ids, and also when ingress cannot be reached
+    /// (logged); use [`ProcessRegistry::try_get_process`] to tell them apart.
+    async fn get_process(&self, process_id: &str) -> Option<ProcessRecord> {
+        match self.try_get_process(process_id).await {
+            Ok(record) => record,
+            Err(error) => {
+                tracing::warn!(process_id, %error, "get_process failed");
+                None
+            }
+        }
+    }
+
+    async fn try_get_process(&self, process_id: &str) -> ProcessResult<Option<ProcessRecord>> {
+        if check_process_id(process_id).is_err() {
+            return Ok(None);
+        }
+        self.on_empty(process_id, "get", Call::Read).await
+    }
+
+    async fn list_processes(
+        &self,
+        filter: &ProcessListFilter,
+    ) -> ProcessResult<Vec<ProcessRecord>> {
+        self.list(Some(filter.clone())).await
+    }
+
+    async fn ack_wake(&self, process_id: &str, sequence: u64) -> ProcessResult<()> {
+        self.on(process_id, "ack_wake", &sequence, Call::Write)
+            .await
+    }
+
+    async fn list_non_terminal(&self) -> ProcessResult<Vec<ProcessRecord>> {
+        self.list(None).await
+    }
+
+    async fn claim_process_lease(
+        &self,
+        process_id: &str,
+        owner: &LeaseOwnerIdentity,
+        lease_ttl_ms: u64,
+    ) -> ProcessResult<ProcessLeaseClaimOutcome> {
+        let request = ClaimRequest {
+            owner: owner.clone(),
+            lease_ttl_ms,
+        };
+        self.on(process_id, "claim_lease", &request, Call::Write)
+            .await
+    }
+
+    async fn reclaim_process_lease(
+        &self,
+        process_id: &str,
+        owner: &LeaseOwnerIdentity,
+        observed_holder: &ProcessLease,
+        lease_ttl_ms: u64,
+    ) -> ProcessResult<ProcessLeaseClaimOutcome> {
+        let request = ReclaimRequest {
+            owner: owner.clone(),
+            observed_holder: observed_holder.clone(),
+            lease_ttl_ms,
+        };
+        self.on(process_id, "reclaim_lease", &request, Call::Write)
+            .await
+    }
+
+    async fn renew_process_lease(
+        &self,
+        lease: &ProcessLease,
+        lease_ttl_ms: u64,
+    ) -> ProcessResult<ProcessLease> {
+        let request = RenewRequest {
+            lease: lease.clone(),
+            lease_ttl_ms,
+        };
+        self.on(&lease.process_id, "renew_lease", &request, Call::Write)
+            .await
+    }
+
+    async fn get_process_lease(&self, process_id: &str) -> ProcessResult<Option<ProcessLease>> {
+        if check_process_id(process_id).is_err() {
+            return Ok(None);
+        }
+        self.on_empty(process_id, "lease", Call::Read).await
+    }
+
+    async fn complete_process_lease(
+        &self,
+        completion: &ProcessLeaseCompletion,
+    ) -> ProcessResult<()> {
+        self.on(
+            &completion.process_id,
+            "complete_lease",
+            completion,
+            Call::Write,
+        )
+        .await
+    }
+
+    async fn prune_terminal_processes(
+        &self,
+        cutoff_epoch_ms: u64,
+    ) -> ProcessResult<ProcessPruneReport> {
+        self.coordinate("prune", &cutoff_epoch_ms).await
+    }
+
+    fn durability_tier(&self) -> DurabilityTier {
+        DurabilityTier::Durable
+    }
+
+    async fn count_events_through(
+        &self,
+        process_id: &str,
+        event_type: &str,
+        up_to_sequence: u64,
+    ) -> ProcessResult<u64> {
+        let request = CountRequest {
+            event_type: event_type.to_owned(),
+            up_to_sequence,
+        };
+        self.on(process_id, "count_events_through", &request, Call::Read)
+            .await
+    }
+
+    async fn recent_events(
+        &self,
+        process_id: &str,
+        limit: usize,
+    ) -> ProcessResult<Vec<ProcessEvent>> {
+        let limit = u64::try_from(limit).unwrap_or(u64::MAX);
+        self.paged_events(process_id, "recent_events", &limit, "events_after")
+            .await
+    }
+}
+
+/// Reads the attach target of a process (its outcome or its workflow key).
+pub(crate) async fn attach_target(
+    registry: &RestateProcessRegistry,
+    process_id: &str,
+) -> ProcessResult<AttachTarget> {
+    registry
+        .on_empty(process_id, "attach_target", Call::Read)
+        .await
+}

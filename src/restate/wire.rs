@@ -1,0 +1,163 @@
+//! Names and request/response bodies shared by the ingress client and the
+//! services. Every body is serde JSON.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{
+    LeaseOwnerIdentity, ProcessAwaitOutput, ProcessEvent, ProcessHandleDescriptor, ProcessLease,
+    ProcessListFilter, ProcessRecord, SessionScope,
+};
+
+/// Virtual object keyed by process id: the row, its log, lease and grants.
+pub const PROCESS_OBJECT: &str = "ProcessObject";
+/// Workflow keyed by [`AttachTarget::workflow_key`]: resolves on the outcome.
+pub const PROCESS_TERMINAL: &str = "ProcessTerminal";
+/// Virtual object keyed by shard number: a copy of every row in the shard.
+pub const PROCESS_DIRECTORY: &str = "ProcessDirectory";
+/// Virtual object keyed by session id: the session's grants.
+pub const SESSION_GRANTS: &str = "SessionGrants";
+/// Service for the calls that span processes (transfer, session delete, prune).
+pub const PROCESS_COORDINATOR: &str = "ProcessCoordinator";
+
+/// Number of `ProcessDirectory` shards; listing fans out over all of them.
+pub const DIRECTORY_SHARDS: u32 = 32;
+/// Largest page a paged read returns, in items.
+pub const PAGE_LIMIT: u32 = 256;
+/// Largest page a paged read returns, in serialized bytes (one item always fits).
+pub const PAGE_BYTES: usize = 1 << 20;
+
+/// A stable 64-bit FNV-1a hash, so shard placement never changes between
+/// builds or hosts.
+pub fn stable_hash(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The directory shard (its object key) that indexes `process_id`.
+pub fn directory_shard(process_id: &str) -> String {
+    (stable_hash(process_id) % u64::from(DIRECTORY_SHARDS)).to_string()
+}
+
+/// `ProcessObject/grant` input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GrantRequest {
+    /// Who receives the handle.
+    pub scope: SessionScope,
+    /// What the handle shows.
+    pub descriptor: ProcessHandleDescriptor,
+}
+
+/// `ProcessObject/events_after` and `wake_events_after` input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventsPageRequest {
+    /// Return events with a greater sequence.
+    pub after_sequence: u64,
+    /// At most this many (capped by [`PAGE_LIMIT`]).
+    pub limit: u32,
+}
+
+/// One page of events, ascending.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventsPage {
+    /// The events.
+    pub events: Vec<ProcessEvent>,
+    /// Set when more events follow: ask again after this sequence.
+    pub next_after: Option<u64>,
+}
+
+/// `ProcessObject/claim_lease` input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClaimRequest {
+    /// The claiming worker.
+    pub owner: LeaseOwnerIdentity,
+    /// Lease length on the registry's clock.
+    pub lease_ttl_ms: u64,
+}
+
+/// `ProcessObject/reclaim_lease` input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReclaimRequest {
+    /// The claiming worker.
+    pub owner: LeaseOwnerIdentity,
+    /// The lease the caller saw; the swap happens only if it is still current.
+    pub observed_holder: ProcessLease,
+    /// Lease length on the registry's clock.
+    pub lease_ttl_ms: u64,
+}
+
+/// `ProcessObject/renew_lease` input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RenewRequest {
+    /// The lease being renewed.
+    pub lease: ProcessLease,
+    /// New length from now.
+    pub lease_ttl_ms: u64,
+}
+
+/// `ProcessObject/count_events_through` input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CountRequest {
+    /// The event type to count.
+    pub event_type: String,
+    /// Count events with sequence ≤ this.
+    pub up_to_sequence: u64,
+}
+
+/// `ProcessObject/attach_target` output: the outcome when already known,
+/// else the workflow whose promise will carry it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttachTarget {
+    /// The outcome, when the process is already terminal.
+    pub output: Option<ProcessAwaitOutput>,
+    /// `ProcessTerminal` key of this incarnation of the process.
+    pub workflow_key: String,
+}
+
+/// `ProcessDirectory/list` input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ListPageRequest {
+    /// Rows to return; `None` means every non-terminal row.
+    pub filter: Option<ProcessListFilter>,
+    /// Return rows with a greater process id.
+    pub after_id: Option<String>,
+    /// At most this many (capped by [`PAGE_LIMIT`]).
+    pub limit: u32,
+}
+
+/// One page of rows in process-id order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ListPage {
+    /// The rows.
+    pub records: Vec<ProcessRecord>,
+    /// Set when more rows follow: ask again after this id.
+    pub next_after_id: Option<String>,
+}
+
+/// `ProcessCoordinator/transfer_grants` input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TransferRequest {
+    /// The scope giving up the grants.
+    pub from: SessionScope,
+    /// The scope receiving them.
+    pub to: SessionScope,
+    /// The processes whose grants move.
+    pub process_ids: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_placement_is_stable_and_spread() {
+        // Fixed vectors: placement must never change between builds.
+        assert_eq!(stable_hash(""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(stable_hash("a"), 0xaf63_dc4c_8601_ec8c);
+        let mut used = std::collections::BTreeSet::new();
+        for n in 0..1000 {
+            used.insert(directory_shard(&format!("proc-{n}")));
+        }
+        assert_eq!(used.len(), DIRECTORY_SHARDS as usize);
+    }
+}
