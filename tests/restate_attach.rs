@@ -1,0 +1,212 @@
+//! `RestateProcessAttach` against a real restate-server: terminal waits
+//! resolve through ingress attach to the `ProcessTerminal` workflow's
+//! durable promise.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use restate_process_registry::testing::support::external;
+use restate_process_registry::{
+    ProcessAttach, ProcessAwaitOutput, ProcessAwaiter, ProcessError, ProcessRegistry,
+    ProcessResult, ProcessRunHandle, ProcessWorkDriver,
+};
+use serde_json::json;
+
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// Shared-handler reads of `process_id` the engine has run so far
+/// (completed invocations are retained, so the engine counts them).
+async fn reads_of(process_id: &str) -> usize {
+    common::admin_query(&format!(
+        "SELECT id FROM sys_invocation WHERE target_service_name = 'ProcessObject' \
+         AND target_service_key = '{process_id}' AND target_handler_name = 'get'"
+    ))
+    .await
+    .len()
+}
+
+#[tokio::test]
+async fn a_waiter_started_before_completion_gets_the_recorded_output() {
+    let registry = common::registry();
+    let id = common::unique("attach-live");
+    registry.register_process(external(&id)).await.unwrap();
+
+    let attach = common::attach();
+    let waiter = tokio::spawn({
+        let id = id.clone();
+        async move { attach.await_terminal(&id).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !waiter.is_finished(),
+        "the waiter must wait for the outcome"
+    );
+
+    let output = ProcessAwaitOutput::success(json!({ "answer": 42 }));
+    registry
+        .complete_process(&id, output.clone())
+        .await
+        .unwrap();
+    let got = tokio::time::timeout(PATIENCE, waiter)
+        .await
+        .expect("the attached waiter resumes")
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, output);
+    let stored = registry.get_process(&id).await.unwrap();
+    assert_eq!(stored.status.await_output(), Some(&output));
+}
+
+#[tokio::test]
+async fn a_terminal_append_also_resolves_the_waiter() {
+    use restate_process_registry::testing::support::typed;
+    use restate_process_registry::ProcessEventAppendRequest;
+
+    let registry = common::registry();
+    let id = common::unique("attach-append");
+    registry.register_process(typed(&id)).await.unwrap();
+    let attach = common::attach();
+    let waiter = tokio::spawn({
+        let id = id.clone();
+        async move { attach.await_terminal(&id).await }
+    });
+    let record = registry.get_process(&id).await.unwrap();
+    let terminal_type = record
+        .event_types
+        .iter()
+        .find(|t| t.semantics.terminal.is_some())
+        .expect("the typed catalog declares a terminal type")
+        .name
+        .clone();
+    let payload = json!({ "result": "done", "ok": true, "reason": "finished" });
+    let appended = registry
+        .append_event(
+            &id,
+            ProcessEventAppendRequest::new(&terminal_type, payload).with_replay_key("end"),
+        )
+        .await;
+    if let Err(err) = &appended {
+        panic!("terminal append `{terminal_type}` refused: {err}");
+    }
+    let got = tokio::time::timeout(PATIENCE, waiter)
+        .await
+        .expect("the attached waiter resumes")
+        .unwrap()
+        .unwrap();
+    let stored = registry.get_process(&id).await.unwrap();
+    assert_eq!(stored.status.await_output(), Some(&got));
+}
+
+#[tokio::test]
+async fn an_already_terminal_process_answers_without_attaching() {
+    let registry = common::registry();
+    let id = common::unique("attach-done");
+    registry.register_process(external(&id)).await.unwrap();
+    let output = ProcessAwaitOutput::failure("boom", "it broke");
+    registry
+        .complete_process(&id, output.clone())
+        .await
+        .unwrap();
+
+    // Purge the finished workflow: attaching now would find nothing to
+    // attach to and block on a fresh, never-resolved run.
+    let deadline = Instant::now() + PATIENCE;
+    let invocation = loop {
+        let rows = common::admin_query(&format!(
+            "SELECT id FROM sys_invocation WHERE target_service_name = 'ProcessTerminal' \
+             AND target_service_key LIKE '{id}#%' AND status = 'completed'"
+        ))
+        .await;
+        if let Some(row) = rows.first() {
+            break row["id"].as_str().unwrap().to_owned();
+        }
+        assert!(Instant::now() < deadline, "the workflow run completes");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let purged = reqwest::Client::new()
+        .patch(format!(
+            "{}/invocations/{invocation}/purge",
+            common::urls().admin
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert!(purged.status().is_success(), "purge: {}", purged.status());
+
+    let got = tokio::time::timeout(Duration::from_secs(5), common::attach().await_terminal(&id))
+        .await
+        .expect("a terminal process answers from its row, without attaching")
+        .unwrap();
+    assert_eq!(got, output);
+}
+
+#[tokio::test]
+async fn unknown_process_is_a_typed_error() {
+    let id = common::unique("attach-unknown");
+    let err = common::attach().await_terminal(&id).await.unwrap_err();
+    assert_eq!(err, ProcessError::unknown(&id));
+}
+
+struct NoRuns;
+
+#[async_trait]
+impl ProcessRunHandle for NoRuns {
+    async fn claim_and_run_pending(&self) -> ProcessResult<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn the_driver_with_attach_never_polls() {
+    let registry = Arc::new(common::registry());
+    let driver = ProcessWorkDriver::new(registry.clone(), Arc::new(NoRuns))
+        .with_attach(Arc::new(common::attach()));
+    let id = common::unique("attach-driver");
+    registry.register_process(external(&id)).await.unwrap();
+
+    let waiter = tokio::spawn({
+        let driver = driver.clone();
+        let id = id.clone();
+        async move { driver.await_terminal(&id).await }
+    });
+    // Long enough for a polling awaiter to read several times (25 ms
+    // doubling: 25, 50, 100, 200, 400, 800 ms).
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let output = ProcessAwaitOutput::success(json!("attached"));
+    registry
+        .complete_process(&id, output.clone())
+        .await
+        .unwrap();
+    let got = tokio::time::timeout(PATIENCE, waiter)
+        .await
+        .expect("the driver's wait resumes")
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, output);
+    // One read: the driver's "already terminal?" check. Then only the attach.
+    assert_eq!(reads_of(&id).await, 1, "the driver must not poll");
+
+    // Control: the polling awaiter over the same span reads many times, so
+    // the count above would have caught polling.
+    let polled = common::unique("attach-poll");
+    registry.register_process(external(&polled)).await.unwrap();
+    let awaiter = ProcessAwaiter::polling(registry.clone());
+    let waiter = tokio::spawn({
+        let polled = polled.clone();
+        async move { awaiter.await_terminal(&polled).await }
+    });
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    registry
+        .complete_process(&polled, output.clone())
+        .await
+        .unwrap();
+    tokio::time::timeout(PATIENCE, waiter)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(reads_of(&polled).await >= 4, "polling reads repeatedly");
+}

@@ -1,0 +1,187 @@
+//! The services over raw ingress HTTP, as a client that is not ours would
+//! reach them: idempotent redelivery, and bad input refused with a clear
+//! error and no state change.
+
+mod common;
+
+use reqwest::StatusCode;
+use restate_process_registry::rules::limits::MAX_PAYLOAD_BYTES;
+use restate_process_registry::testing::support::{owner, typed, NOTE};
+use restate_process_registry::{ProcessError, ProcessEventAppendRequest, ProcessRegistry};
+use serde_json::{json, Value};
+
+/// POSTs `body` (raw bytes, JSON content type) to `/ProcessObject/{id}/{handler}`.
+async fn post(
+    id: &str,
+    handler: &str,
+    body: &str,
+    idempotency_key: Option<&str>,
+) -> (StatusCode, String) {
+    let mut request = reqwest::Client::new()
+        .post(format!(
+            "{}/ProcessObject/{id}/{handler}",
+            common::urls().ingress
+        ))
+        .header("content-type", "application/json")
+        .body(body.to_owned());
+    if let Some(key) = idempotency_key {
+        request = request.header("idempotency-key", key);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    (status, response.text().await.unwrap())
+}
+
+async fn registered() -> String {
+    let id = common::unique("wire");
+    common::registry()
+        .register_process(typed(&id))
+        .await
+        .unwrap();
+    id
+}
+
+#[tokio::test]
+async fn a_redelivered_append_with_the_same_idempotency_key_applies_once() {
+    let id = registered().await;
+    let body = json!({ "event_type": NOTE, "payload": { "step": 1 } }).to_string();
+    let key = common::unique("retry");
+    let (first_status, first) = post(&id, "append", &body, Some(&key)).await;
+    let (second_status, second) = post(&id, "append", &body, Some(&key)).await;
+    assert_eq!(first_status, StatusCode::OK, "{first}");
+    assert_eq!(second_status, StatusCode::OK, "{second}");
+    assert_eq!(first, second, "the retry gets the first answer");
+    let events = common::registry().events_after(&id, 0).await.unwrap();
+    assert_eq!(events.len(), 1, "the append applied once");
+
+    // Without the key the same body is a second append: the key is what
+    // makes the redelivery safe.
+    let (status, _) = post(&id, "append", &body, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        common::registry().events_after(&id, 0).await.unwrap().len(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn a_redelivered_claim_returns_the_same_lease() {
+    let id = registered().await;
+    let body = json!({ "owner": owner("wire"), "lease_ttl_ms": 60_000 }).to_string();
+    let key = common::unique("claim");
+    let (_, first) = post(&id, "claim_lease", &body, Some(&key)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let (_, second) = post(&id, "claim_lease", &body, Some(&key)).await;
+    assert_eq!(
+        first, second,
+        "same expiry: the redelivery did not extend the lease"
+    );
+    let first: Value = serde_json::from_str(&first).unwrap();
+    let stored = common::registry()
+        .get_process_lease(&id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first["outcome"], json!("acquired"));
+    assert_eq!(first["lease_token"], json!(stored.lease_token));
+    assert_eq!(
+        first["expires_at_epoch_ms"],
+        json!(stored.expires_at_epoch_ms)
+    );
+    assert_eq!(stored.fencing_token, 1);
+}
+
+#[tokio::test]
+async fn malformed_and_mistyped_bodies_are_refused_and_change_nothing() {
+    let id = registered().await;
+    let registry = common::registry();
+    let before = registry.get_process(&id).await.unwrap();
+    let cases = [
+        ("append", r#"{"event_type": "note", "payload": "#),
+        ("append", r#"{"event_type": 5, "payload": {}}"#),
+        ("append", r#"[1, 2, 3]"#),
+        ("ack_wake", r#""one""#),
+        ("set_wait", r#"{"kind": "nonsense"}"#),
+        ("claim_lease", r#"{"owner": "me", "lease_ttl_ms": -1}"#),
+        ("complete", r#"{"status": "won"}"#),
+    ];
+    for (handler, body) in cases {
+        let (status, text) = post(&id, handler, body, None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{handler} {body}: {text}");
+        assert!(!text.is_empty(), "{handler}: the refusal says why");
+    }
+    assert_eq!(registry.get_process(&id).await.unwrap(), before);
+    assert!(registry.events_after(&id, 0).await.unwrap().is_empty());
+    assert_eq!(registry.get_process_lease(&id).await.unwrap(), None);
+
+    // A registration body whose id is not a string registers nothing.
+    let fresh = common::unique("wire-bad-register");
+    let (status, _) = post(&fresh, "register", r#"{"id": 5}"#, None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(registry.try_get_process(&fresh).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_payload_over_the_limit_is_invalid_input_and_writes_nothing() {
+    let id = registered().await;
+    let registry = common::registry();
+    let big = "x".repeat(MAX_PAYLOAD_BYTES + 1);
+    let err = registry
+        .append_event(
+            &id,
+            ProcessEventAppendRequest::new(NOTE, json!({ "blob": big })),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ProcessError::InvalidInput(message) if message.contains("limit")),
+        "{err:?}"
+    );
+    // The same over raw ingress: a 400 naming the limit.
+    let body = json!({ "event_type": NOTE, "payload": { "blob": big } }).to_string();
+    let (status, text) = post(&id, "append", &body, None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(text.contains("limit"), "{text}");
+    assert!(registry.events_after(&id, 0).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn model_errors_keep_their_codes_over_ingress() {
+    let unknown = common::unique("wire-unknown");
+    let body = json!({ "event_type": NOTE, "payload": {} }).to_string();
+    let (status, text) = post(&unknown, "append", &body, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        text.contains(&format!("unknown process `{unknown}`")),
+        "{text}"
+    );
+    // Nothing was created by asking.
+    assert_eq!(
+        common::registry().try_get_process(&unknown).await.unwrap(),
+        None
+    );
+
+    let id = registered().await;
+    let (status, _) = post(&id, "register", &json!(typed(&id)).to_string(), None).await;
+    assert_eq!(status, StatusCode::OK, "same registration again is fine");
+    let other = typed(&id)
+        .with_extra_event_types([restate_process_registry::ProcessEventType::any("extra")]);
+    let (status, text) = post(&id, "register", &json!(other).to_string(), None).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{text}");
+}
+
+#[tokio::test]
+async fn internal_handlers_are_not_reachable_from_ingress() {
+    let id = registered().await;
+    let registry = common::registry();
+    registry
+        .complete_process(
+            &id,
+            restate_process_registry::ProcessAwaitOutput::success(json!(1)),
+        )
+        .await
+        .unwrap();
+    let (status, _) = post(&id, "prune", "99999999999999", None).await;
+    assert!(status.is_client_error(), "prune is private: {status}");
+    assert!(registry.try_get_process(&id).await.unwrap().is_some());
+}
