@@ -26,6 +26,7 @@
 //! Bind them all into your own endpoint with [`bind_services`], or run
 //! `procreg serve`.
 
+mod baseline;
 mod coordinator;
 mod directory;
 mod errors;
@@ -37,6 +38,7 @@ mod session_grants;
 mod state;
 mod terminal;
 
+pub use baseline::EngineBaseline;
 pub use coordinator::ProcessCoordinator;
 pub use directory::ProcessDirectory;
 pub use process_object::ProcessObject;
@@ -55,6 +57,7 @@ pub fn bind_services(builder: Builder) -> Builder {
         .bind(ProcessDirectory)
         .bind(SessionGrants)
         .bind(ProcessCoordinator)
+        .bind(EngineBaseline)
 }
 
 /// An endpoint serving just the registry services.

@@ -1,0 +1,654 @@
+//! `procreg bench`: registry operations against the raw engine, measured
+//! in one run on one fresh local stack.
+//!
+//! The baseline is `EngineBaseline/noop`, an exclusive no-op virtual-object
+//! call through ingress: what Restate itself costs per keyed invocation.
+//! Registry throughput is reported next to it and as a ratio of it. Then
+//! the bench measures how fast a terminal wait wakes (Restate attach versus
+//! a polling awaiter), whether append cost stays flat as a process's
+//! history grows, and how long listing ten thousand live rows takes.
+//!
+//! Rows are printed as each phase ends; the last line is one
+//! `key=value` summary for scripts.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use restate_process_registry::{
+    ProcessAttach, ProcessAwaitOutput, ProcessAwaiter, ProcessEventAppendRequest, ProcessEventType,
+    ProcessInput, ProcessProvenance, ProcessRegistration, ProcessRegistry, RestateProcessAttach,
+    RestateProcessRegistry,
+};
+use restate_sdk::ingress::{Client, RequestTarget};
+use serde_json::json;
+
+use crate::common::{
+    bar, ensure, ms, quantile, run_concurrent, start_stack, CliError, CliResult, Context, Load,
+};
+
+/// The benchmark's event type.
+const TICK: &str = "bench.tick";
+/// Upper bound on one terminal wait.
+const WAIT_LIMIT: Duration = Duration::from_secs(60);
+/// How long waiters get to reach the engine before outcomes are written.
+const WAIT_SETTLE: Duration = Duration::from_millis(1500);
+/// History of the small process in the append-cost comparison.
+const SMALL_HISTORY: usize = 10;
+/// `list_non_terminal` repetitions (the median is reported).
+const LIST_RUNS: usize = 3;
+
+/// Options of `procreg bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Processes registered for the throughput phases [default: 1000; 100 with --quick].
+    #[arg(long)]
+    processes: Option<usize>,
+    /// Requests in flight during load phases.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Calls per process in each throughput phase.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Shrink everything for a fast smoke run (100 processes, 20 waiters,
+    /// a 1,000-event history, 1,000 listed rows).
+    #[arg(long)]
+    quick: bool,
+}
+
+/// Sizes of every phase.
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    processes: usize,
+    concurrency: usize,
+    rounds: usize,
+    waiters: usize,
+    history: usize,
+    samples: usize,
+    listed: usize,
+}
+
+impl Plan {
+    fn from_args(args: &BenchArgs) -> CliResult<Self> {
+        ensure(args.concurrency >= 1, || {
+            "--concurrency must be at least 1".into()
+        })?;
+        ensure(args.rounds >= 1, || "--rounds must be at least 1".into())?;
+        let (processes, waiters, history, samples, listed) = if args.quick {
+            (100, 20, 1_000, 50, 1_000)
+        } else {
+            (1_000, 100, 10_000, 200, 10_000)
+        };
+        let processes = args.processes.unwrap_or(processes);
+        ensure(processes >= 1, || "--processes must be at least 1".into())?;
+        Ok(Self {
+            processes,
+            concurrency: args.concurrency,
+            rounds: args.rounds,
+            waiters,
+            history,
+            samples,
+            listed,
+        })
+    }
+
+    fn throughput_ops(&self) -> usize {
+        self.processes * self.rounds
+    }
+}
+
+/// Runs every phase and prints the table and the summary line.
+pub async fn run(args: BenchArgs) -> CliResult<()> {
+    let plan = Plan::from_args(&args)?;
+    let wall = Instant::now();
+    let (stack, took) = start_stack().await?;
+    println!(
+        "procreg bench: {} processes, concurrency {}, {} calls per process per phase{}",
+        plan.processes,
+        plan.concurrency,
+        plan.rounds,
+        if args.quick { " (--quick)" } else { "" }
+    );
+    println!(
+        "local stack up in {:.0} ms (ingress {})\n",
+        ms(took),
+        stack.ingress_url()
+    );
+    let registry = stack.registry().context("connecting to ingress")?;
+    let baseline = Baseline::connect(&stack.ingress_url())?;
+    let mut table = Table::new();
+    let mut summary = Summary::default();
+    summary.push("processes", plan.processes);
+    summary.push("concurrency", plan.concurrency);
+
+    // Setup: the processes every throughput phase spreads over.
+    let ids: Arc<Vec<String>> = Arc::new(
+        (0..plan.processes)
+            .map(|i| format!("bench-{i:06}"))
+            .collect(),
+    );
+    let load = register_all(&registry, Arc::clone(&ids), plan.concurrency, "register").await?;
+    table.load("register_process (setup)", &load);
+    summary.push("register_per_s", format!("{:.0}", load.per_second()));
+
+    // Warm connections and the endpoint before anything is measured.
+    let warm = (plan.concurrency * 4).min(plan.throughput_ops());
+    noop_phase(&baseline, &ids, warm, plan.concurrency, "warm-up").await?;
+    get_phase(&registry, &ids, warm, plan.concurrency, "warm-up").await?;
+
+    let noop_before = noop_phase(
+        &baseline,
+        &ids,
+        plan.throughput_ops(),
+        plan.concurrency,
+        "EngineBaseline/noop",
+    )
+    .await?;
+    table.load("EngineBaseline/noop (baseline)", &noop_before);
+    let append = append_phase(&registry, &ids, plan.throughput_ops(), plan.concurrency).await?;
+    table.load("append_event", &append);
+    let get = get_phase(
+        &registry,
+        &ids,
+        plan.throughput_ops(),
+        plan.concurrency,
+        "get_process",
+    )
+    .await?;
+    table.load("get_process", &get);
+    let noop_after = noop_phase(
+        &baseline,
+        &ids,
+        plan.throughput_ops(),
+        plan.concurrency,
+        "EngineBaseline/noop again",
+    )
+    .await?;
+    table.load("EngineBaseline/noop (again)", &noop_after);
+    // The baseline brackets the registry phases; its mean absorbs drift.
+    let noop_per_s = (noop_before.per_second() + noop_after.per_second()) / 2.0;
+    summary.push("noop_per_s", format!("{noop_per_s:.0}"));
+    summary.push("append_per_s", format!("{:.0}", append.per_second()));
+    summary.push(
+        "append_vs_noop",
+        format!("{:.3}", append.per_second() / noop_per_s),
+    );
+    summary.push("get_per_s", format!("{:.0}", get.per_second()));
+    summary.push(
+        "get_vs_noop",
+        format!("{:.3}", get.per_second() / noop_per_s),
+    );
+
+    // Terminal waits: engine attach, then a host that can only poll.
+    let attach = Waiter::Attach(RestateProcessAttach::new(registry.clone()));
+    let wakes = wake_phase(&registry, &attach, "attach", plan.waiters).await?;
+    table.latencies(
+        &format!("wake via attach ({} early)", wakes.early),
+        &wakes.latencies,
+        wakes.elapsed,
+    );
+    summary.push("attach_wake_p50_ms", format!("{:.1}", ms(wakes.p50())));
+    summary.push("attach_wake_p99_ms", format!("{:.1}", ms(wakes.p99())));
+    let other_host = RestateProcessRegistry::connect(&stack.ingress_url())
+        .context("connecting a second ingress client")?;
+    let polling = Waiter::Poll(ProcessAwaiter::polling(Arc::new(other_host)));
+    let wakes = wake_phase(&registry, &polling, "poll", plan.waiters).await?;
+    table.latencies(
+        &format!("wake via polling ({} early)", wakes.early),
+        &wakes.latencies,
+        wakes.elapsed,
+    );
+    summary.push("poll_wake_p50_ms", format!("{:.1}", ms(wakes.p50())));
+    summary.push("poll_wake_p99_ms", format!("{:.1}", ms(wakes.p99())));
+
+    // Append cost as history grows.
+    let cost = append_cost(&registry, &plan, &mut table).await?;
+    summary.push("history", plan.history);
+    summary.push("append_10_ms", format!("{:.2}", ms(cost.small)));
+    summary.push("append_10k_ms", format!("{:.2}", ms(cost.big)));
+    summary.push(
+        "append_cost_10k_vs_10",
+        format!("{:.3}", cost.big.as_secs_f64() / cost.small.as_secs_f64()),
+    );
+
+    // Listing every live row.
+    let (rows, median) = list_phase(&registry, &plan, &mut table).await?;
+    summary.push("listed", rows);
+    summary.push("list_non_terminal_10k_ms", format!("{:.0}", ms(median)));
+
+    summary.push("wall_s", format!("{:.1}", wall.elapsed().as_secs_f64()));
+    println!(
+        "\nwake rows: latency from complete_process returning to the waiter resuming, \
+         {} waiters started at once; \"early\" waiters resumed before the call returned \
+         (counted as 0 ms).\nappend @N rows: sequential appends alternating between the two \
+         processes; ratios divide by the mean of the two noop runs.",
+        plan.waiters
+    );
+    println!();
+    println!("{}", summary.line());
+    Ok(())
+}
+
+/// Exclusive no-op calls to the engine-baseline object, through ingress.
+#[derive(Clone)]
+struct Baseline {
+    client: Client<reqwest::Client>,
+}
+
+impl Baseline {
+    fn connect(ingress_url: &str) -> CliResult<Self> {
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(64)
+            .build()
+            .context("building the HTTP client")?;
+        let uri = ingress_url
+            .parse()
+            .context(format!("parsing the ingress url {ingress_url}"))?;
+        let client = Client::new(uri, http).context("building the ingress client")?;
+        Ok(Self { client })
+    }
+
+    /// `EngineBaseline/{key}/noop`: no body, no content type, empty answer.
+    async fn noop(&self, key: String) -> CliResult<()> {
+        let target = RequestTarget::object("EngineBaseline", key, "noop");
+        let response = self
+            .client
+            .request::<(), ()>(target, ())
+            .call()
+            .await
+            .context("calling EngineBaseline/noop")?;
+        let status = response.status();
+        ensure(status.is_success(), || {
+            let body = response.into_raw_http_response().into_body();
+            format!(
+                "EngineBaseline/noop answered {status}: {}",
+                String::from_utf8_lossy(&body)
+            )
+        })
+    }
+}
+
+fn registration(id: &str) -> ProcessRegistration {
+    ProcessRegistration::new(
+        id,
+        ProcessInput::Engine {
+            kind: "bench".into(),
+            payload: json!({}),
+        },
+        ProcessProvenance::host(),
+    )
+    .with_extra_event_types([ProcessEventType::any(TICK)])
+}
+
+/// Runs `total` operations under a progress bar named `label`.
+async fn phase<F, Fut>(label: &str, total: usize, concurrency: usize, op: F) -> CliResult<Load>
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = CliResult<()>> + Send + 'static,
+{
+    let progress = bar(total, label);
+    let load = run_concurrent(total, concurrency, &progress, op).await;
+    progress.finish_and_clear();
+    load.context(label)
+}
+
+async fn register_all(
+    registry: &RestateProcessRegistry,
+    ids: Arc<Vec<String>>,
+    concurrency: usize,
+    label: &str,
+) -> CliResult<Load> {
+    let registry = registry.clone();
+    phase(label, ids.len(), concurrency, move |i| {
+        let (registry, id) = (registry.clone(), ids[i].clone());
+        async move {
+            let record = registry
+                .register_process(registration(&id))
+                .await
+                .context(format!("register_process {id}"))?;
+            ensure(!record.is_terminal(), || {
+                format!("{id} registered terminal")
+            })
+        }
+    })
+    .await
+}
+
+async fn noop_phase(
+    baseline: &Baseline,
+    ids: &Arc<Vec<String>>,
+    total: usize,
+    concurrency: usize,
+    label: &str,
+) -> CliResult<Load> {
+    let (baseline, ids) = (baseline.clone(), Arc::clone(ids));
+    phase(label, total, concurrency, move |i| {
+        let (baseline, key) = (baseline.clone(), ids[i % ids.len()].clone());
+        async move { baseline.noop(key).await }
+    })
+    .await
+}
+
+async fn append_phase(
+    registry: &RestateProcessRegistry,
+    ids: &Arc<Vec<String>>,
+    total: usize,
+    concurrency: usize,
+) -> CliResult<Load> {
+    let (registry, ids) = (registry.clone(), Arc::clone(ids));
+    phase("append_event", total, concurrency, move |i| {
+        let (registry, id) = (registry.clone(), ids[i % ids.len()].clone());
+        async move { append_tick(&registry, &id, i).await }
+    })
+    .await
+}
+
+async fn append_tick(registry: &RestateProcessRegistry, id: &str, n: usize) -> CliResult<()> {
+    let result = registry
+        .append_event(id, ProcessEventAppendRequest::new(TICK, json!({ "n": n })))
+        .await
+        .context(format!("append_event {id}"))?;
+    ensure(!result.deduplicated && result.event.sequence > 0, || {
+        format!("append_event {id} wrote nothing")
+    })
+}
+
+async fn get_phase(
+    registry: &RestateProcessRegistry,
+    ids: &Arc<Vec<String>>,
+    total: usize,
+    concurrency: usize,
+    label: &str,
+) -> CliResult<Load> {
+    let (registry, ids) = (registry.clone(), Arc::clone(ids));
+    phase(label, total, concurrency, move |i| {
+        let (registry, id) = (registry.clone(), ids[i % ids.len()].clone());
+        async move {
+            let record = registry
+                .try_get_process(&id)
+                .await
+                .context(format!("get_process {id}"))?;
+            ensure(record.is_some(), || format!("get_process {id}: unknown"))
+        }
+    })
+    .await
+}
+
+/// How a host waits for an outcome.
+#[derive(Clone)]
+enum Waiter {
+    /// Restate ingress attach to the process's terminal workflow.
+    Attach(RestateProcessAttach),
+    /// Point reads on a backoff, from a host with no change hub.
+    Poll(ProcessAwaiter),
+}
+
+impl Waiter {
+    async fn await_terminal(&self, id: &str) -> CliResult<ProcessAwaitOutput> {
+        let output = match self {
+            Self::Attach(attach) => attach.await_terminal(id).await,
+            Self::Poll(awaiter) => awaiter.await_terminal(id).await,
+        };
+        output.context(format!("await_terminal {id}"))
+    }
+}
+
+/// Wake latencies of one waiting strategy.
+struct Wakes {
+    latencies: Vec<Duration>,
+    elapsed: Duration,
+    /// Waiters that resumed before `complete_process` returned to us.
+    early: usize,
+}
+
+impl Wakes {
+    fn p50(&self) -> Duration {
+        quantile(&self.latencies, 0.5)
+    }
+
+    fn p99(&self) -> Duration {
+        quantile(&self.latencies, 0.99)
+    }
+}
+
+/// Starts `count` waiters at once, lets them settle, then completes their
+/// processes one by one; a latency runs from `complete_process` returning
+/// to the waiter resuming (zero if it resumed first).
+async fn wake_phase(
+    registry: &RestateProcessRegistry,
+    waiter: &Waiter,
+    name: &str,
+    count: usize,
+) -> CliResult<Wakes> {
+    let ids: Arc<Vec<String>> =
+        Arc::new((0..count).map(|i| format!("wake-{name}-{i:04}")).collect());
+    register_all(
+        registry,
+        Arc::clone(&ids),
+        16,
+        &format!("register {name} waiters"),
+    )
+    .await?;
+    let started = Instant::now();
+    let mut waiting = Vec::with_capacity(count);
+    for id in ids.iter() {
+        let (waiter, id) = (waiter.clone(), id.clone());
+        waiting.push(tokio::spawn(async move {
+            let output = tokio::time::timeout(WAIT_LIMIT, waiter.await_terminal(&id)).await;
+            (Instant::now(), output)
+        }));
+    }
+    tokio::time::sleep(WAIT_SETTLE).await;
+    let progress = bar(count, format!("complete + wake ({name})"));
+    let mut completed_at = Vec::with_capacity(count);
+    for (i, id) in ids.iter().enumerate() {
+        registry
+            .complete_process(id, ProcessAwaitOutput::success(json!({ "i": i })))
+            .await
+            .context(format!("complete_process {id}"))?;
+        completed_at.push(Instant::now());
+        progress.inc(1);
+    }
+    let mut latencies = Vec::with_capacity(count);
+    let mut early = 0;
+    for (i, (handle, completed)) in waiting.into_iter().zip(completed_at).enumerate() {
+        let (resumed, output) = handle
+            .await
+            .map_err(|error| CliError::new(format!("{name} waiter task failed: {error}")))?;
+        let output = output.map_err(|_| {
+            CliError::new(format!(
+                "{name} waiter for {} timed out after {WAIT_LIMIT:?}",
+                ids[i]
+            ))
+        })??;
+        ensure(
+            output == ProcessAwaitOutput::success(json!({ "i": i })),
+            || format!("{name} waiter for {} resumed with {output:?}", ids[i]),
+        )?;
+        if resumed < completed {
+            early += 1;
+        }
+        latencies.push(resumed.saturating_duration_since(completed));
+    }
+    progress.finish_and_clear();
+    Ok(Wakes {
+        latencies,
+        elapsed: started.elapsed(),
+        early,
+    })
+}
+
+/// Median append latencies on a short and a long history.
+struct AppendCost {
+    small: Duration,
+    big: Duration,
+}
+
+async fn append_cost(
+    registry: &RestateProcessRegistry,
+    plan: &Plan,
+    table: &mut Table,
+) -> CliResult<AppendCost> {
+    let (big, small) = ("history-big", "history-small");
+    for id in [big, small] {
+        registry
+            .register_process(registration(id))
+            .await
+            .context(format!("register_process {id}"))?;
+    }
+    let filler = registry.clone();
+    let fill = phase(
+        &format!("filling {} events", plan.history),
+        plan.history,
+        plan.concurrency,
+        move |i| {
+            let registry = filler.clone();
+            async move { append_tick(&registry, big, i).await }
+        },
+    )
+    .await?;
+    table.load(
+        &format!("append_event, one key (fill {})", plan.history),
+        &fill,
+    );
+    for i in 0..SMALL_HISTORY {
+        append_tick(registry, small, i).await?;
+    }
+    // Alternate the two so drift hits both alike.
+    let progress = bar(plan.samples * 2, "append latency 10 vs 10k");
+    let (mut on_small, mut on_big) = (Vec::new(), Vec::new());
+    for i in 0..plan.samples {
+        for (id, samples) in [(small, &mut on_small), (big, &mut on_big)] {
+            let call = Instant::now();
+            append_tick(registry, id, plan.history + i).await?;
+            samples.push(call.elapsed());
+            progress.inc(1);
+        }
+    }
+    progress.finish_and_clear();
+    let sum = |samples: &[Duration]| samples.iter().sum::<Duration>();
+    table.latencies(
+        &format!("append @{SMALL_HISTORY} events (sequential)"),
+        &on_small,
+        sum(&on_small),
+    );
+    table.latencies(
+        &format!("append @{} events (sequential)", plan.history),
+        &on_big,
+        sum(&on_big),
+    );
+    Ok(AppendCost {
+        small: quantile(&on_small, 0.5),
+        big: quantile(&on_big, 0.5),
+    })
+}
+
+/// Registers rows until `plan.listed` are live, then times
+/// `list_non_terminal`; returns the row count and the median time.
+async fn list_phase(
+    registry: &RestateProcessRegistry,
+    plan: &Plan,
+    table: &mut Table,
+) -> CliResult<(usize, Duration)> {
+    let spin = crate::common::spinner("counting live rows");
+    let live = registry.list_non_terminal().await;
+    spin.finish_and_clear();
+    let live = live.context("list_non_terminal")?.len();
+    let missing = plan.listed.saturating_sub(live);
+    if missing > 0 {
+        let ids: Arc<Vec<String>> =
+            Arc::new((0..missing).map(|i| format!("list-{i:06}")).collect());
+        let load = register_all(
+            registry,
+            ids,
+            plan.concurrency,
+            &format!("registering up to {} live", plan.listed),
+        )
+        .await?;
+        table.load(
+            &format!("register_process (to {} live)", plan.listed),
+            &load,
+        );
+    }
+    let progress = bar(LIST_RUNS, "list_non_terminal");
+    let mut times = Vec::with_capacity(LIST_RUNS);
+    let mut rows = 0;
+    for _ in 0..LIST_RUNS {
+        let call = Instant::now();
+        let listed = registry
+            .list_non_terminal()
+            .await
+            .context("list_non_terminal")?;
+        times.push(call.elapsed());
+        rows = listed.len();
+        ensure(rows >= plan.listed, || {
+            format!(
+                "list_non_terminal returned {rows} rows, expected at least {}",
+                plan.listed
+            )
+        })?;
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+    let total = times.iter().sum();
+    table.latencies(&format!("list_non_terminal ({rows} rows)"), &times, total);
+    Ok((rows, quantile(&times, 0.5)))
+}
+
+/// The result table, printed a row at a time as phases end.
+struct Table;
+
+impl Table {
+    fn new() -> Self {
+        println!(
+            "{:<42} {:>7} {:>8} {:>9} {:>9} {:>9}",
+            "phase", "ops", "secs", "ops/s", "p50 ms", "p99 ms"
+        );
+        println!("{}", "-".repeat(89));
+        Self
+    }
+
+    fn load(&mut self, name: &str, load: &Load) {
+        println!(
+            "{:<42} {:>7} {:>8.2} {:>9.0} {:>9.2} {:>9.2}",
+            name,
+            load.ops(),
+            load.elapsed.as_secs_f64(),
+            load.per_second(),
+            ms(quantile(&load.latencies, 0.5)),
+            ms(quantile(&load.latencies, 0.99)),
+        );
+    }
+
+    fn latencies(&mut self, name: &str, samples: &[Duration], elapsed: Duration) {
+        println!(
+            "{:<42} {:>7} {:>8.2} {:>9} {:>9.2} {:>9.2}",
+            name,
+            samples.len(),
+            elapsed.as_secs_f64(),
+            "-",
+            ms(quantile(samples, 0.5)),
+            ms(quantile(samples, 0.99)),
+        );
+    }
+}
+
+/// The final `key=value` line.
+#[derive(Default)]
+struct Summary {
+    pairs: Vec<(String, String)>,
+}
+
+impl Summary {
+    fn push(&mut self, key: &str, value: impl ToString) {
+        self.pairs.push((key.to_owned(), value.to_string()));
+    }
+
+    fn line(&self) -> String {
+        self.pairs
+            .iter()
+            .map(|(key, value)| format!("{key}={value}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}

@@ -1,0 +1,197 @@
+//! Helpers every verb shares: the CLI error type, progress bars and
+//! spinners, the local stack started behind a spinner, timing, and a
+//! bounded-concurrency load runner.
+
+use std::fmt::{self, Display};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use restate_process_registry_services::local_stack::LocalStack;
+use tokio::task::JoinSet;
+
+/// A failure of a verb, already phrased for the user.
+#[derive(Debug)]
+pub struct CliError(String);
+
+impl CliError {
+    /// An error with this message.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
+
+impl Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<E: std::error::Error> From<E> for CliError {
+    fn from(error: E) -> Self {
+        Self(error.to_string())
+    }
+}
+
+/// What every verb returns.
+pub type CliResult<T> = Result<T, CliError>;
+
+/// Prefixes an error with what was being done.
+pub trait Context<T> {
+    /// `what: error` on failure.
+    fn context(self, what: impl Display) -> CliResult<T>;
+}
+
+impl<T, E: Display> Context<T> for Result<T, E> {
+    fn context(self, what: impl Display) -> CliResult<T> {
+        self.map_err(|error| CliError(format!("{what}: {error}")))
+    }
+}
+
+/// Fails with `message` unless `condition` holds.
+pub fn ensure(condition: bool, message: impl FnOnce() -> String) -> CliResult<()> {
+    if condition {
+        Ok(())
+    } else {
+        Err(CliError(message()))
+    }
+}
+
+/// Milliseconds, fractional.
+pub fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+/// The `q` quantile (0..=1) of `samples` (nearest rank); zero when empty.
+pub fn quantile(samples: &[Duration], q: f64) -> Duration {
+    if samples.is_empty() {
+        return Duration::ZERO;
+    }
+    let mut sorted = samples.to_vec();
+    sorted.sort_unstable();
+    let rank = ((sorted.len() - 1) as f64 * q.clamp(0.0, 1.0)).round() as usize;
+    sorted[rank]
+}
+
+/// A spinner with a message, ticking on its own.
+pub fn spinner(message: impl Into<String>) -> ProgressBar {
+    let bar = ProgressBar::new_spinner();
+    if let Ok(style) = ProgressStyle::with_template("{spinner:.cyan} {msg} {elapsed:.dim}") {
+        bar.set_style(style.tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏ "));
+    }
+    bar.set_message(message.into());
+    bar.enable_steady_tick(Duration::from_millis(100));
+    bar
+}
+
+/// A progress bar over `len` steps.
+pub fn bar(len: usize, message: impl Into<String>) -> ProgressBar {
+    let bar = ProgressBar::new(len as u64);
+    if let Ok(style) = ProgressStyle::with_template(
+        "{spinner:.cyan} {msg:<30} [{bar:32.cyan/blue}] {pos:>6}/{len:<6} {per_sec:>10} eta {eta}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(message.into());
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+/// Starts a [`LocalStack`] (installing restate-server when missing) behind
+/// a spinner; returns it with how long it took.
+pub async fn start_stack() -> CliResult<(LocalStack, Duration)> {
+    let started = Instant::now();
+    let spin = spinner("starting restate-server and the registry endpoint");
+    let stack = LocalStack::start().await;
+    spin.finish_and_clear();
+    let stack = stack.context("starting the local Restate stack")?;
+    Ok((stack, started.elapsed()))
+}
+
+/// The outcome of a load phase: wall time and per-operation latencies.
+pub struct Load {
+    /// From the first call to the last answer.
+    pub elapsed: Duration,
+    /// One latency per operation, unordered.
+    pub latencies: Vec<Duration>,
+}
+
+impl Load {
+    /// Operations run.
+    pub fn ops(&self) -> usize {
+        self.latencies.len()
+    }
+
+    /// Operations per second.
+    pub fn per_second(&self) -> f64 {
+        let secs = self.elapsed.as_secs_f64();
+        if secs > 0.0 {
+            self.ops() as f64 / secs
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Runs `op(0..total)` on `concurrency` tasks, ticking `progress` per
+/// operation. The first error stops every task and is returned.
+pub async fn run_concurrent<F, Fut>(
+    total: usize,
+    concurrency: usize,
+    progress: &ProgressBar,
+    op: F,
+) -> CliResult<Load>
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = CliResult<()>> + Send + 'static,
+{
+    let op = Arc::new(op);
+    let next = Arc::new(AtomicUsize::new(0));
+    let failed = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let mut workers = JoinSet::new();
+    for _ in 0..concurrency.clamp(1, total.max(1)) {
+        let (op, next, failed, progress) = (
+            Arc::clone(&op),
+            Arc::clone(&next),
+            Arc::clone(&failed),
+            progress.clone(),
+        );
+        workers.spawn(async move {
+            let mut latencies = Vec::new();
+            loop {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                if index >= total || failed.load(Ordering::Relaxed) {
+                    return Ok(latencies);
+                }
+                let call = Instant::now();
+                if let Err(error) = op(index).await {
+                    failed.store(true, Ordering::Relaxed);
+                    return Err(error);
+                }
+                latencies.push(call.elapsed());
+                progress.inc(1);
+            }
+        });
+    }
+    let mut latencies = Vec::with_capacity(total);
+    let mut first_error = None;
+    while let Some(joined) = workers.join_next().await {
+        match joined {
+            Ok(Ok(mut some)) => latencies.append(&mut some),
+            Ok(Err(error)) => {
+                first_error.get_or_insert(error);
+            }
+            Err(join) => {
+                first_error.get_or_insert(CliError(format!("load task failed: {join}")));
+            }
+        }
+    }
+    let elapsed = started.elapsed();
+    match first_error {
+        Some(error) => Err(error),
+        None => Ok(Load { elapsed, latencies }),
+    }
+}
