@@ -5,7 +5,8 @@
 //! - `procreg demo` brings up a whole local stack and walks through the
 //!   registry's features, with timings;
 //! - `procreg bench` measures registry operations against the raw engine
-//!   baseline (`EngineBaseline/noop`) in the same run.
+//!   baseline (`EngineBaseline/noop`) in the same run;
+//! - `procreg install-server` installs the pinned restate-server (CI uses it).
 //!
 //! Every verb exits non-zero with a one-line reason when something fails.
 
@@ -34,6 +35,15 @@ enum Command {
     Demo,
     /// Measure registry throughput and wait latency against the engine baseline.
     Bench(bench::BenchArgs),
+    /// Install the pinned restate-server into `.tools/` when missing; print its path.
+    InstallServer,
+}
+
+/// Finds or installs restate-server and prints where it is.
+async fn install_server() -> common::CliResult<()> {
+    let bin = restate_process_registry_services::local_server::ensure_restate_server().await?;
+    println!("{}", bin.display());
+    Ok(())
 }
 
 #[tokio::main]
@@ -43,6 +53,7 @@ async fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args).await,
         Command::Demo => demo::run().await,
         Command::Bench(args) => bench::run(args).await,
+        Command::InstallServer => install_server().await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
