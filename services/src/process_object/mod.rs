@@ -80,8 +80,10 @@ async fn change_row(
     ctx: &ObjectContext<'_>,
     change: impl FnOnce(&ProcessRecord, u64) -> ProcessResult<Option<ProcessRecord>>,
 ) -> Result<Json<ProcessRecord>, TerminalError> {
-    let record = require_record(ctx).await?;
+    // The clock's round trip overlaps the read's.
+    let record = ctx.read::<ProcessRecord>(RECORD);
     let now = now_ms(ctx).await?;
+    let record = record.await?.ok_or_else(|| unknown(ctx))?;
     match change(&record, now).or_terminal()? {
         Some(changed) => {
             store_record(ctx, &changed).await?;
@@ -259,11 +261,12 @@ impl ProcessObject {
     ) -> Result<Json<ProcessEventAppendResult>, TerminalError> {
         let request = request.into_inner();
         let replay = request.replay_key.as_deref().map(replay_key);
-        // Issue every read at once; answers come back in one round trip.
+        // Issue every read and the clock at once: one round trip in all.
         let record = ctx.read::<ProcessRecord>(RECORD);
         let last = ctx.read::<u64>(SEQ);
         let counts = ctx.read::<TypeCounts>(TYPE_COUNTS);
         let replayed = replay.as_deref().map(|key| ctx.read::<u64>(key));
+        let now = now_ms(&ctx).await?;
         let record = record.await?.ok_or_else(|| unknown(&ctx))?;
         let last = last.await?.unwrap_or(0);
         let counts = counts.await?;
@@ -282,7 +285,6 @@ impl ProcessObject {
                 deduplicated: true,
             }));
         }
-        let now = now_ms(&ctx).await?;
         let plan = append::plan_append(&record, &request, last + 1, now).or_terminal()?;
         let mut delivery = None;
         if let Some(wake) = &plan.event.semantics.wake {
@@ -415,10 +417,10 @@ impl ProcessObject {
         let record = ctx.read::<ProcessRecord>(RECORD);
         let last = ctx.read::<u64>(SEQ);
         let counts = ctx.read::<TypeCounts>(TYPE_COUNTS);
+        let now = now_ms(&ctx).await?;
         let record = record.await?.ok_or_else(|| unknown(&ctx))?;
         let last = last.await?.unwrap_or(0);
         let counts = counts.await?;
-        let now = now_ms(&ctx).await?;
         match append::plan_completion(&record, output, last + 1, now).or_terminal()? {
             CompletionPlan::AlreadyDone => Ok(Json(record)),
             CompletionPlan::Write { event, record } => {
@@ -548,9 +550,13 @@ impl ProcessObject {
             owner,
             lease_ttl_ms,
         } = request.into_inner();
-        let record = require_record(&ctx).await?;
-        let mut slot: LeaseSlot = ctx.read(LEASE).await?.unwrap_or_default();
+        let (record, slot) = (
+            ctx.read::<ProcessRecord>(RECORD),
+            ctx.read::<LeaseSlot>(LEASE),
+        );
         let now = now_ms(&ctx).await?;
+        let record = record.await?.ok_or_else(|| unknown(&ctx))?;
+        let mut slot = slot.await?.unwrap_or_default();
         let state = LeaseState {
             current: slot.lease.as_ref(),
             last_fencing_token: slot.last_fencing_token,
@@ -576,9 +582,13 @@ impl ProcessObject {
             observed_holder,
             lease_ttl_ms,
         } = request.into_inner();
-        let record = require_record(&ctx).await?;
-        let mut slot: LeaseSlot = ctx.read(LEASE).await?.unwrap_or_default();
+        let (record, slot) = (
+            ctx.read::<ProcessRecord>(RECORD),
+            ctx.read::<LeaseSlot>(LEASE),
+        );
         let now = now_ms(&ctx).await?;
+        let record = record.await?.ok_or_else(|| unknown(&ctx))?;
+        let mut slot = slot.await?.unwrap_or_default();
         let state = LeaseState {
             current: slot.lease.as_ref(),
             last_fencing_token: slot.last_fencing_token,
@@ -608,9 +618,13 @@ impl ProcessObject {
             lease: presented,
             lease_ttl_ms,
         } = request.into_inner();
-        require_record(&ctx).await?;
-        let mut slot: LeaseSlot = ctx.read(LEASE).await?.unwrap_or_default();
+        let (record, slot) = (
+            ctx.read::<ProcessRecord>(RECORD),
+            ctx.read::<LeaseSlot>(LEASE),
+        );
         let now = now_ms(&ctx).await?;
+        record.await?.ok_or_else(|| unknown(&ctx))?;
+        let mut slot = slot.await?.unwrap_or_default();
         let state = LeaseState {
             current: slot.lease.as_ref(),
             last_fencing_token: slot.last_fencing_token,

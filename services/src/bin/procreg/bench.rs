@@ -133,7 +133,7 @@ pub async fn run(args: BenchArgs) -> CliResult<()> {
 
     // Warm connections and the endpoint before anything is measured.
     let warm = (plan.concurrency * 4).min(plan.throughput_ops());
-    noop_phase(&baseline, &ids, warm, plan.concurrency, "warm-up").await?;
+    noop_phase(&baseline, &ids, warm, plan.concurrency, "warm-up", false).await?;
     get_phase(&registry, &ids, warm, plan.concurrency, "warm-up").await?;
 
     let noop_before = noop_phase(
@@ -142,9 +142,22 @@ pub async fn run(args: BenchArgs) -> CliResult<()> {
         plan.throughput_ops(),
         plan.concurrency,
         "EngineBaseline/noop",
+        false,
     )
     .await?;
     table.load("EngineBaseline/noop (baseline)", &noop_before);
+    // The same call with an idempotency key: what the engine charges for
+    // the deduplication every registry write asks for.
+    let noop_keyed = noop_phase(
+        &baseline,
+        &ids,
+        plan.throughput_ops(),
+        plan.concurrency,
+        "EngineBaseline/noop + idempotency key",
+        true,
+    )
+    .await?;
+    table.load("EngineBaseline/noop + idempotency key", &noop_keyed);
     let append = append_phase(&registry, &ids, plan.throughput_ops(), plan.concurrency).await?;
     table.load("append_event", &append);
     let get = get_phase(
@@ -162,6 +175,7 @@ pub async fn run(args: BenchArgs) -> CliResult<()> {
         plan.throughput_ops(),
         plan.concurrency,
         "EngineBaseline/noop again",
+        false,
     )
     .await?;
     table.load("EngineBaseline/noop (again)", &noop_after);
@@ -172,6 +186,14 @@ pub async fn run(args: BenchArgs) -> CliResult<()> {
     summary.push(
         "append_vs_noop",
         format!("{:.3}", append.per_second() / noop_per_s),
+    );
+    summary.push(
+        "noop_keyed_per_s",
+        format!("{:.0}", noop_keyed.per_second()),
+    );
+    summary.push(
+        "append_vs_noop_keyed",
+        format!("{:.3}", append.per_second() / noop_keyed.per_second()),
     );
     summary.push("get_per_s", format!("{:.0}", get.per_second()));
     summary.push(
@@ -248,12 +270,15 @@ impl Baseline {
         Ok(Self { client })
     }
 
-    /// `EngineBaseline/{key}/noop`: no body, no content type, empty answer.
-    async fn noop(&self, key: String) -> CliResult<()> {
+    /// `EngineBaseline/{key}/noop`: no body, no content type, empty answer;
+    /// with an idempotency key when one is given (as every registry write has).
+    async fn noop(&self, key: String, idempotency_key: Option<String>) -> CliResult<()> {
         let target = RequestTarget::object("EngineBaseline", key, "noop");
-        let response = self
-            .client
-            .request::<(), ()>(target, ())
+        let mut request = self.client.request::<(), ()>(target, ());
+        if let Some(idempotency_key) = idempotency_key {
+            request = request.idempotency_key(idempotency_key);
+        }
+        let response = request
             .call()
             .await
             .context("calling EngineBaseline/noop")?;
@@ -314,17 +339,23 @@ async fn register_all(
     .await
 }
 
+/// No-op calls; `idempotent` gives each one a fresh idempotency key.
 async fn noop_phase(
     baseline: &Baseline,
     ids: &Arc<Vec<String>>,
     total: usize,
     concurrency: usize,
     label: &str,
+    idempotent: bool,
 ) -> CliResult<Load> {
     let (baseline, ids) = (baseline.clone(), Arc::clone(ids));
+    let run = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_nanos());
     phase(label, total, concurrency, move |i| {
         let (baseline, key) = (baseline.clone(), ids[i % ids.len()].clone());
-        async move { baseline.noop(key).await }
+        let idempotency_key = idempotent.then(|| format!("bench-noop-{run}-{i}"));
+        async move { baseline.noop(key, idempotency_key).await }
     })
     .await
 }
