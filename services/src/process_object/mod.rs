@@ -33,7 +33,6 @@ use crate::journal::{now_ms, token};
 use crate::session_grants::{GrantRef, SessionGrantsClient};
 use crate::state::{in_order, ReadState};
 use crate::terminal::ProcessTerminalClient;
-use restate_process_registry::ProcessEvent;
 
 /// Internal: move this process's grant from one scope to another.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -121,13 +120,13 @@ async fn events_page<C: ReadState>(
         .collect();
     let full = wanted.len() == limit.clamp(1, PAGE_LIMIT) as usize;
     let keys: Vec<String> = wanted.iter().map(|&sequence| event_key(sequence)).collect();
-    let read = in_order(keys.iter().map(|key| ctx.read::<ProcessEvent>(key))).await?;
+    let read = in_order(keys.iter().map(|key| ctx.read::<StoredEvent>(key))).await?;
     let mut page = EventsPage {
         events: Vec::with_capacity(read.len()),
         next_after: None,
     };
     let mut bytes = 0;
-    for found in read.into_iter().flatten() {
+    for found in read.into_iter().flatten().map(|stored| stored.event) {
         let size = serde_json::to_vec(&found).map_or(0, |json| json.len());
         if !page.events.is_empty() && bytes + size > PAGE_BYTES {
             break;
@@ -263,13 +262,11 @@ impl ProcessObject {
         let replay = request.replay_key.as_deref().map(replay_key);
         // Issue every read and the clock at once: one round trip in all.
         let record = ctx.read::<ProcessRecord>(RECORD);
-        let last = ctx.read::<u64>(SEQ);
-        let counts = ctx.read::<TypeCounts>(TYPE_COUNTS);
+        let head = ctx.read::<LogHead>(LOG);
         let replayed = replay.as_deref().map(|key| ctx.read::<u64>(key));
         let now = now_ms(&ctx).await?;
         let record = record.await?.ok_or_else(|| unknown(&ctx))?;
-        let last = last.await?.unwrap_or(0);
-        let counts = counts.await?;
+        let mut head = head.await?.unwrap_or_default();
         let replayed = match replayed {
             Some(read) => read.await?,
             None => None,
@@ -285,7 +282,8 @@ impl ProcessObject {
                 deduplicated: true,
             }));
         }
-        let plan = append::plan_append(&record, &request, last + 1, now).or_terminal()?;
+        let plan =
+            append::plan_append(&record, &request, head.last_sequence + 1, now).or_terminal()?;
         let mut delivery = None;
         if let Some(wake) = &plan.event.semantics.wake {
             let delivered = delivered_key(&wake.dedupe_key);
@@ -308,7 +306,7 @@ impl ProcessObject {
         if let Some(key) = &replay {
             ctx.set(key, Json(plan.event.sequence));
         }
-        store_event(&ctx, &plan.event, &mut counts.unwrap_or_default());
+        store_event(&ctx, &plan.event, &mut head);
         if let Some(ended) = &plan.terminal_record {
             store_record(&ctx, ended).await?;
             if let Some(output) = ended.status.await_output() {
@@ -331,7 +329,7 @@ impl ProcessObject {
     ) -> Result<Json<EventsPage>, TerminalError> {
         let request = request.into_inner();
         require_record(&ctx).await?;
-        let last = last_sequence(&ctx).await?;
+        let last = log_head(&ctx).await?.last_sequence;
         let start = request.after_sequence.saturating_add(1);
         let end = start.saturating_add(u64::from(request.limit.clamp(1, PAGE_LIMIT)));
         let page = events_page(&ctx, start..=last, request.limit, end <= last).await?;
@@ -346,7 +344,7 @@ impl ProcessObject {
         limit: Json<u64>,
     ) -> Result<Json<EventsPage>, TerminalError> {
         require_record(&ctx).await?;
-        let last = last_sequence(&ctx).await?;
+        let last = log_head(&ctx).await?.last_sequence;
         let start = last.saturating_sub(limit.into_inner()).saturating_add(1);
         let end = start.saturating_add(u64::from(PAGE_LIMIT));
         let page = events_page(&ctx, start..=last, PAGE_LIMIT, end <= last).await?;
@@ -415,16 +413,14 @@ impl ProcessObject {
     ) -> Result<Json<ProcessRecord>, TerminalError> {
         let output = output.into_inner();
         let record = ctx.read::<ProcessRecord>(RECORD);
-        let last = ctx.read::<u64>(SEQ);
-        let counts = ctx.read::<TypeCounts>(TYPE_COUNTS);
+        let head = ctx.read::<LogHead>(LOG);
         let now = now_ms(&ctx).await?;
         let record = record.await?.ok_or_else(|| unknown(&ctx))?;
-        let last = last.await?.unwrap_or(0);
-        let counts = counts.await?;
-        match append::plan_completion(&record, output, last + 1, now).or_terminal()? {
+        let mut head = head.await?.unwrap_or_default();
+        match append::plan_completion(&record, output, head.last_sequence + 1, now).or_terminal()? {
             CompletionPlan::AlreadyDone => Ok(Json(record)),
             CompletionPlan::Write { event, record } => {
-                store_event(&ctx, &event, &mut counts.unwrap_or_default());
+                store_event(&ctx, &event, &mut head);
                 store_record(&ctx, &record).await?;
                 if let Some(output) = record.status.await_output() {
                     announce_outcome(&ctx, output).await?;
@@ -508,8 +504,8 @@ impl ProcessObject {
         }))
     }
 
-    /// `count_events_through`: from the per-type ordinal index, so the cost
-    /// is logarithmic in the history, not linear.
+    /// `count_events_through`: one read, from the counts stored with the
+    /// event at `up_to_sequence` (or the log head past the end).
     #[handler]
     async fn count_events_through(
         &self,
@@ -521,22 +517,18 @@ impl ProcessObject {
             up_to_sequence,
         } = request.into_inner();
         require_record(&ctx).await?;
-        let counts: TypeCounts = ctx.read(TYPE_COUNTS).await?.unwrap_or_default();
-        // Largest ordinal whose event sequence is ≤ up_to_sequence.
-        let (mut low, mut high) = (0, counts.get(&event_type).copied().unwrap_or(0));
-        while low < high {
-            let mid = low + (high - low).div_ceil(2);
-            let sequence: u64 = ctx
-                .read(&ordinal_key(&event_type, mid))
+        let head = log_head(&ctx).await?;
+        let counts = if up_to_sequence >= head.last_sequence {
+            head.counts
+        } else if up_to_sequence == 0 {
+            TypeCounts::new()
+        } else {
+            stored_event(&ctx, up_to_sequence)
                 .await?
-                .unwrap_or(u64::MAX);
-            if sequence <= up_to_sequence {
-                low = mid;
-            } else {
-                high = mid - 1;
-            }
-        }
-        Ok(Json(low))
+                .map(|stored| stored.counts)
+                .unwrap_or_default()
+        };
+        Ok(Json(counts.get(&event_type).copied().unwrap_or(0)))
     }
 
     /// `claim_process_lease`.
@@ -772,7 +764,7 @@ impl ProcessObject {
         .remove(record.id.clone())
         .call()
         .await?;
-        let events = last_sequence(&ctx).await?;
+        let events = log_head(&ctx).await?.last_sequence;
         ctx.clear_all();
         Ok(Json(Some(events)))
     }

@@ -1,10 +1,11 @@
 //! The state layout of one `ProcessObject` and the reads and writes every
 //! handler shares.
 //!
-//! Each event is its own key (`e/{seq}`), as is each replay key, delivered
-//! wake key and per-type ordinal, so an append touches a fixed number of
+//! Each event is its own key (`e/{seq}`), as is each replay key and
+//! delivered wake key, so an append reads and writes a fixed number of
 //! small keys however long the history is (with lazy state, nothing else
-//! is loaded).
+//! is loaded). Each stored event carries the per-type counts up to it, so
+//! `count_events_through` is one read at any depth.
 
 use std::collections::BTreeMap;
 
@@ -21,8 +22,8 @@ use crate::state::ReadState;
 
 /// The row.
 pub(crate) const RECORD: &str = "record";
-/// Highest event sequence written (absent: none yet).
-pub(crate) const SEQ: &str = "seq";
+/// [`LogHead`] (absent: no events yet).
+pub(crate) const LOG: &str = "log";
 /// `ProcessTerminal` key of this incarnation.
 pub(crate) const TERMINAL_KEY: &str = "terminal";
 /// [`LeaseSlot`].
@@ -31,8 +32,6 @@ pub(crate) const LEASE: &str = "lease";
 pub(crate) const GRANTS: &str = "grants";
 /// Unacknowledged wake events: sequence → the scope it was delivered to.
 pub(crate) const WAKES: &str = "wakes";
-/// Events per type so far.
-pub(crate) const TYPE_COUNTS: &str = "types";
 
 /// Key of event `sequence`.
 pub(crate) fn event_key(sequence: u64) -> String {
@@ -49,11 +48,6 @@ pub(crate) fn delivered_key(dedupe_key: &str) -> String {
     format!("d/{dedupe_key}")
 }
 
-/// Key holding the sequence of the `ordinal`-th event of `event_type`.
-pub(crate) fn ordinal_key(event_type: &str, ordinal: u64) -> String {
-    format!("t/{event_type}/{ordinal}")
-}
-
 /// The stored lease (possibly expired) and the highest fencing token issued.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct LeaseSlot {
@@ -64,6 +58,20 @@ pub(crate) struct LeaseSlot {
 pub(crate) type Grants = BTreeMap<String, ProcessHandleGrant>;
 pub(crate) type Wakes = BTreeMap<u64, Option<SessionScope>>;
 pub(crate) type TypeCounts = BTreeMap<String, u64>;
+
+/// Where the log stands: the last sequence and the events per type so far.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct LogHead {
+    pub(crate) last_sequence: u64,
+    pub(crate) counts: TypeCounts,
+}
+
+/// An event as stored: the event and the per-type counts through it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct StoredEvent {
+    pub(crate) event: ProcessEvent,
+    pub(crate) counts: TypeCounts,
+}
 
 /// The row, or `UnknownProcess` for this key.
 pub(crate) async fn require_record<C: ReadState + KeyOf>(
@@ -94,30 +102,39 @@ impl KeyOf for SharedObjectContext<'_> {
     }
 }
 
+/// Event `sequence` as stored, if written.
+pub(crate) async fn stored_event<C: ReadState>(
+    ctx: &C,
+    sequence: u64,
+) -> Result<Option<StoredEvent>, TerminalError> {
+    ctx.read(&event_key(sequence)).await
+}
+
 /// Event `sequence`, if written.
 pub(crate) async fn event<C: ReadState>(
     ctx: &C,
     sequence: u64,
 ) -> Result<Option<ProcessEvent>, TerminalError> {
-    ctx.read(&event_key(sequence)).await
+    Ok(stored_event(ctx, sequence)
+        .await?
+        .map(|stored| stored.event))
 }
 
-/// Highest sequence written.
-pub(crate) async fn last_sequence<C: ReadState>(ctx: &C) -> Result<u64, TerminalError> {
-    Ok(ctx.read(SEQ).await?.unwrap_or(0))
+/// Where the log stands.
+pub(crate) async fn log_head<C: ReadState>(ctx: &C) -> Result<LogHead, TerminalError> {
+    Ok(ctx.read(LOG).await?.unwrap_or_default())
 }
 
-/// Writes an event and advances the sequence and the type ordinal index.
-pub(crate) fn store_event(ctx: &ObjectContext<'_>, event: &ProcessEvent, counts: &mut TypeCounts) {
-    let ordinal = counts.entry(event.event_type.clone()).or_default();
-    *ordinal += 1;
-    ctx.set(
-        &ordinal_key(&event.event_type, *ordinal),
-        Json(event.sequence),
-    );
-    ctx.set(TYPE_COUNTS, Json(counts.clone()));
-    ctx.set(&event_key(event.sequence), Json(event.clone()));
-    ctx.set(SEQ, Json(event.sequence));
+/// Writes an event and advances the log head past it.
+pub(crate) fn store_event(ctx: &ObjectContext<'_>, event: &ProcessEvent, head: &mut LogHead) {
+    *head.counts.entry(event.event_type.clone()).or_default() += 1;
+    head.last_sequence = event.sequence;
+    let stored = StoredEvent {
+        event: event.clone(),
+        counts: head.counts.clone(),
+    };
+    ctx.set(&event_key(event.sequence), Json(stored));
+    ctx.set(LOG, Json(head.clone()));
 }
 
 /// Stores a changed row and its directory copy (before the caller is
