@@ -15,7 +15,7 @@ use restate_process_registry::restate::wire::{
     ReclaimRequest, RenewRequest, PAGE_BYTES, PAGE_LIMIT,
 };
 use restate_process_registry::rules::append::{self, CompletionPlan};
-use restate_process_registry::rules::lease::{self, LeaseState};
+use restate_process_registry::rules::lease;
 use restate_process_registry::rules::{record as row, registration};
 use restate_process_registry::{
     AbandonRequest, ProcessAwaitOutput, ProcessError, ProcessEventAppendRequest,
@@ -90,6 +90,19 @@ async fn change_row(
         }
         None => Ok(Json(record)),
     }
+}
+
+/// The row, the lease slot and the clock, in one round trip.
+async fn lease_inputs(
+    ctx: &ObjectContext<'_>,
+) -> Result<(ProcessRecord, LeaseSlot, u64), TerminalError> {
+    let (record, slot) = (
+        ctx.read::<ProcessRecord>(RECORD),
+        ctx.read::<LeaseSlot>(LEASE),
+    );
+    let now = now_ms(ctx).await?;
+    let record = record.await?.ok_or_else(|| unknown(ctx))?;
+    Ok((record, slot.await?.unwrap_or_default(), now))
 }
 
 /// Sends the outcome to this incarnation's `ProcessTerminal` promise.
@@ -542,18 +555,8 @@ impl ProcessObject {
             owner,
             lease_ttl_ms,
         } = request.into_inner();
-        let (record, slot) = (
-            ctx.read::<ProcessRecord>(RECORD),
-            ctx.read::<LeaseSlot>(LEASE),
-        );
-        let now = now_ms(&ctx).await?;
-        let record = record.await?.ok_or_else(|| unknown(&ctx))?;
-        let mut slot = slot.await?.unwrap_or_default();
-        let state = LeaseState {
-            current: slot.lease.as_ref(),
-            last_fencing_token: slot.last_fencing_token,
-            now_ms: now,
-        };
+        let (record, mut slot, now) = lease_inputs(&ctx).await?;
+        let state = slot.state(now);
         let outcome = lease::claim(&record, state, &owner, lease_ttl_ms, || {
             token(&ctx, "lease")
         })
@@ -574,18 +577,8 @@ impl ProcessObject {
             observed_holder,
             lease_ttl_ms,
         } = request.into_inner();
-        let (record, slot) = (
-            ctx.read::<ProcessRecord>(RECORD),
-            ctx.read::<LeaseSlot>(LEASE),
-        );
-        let now = now_ms(&ctx).await?;
-        let record = record.await?.ok_or_else(|| unknown(&ctx))?;
-        let mut slot = slot.await?.unwrap_or_default();
-        let state = LeaseState {
-            current: slot.lease.as_ref(),
-            last_fencing_token: slot.last_fencing_token,
-            now_ms: now,
-        };
+        let (record, mut slot, now) = lease_inputs(&ctx).await?;
+        let state = slot.state(now);
         let outcome = lease::reclaim(
             &record,
             state,
@@ -610,18 +603,8 @@ impl ProcessObject {
             lease: presented,
             lease_ttl_ms,
         } = request.into_inner();
-        let (record, slot) = (
-            ctx.read::<ProcessRecord>(RECORD),
-            ctx.read::<LeaseSlot>(LEASE),
-        );
-        let now = now_ms(&ctx).await?;
-        record.await?.ok_or_else(|| unknown(&ctx))?;
-        let mut slot = slot.await?.unwrap_or_default();
-        let state = LeaseState {
-            current: slot.lease.as_ref(),
-            last_fencing_token: slot.last_fencing_token,
-            now_ms: now,
-        };
+        let (_, mut slot, now) = lease_inputs(&ctx).await?;
+        let state = slot.state(now);
         let renewed = lease::renew(state, &presented, lease_ttl_ms).or_terminal()?;
         slot.lease = Some(renewed.clone());
         ctx.set(LEASE, Json(slot));

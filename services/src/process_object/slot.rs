@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 
 use restate_process_registry::restate::wire::directory_shard;
+use restate_process_registry::rules::lease::LeaseState;
 use restate_process_registry::{
     ProcessError, ProcessEvent, ProcessHandleGrant, ProcessLease, ProcessRecord, SessionScope,
 };
@@ -53,6 +54,17 @@ pub(crate) fn delivered_key(dedupe_key: &str) -> String {
 pub(crate) struct LeaseSlot {
     pub(crate) lease: Option<ProcessLease>,
     pub(crate) last_fencing_token: u64,
+}
+
+impl LeaseSlot {
+    /// What the lease rules decide on, at `now_ms`.
+    pub(crate) fn state(&self, now_ms: u64) -> LeaseState<'_> {
+        LeaseState {
+            current: self.lease.as_ref(),
+            last_fencing_token: self.last_fencing_token,
+            now_ms,
+        }
+    }
 }
 
 pub(crate) type Grants = BTreeMap<String, ProcessHandleGrant>;
