@@ -185,3 +185,27 @@ async fn internal_handlers_are_not_reachable_from_ingress() {
     assert!(status.is_client_error(), "prune is private: {status}");
     assert!(registry.try_get_process(&id).await.unwrap().is_some());
 }
+
+#[tokio::test]
+async fn reads_longer_than_a_page_come_back_whole_and_in_order() {
+    use restate_process_registry::restate::wire::PAGE_LIMIT;
+
+    let id = registered().await;
+    let registry = common::registry();
+    let total = u64::from(PAGE_LIMIT) + 40;
+    for n in 0..total {
+        let note = ProcessEventAppendRequest::new(NOTE, json!({ "n": n }));
+        registry.append_event(&id, note).await.unwrap();
+    }
+    let sequences = |events: Vec<restate_process_registry::ProcessEvent>| {
+        events.iter().map(|e| e.sequence).collect::<Vec<_>>()
+    };
+    let all = registry.events_after(&id, 0).await.unwrap();
+    assert_eq!(sequences(all), (1..=total).collect::<Vec<_>>());
+    let tail = registry.events_after(&id, 10).await.unwrap();
+    assert_eq!(sequences(tail), (11..=total).collect::<Vec<_>>());
+    let recent = registry.recent_events(&id, 280).await.unwrap();
+    assert_eq!(sequences(recent), (total - 279..=total).collect::<Vec<_>>());
+    let count = registry.count_events_through(&id, NOTE, 100).await.unwrap();
+    assert_eq!(count, 100);
+}

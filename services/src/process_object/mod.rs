@@ -121,17 +121,18 @@ async fn announce_outcome(
     Ok(())
 }
 
-/// A page of `sequences`' events, capped by count and bytes.
+/// The first `limit` of `sequences`' events, capped by count and bytes;
+/// `next_after` is set when the page stops before the sequences do.
 async fn events_page<C: ReadState>(
     ctx: &C,
-    sequences: impl Iterator<Item = u64>,
+    mut sequences: impl Iterator<Item = u64>,
     limit: u32,
-    has_more: bool,
 ) -> Result<EventsPage, TerminalError> {
     let wanted: Vec<u64> = sequences
+        .by_ref()
         .take(limit.clamp(1, PAGE_LIMIT) as usize)
         .collect();
-    let full = wanted.len() == limit.clamp(1, PAGE_LIMIT) as usize;
+    let more_follow = sequences.next().is_some();
     let keys: Vec<String> = wanted.iter().map(|&sequence| event_key(sequence)).collect();
     let read = in_order(keys.iter().map(|key| ctx.read::<StoredEvent>(key))).await?;
     let mut page = EventsPage {
@@ -147,11 +148,17 @@ async fn events_page<C: ReadState>(
         bytes += size;
         page.events.push(found);
     }
-    let cut_short = page.events.len() < wanted.len();
-    if cut_short || (full && has_more) {
+    if more_follow || page.events.len() < wanted.len() {
         page.next_after = page.events.last().map(|e| e.sequence);
     }
     Ok(page)
+}
+
+/// The row must exist; then where the log stands (both read in one round trip).
+async fn require_log(ctx: &SharedObjectContext<'_>) -> Result<LogHead, TerminalError> {
+    let (record, head) = (ctx.read::<ProcessRecord>(RECORD), ctx.read::<LogHead>(LOG));
+    record.await?.ok_or_else(|| unknown(ctx))?;
+    Ok(head.await?.unwrap_or_default())
 }
 
 #[restate_sdk::object(name = "ProcessObject", lazy_state)]
@@ -341,11 +348,9 @@ impl ProcessObject {
         request: Json<EventsPageRequest>,
     ) -> Result<Json<EventsPage>, TerminalError> {
         let request = request.into_inner();
-        require_record(&ctx).await?;
-        let last = log_head(&ctx).await?.last_sequence;
+        let last = require_log(&ctx).await?.last_sequence;
         let start = request.after_sequence.saturating_add(1);
-        let end = start.saturating_add(u64::from(request.limit.clamp(1, PAGE_LIMIT)));
-        let page = events_page(&ctx, start..=last, request.limit, end <= last).await?;
+        let page = events_page(&ctx, start..=last, request.limit).await?;
         Ok(Json(page))
     }
 
@@ -356,11 +361,9 @@ impl ProcessObject {
         ctx: SharedObjectContext<'_>,
         limit: Json<u64>,
     ) -> Result<Json<EventsPage>, TerminalError> {
-        require_record(&ctx).await?;
-        let last = log_head(&ctx).await?.last_sequence;
+        let last = require_log(&ctx).await?.last_sequence;
         let start = last.saturating_sub(limit.into_inner()).saturating_add(1);
-        let end = start.saturating_add(u64::from(PAGE_LIMIT));
-        let page = events_page(&ctx, start..=last, PAGE_LIMIT, end <= last).await?;
+        let page = events_page(&ctx, start..=last, PAGE_LIMIT).await?;
         Ok(Json(page))
     }
 
@@ -374,18 +377,10 @@ impl ProcessObject {
         let request = request.into_inner();
         require_record(&ctx).await?;
         let wakes: Wakes = ctx.read(WAKES).await?.unwrap_or_default();
-        let after: Vec<u64> = wakes
+        let after = wakes
             .range(request.after_sequence.saturating_add(1)..)
-            .map(|(sequence, _)| *sequence)
-            .collect();
-        let limit = request.limit.clamp(1, PAGE_LIMIT) as usize;
-        let page = events_page(
-            &ctx,
-            after.iter().copied(),
-            request.limit,
-            after.len() > limit,
-        )
-        .await?;
+            .map(|(sequence, _)| *sequence);
+        let page = events_page(&ctx, after, request.limit).await?;
         Ok(Json(page))
     }
 
@@ -529,8 +524,7 @@ impl ProcessObject {
             event_type,
             up_to_sequence,
         } = request.into_inner();
-        require_record(&ctx).await?;
-        let head = log_head(&ctx).await?;
+        let head = require_log(&ctx).await?;
         let counts = if up_to_sequence >= head.last_sequence {
             head.counts
         } else if up_to_sequence == 0 {
