@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use restate_sdk::ingress::{Client, ClientError, RequestTarget};
+use restate_sdk::ingress::{Client, ClientError, Request, RequestTarget};
 use restate_sdk::serde::Json;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -91,14 +91,11 @@ impl Ingress {
         Req: Serialize + Clone + Send + Sync + 'static,
         Res: DeserializeOwned + Send + 'static,
     {
-        let key = (kind == Call::Write).then(|| self.keys.next());
-        self.retrying(|| {
-            let mut request = self
+        self.retrying(kind, |key| {
+            let request = self
                 .client
                 .request::<Json<Req>, Json<Res>>(target.clone(), Json(input.clone()));
-            if let Some(key) = &key {
-                request = request.idempotency_key(key.clone());
-            }
+            let request = with_key(request, key);
             async move { request.call().await?.into_body() }
         })
         .await
@@ -113,25 +110,27 @@ impl Ingress {
     where
         Res: DeserializeOwned + Send + 'static,
     {
-        let key = (kind == Call::Write).then(|| self.keys.next());
-        self.retrying(|| {
-            let mut request = self.client.request::<(), Json<Res>>(target.clone(), ());
-            if let Some(key) = &key {
-                request = request.idempotency_key(key.clone());
-            }
+        self.retrying(kind, |key| {
+            let request = with_key(
+                self.client.request::<(), Json<Res>>(target.clone(), ()),
+                key,
+            );
             async move { request.call().await?.into_body() }
         })
         .await
     }
 
-    async fn retrying<Res, F, Fut>(&self, mut attempt: F) -> ProcessResult<Res>
+    /// Runs `attempt` until it gets an answer or runs out of attempts; a
+    /// write gets one idempotency key, the same on every attempt.
+    async fn retrying<Res, F, Fut>(&self, kind: Call, mut attempt: F) -> ProcessResult<Res>
     where
-        F: FnMut() -> Fut,
+        F: FnMut(Option<&str>) -> Fut,
         Fut: std::future::Future<Output = Result<Json<Res>, ClientError>>,
     {
+        let key = (kind == Call::Write).then(|| self.keys.next());
         let mut pause = RETRY_PAUSE;
         for _ in 1..ATTEMPTS {
-            match attempt().await {
+            match attempt(key.as_deref()).await {
                 Err(ClientError::Transport { source }) => {
                     tracing::debug!(%source, ?pause, "ingress transport failed; retrying");
                     tokio::time::sleep(pause).await;
@@ -140,10 +139,20 @@ impl Ingress {
                 other => return other.map(Json::into_inner).map_err(to_process_error),
             }
         }
-        attempt()
+        attempt(key.as_deref())
             .await
             .map(Json::into_inner)
             .map_err(to_process_error)
+    }
+}
+
+fn with_key<Req, Res>(
+    request: Request<reqwest::Client, Req, Res>,
+    key: Option<&str>,
+) -> Request<reqwest::Client, Req, Res> {
+    match key {
+        Some(key) => request.idempotency_key(key),
+        None => request,
     }
 }
 
