@@ -22,6 +22,8 @@ use crate::model::{
 use crate::registry::ProcessRegistry;
 use crate::rules::append::{self, CompletionPlan};
 use crate::rules::lease::{self, LeaseState};
+use crate::rules::limits::check_key;
+use crate::rules::validate::{check_transfer, Validate};
 use crate::rules::{record as row, registration};
 
 /// Everything stored about one process.
@@ -185,7 +187,7 @@ impl ProcessRegistry for InMemoryProcessRegistry {
         &self,
         registration: ProcessRegistration,
     ) -> ProcessResult<ProcessRecord> {
-        registration::check_registration(&registration)?;
+        registration.validate()?;
         let hash = registration::registration_hash(&registration)?;
         let mut state = self.lock();
         if let Some(existing) = state.get(&registration.id) {
@@ -202,6 +204,7 @@ impl ProcessRegistry for InMemoryProcessRegistry {
         process_id: &str,
         external_ref: ProcessExternalRef,
     ) -> ProcessResult<ProcessRecord> {
+        external_ref.validate()?;
         self.change_row(process_id, |record, now| {
             row::set_external_ref(record, external_ref, now)
         })
@@ -213,6 +216,8 @@ impl ProcessRegistry for InMemoryProcessRegistry {
         process_id: &str,
         descriptor: ProcessHandleDescriptor,
     ) -> ProcessResult<ProcessHandleGrant> {
+        session_scope.validate()?;
+        descriptor.validate()?;
         self.with_slot(process_id, |slot, _| {
             let grant = grant_for(session_scope, process_id, descriptor);
             slot.grants.insert(grant.scope_id.clone(), grant.clone());
@@ -225,6 +230,7 @@ impl ProcessRegistry for InMemoryProcessRegistry {
         session_scope: &SessionScope,
         process_id: &str,
     ) -> ProcessResult<()> {
+        session_scope.validate()?;
         self.with_slot(process_id, |slot, _| {
             slot.grants.remove(&session_scope.id());
             Ok(())
@@ -237,6 +243,7 @@ impl ProcessRegistry for InMemoryProcessRegistry {
         to_scope: &SessionScope,
         process_ids: &[String],
     ) -> ProcessResult<()> {
+        check_transfer(from_scope, to_scope, process_ids)?;
         let (from_id, to_id) = (from_scope.id(), to_scope.id());
         let mut state = self.lock();
         for process_id in process_ids {
@@ -267,6 +274,7 @@ impl ProcessRegistry for InMemoryProcessRegistry {
         &self,
         session_scope: &SessionScope,
     ) -> ProcessResult<Vec<ProcessHandleGrantEntry>> {
+        session_scope.validate()?;
         let scope_id = session_scope.id();
         let state = self.lock();
         Ok(state
@@ -291,6 +299,7 @@ impl ProcessRegistry for InMemoryProcessRegistry {
         &self,
         session_id: &str,
     ) -> ProcessResult<ProcessSessionDeleteReport> {
+        check_key("session id", session_id)?;
         let mut report = ProcessSessionDeleteReport {
             session_id: session_id.to_owned(),
             ..ProcessSessionDeleteReport::default()
@@ -339,6 +348,7 @@ impl ProcessRegistry for InMemoryProcessRegistry {
         process_id: &str,
         request: ProcessEventAppendRequest,
     ) -> ProcessResult<ProcessEventAppendResult> {
+        request.validate()?;
         self.with_slot(process_id, |slot, now| {
             if let Some(sequence) = request
                 .replay_key
@@ -418,6 +428,7 @@ impl ProcessRegistry for InMemoryProcessRegistry {
         process_id: &str,
         await_output: ProcessAwaitOutput,
     ) -> ProcessResult<ProcessRecord> {
+        await_output.validate()?;
         self.with_slot(process_id, |slot, now| {
             match append::plan_completion(&slot.record, await_output, slot.next_sequence(), now)? {
                 CompletionPlan::AlreadyDone => {}
@@ -435,8 +446,13 @@ impl ProcessRegistry for InMemoryProcessRegistry {
         process_id: &str,
         started: ProcessStarted,
     ) -> ProcessResult<ProcessRecord> {
-        self.change_row(process_id, |record, now| {
-            row::record_first_started(record, started, now)
+        started.validate()?;
+        self.with_slot(process_id, |slot, now| {
+            let lease = slot.lease_state(now);
+            if let Some(changed) = row::record_first_started(&slot.record, lease, started, now)? {
+                slot.record = changed;
+            }
+            Ok(slot.record.clone())
         })
     }
 
@@ -445,6 +461,7 @@ impl ProcessRegistry for InMemoryProcessRegistry {
         process_id: &str,
         request: AbandonRequest,
     ) -> ProcessResult<ProcessRecord> {
+        request.validate()?;
         self.change_row(process_id, |record, now| {
             row::request_abandon(record, request, now)
         })
@@ -455,6 +472,7 @@ impl ProcessRegistry for InMemoryProcessRegistry {
         process_id: &str,
         wait: WaitState,
     ) -> ProcessResult<ProcessRecord> {
+        wait.validate()?;
         self.change_row(process_id, |record, now| row::set_wait(record, wait, now))
     }
 
@@ -470,6 +488,7 @@ impl ProcessRegistry for InMemoryProcessRegistry {
         &self,
         filter: &ProcessListFilter,
     ) -> ProcessResult<Vec<ProcessRecord>> {
+        filter.validate()?;
         Ok(self
             .lock()
             .values()
@@ -527,6 +546,7 @@ impl ProcessRegistry for InMemoryProcessRegistry {
         observed_holder: &ProcessLease,
         lease_ttl_ms: u64,
     ) -> ProcessResult<ProcessLeaseClaimOutcome> {
+        observed_holder.validate()?;
         self.with_slot(process_id, |slot, now| {
             let outcome = lease::reclaim(
                 &slot.record,
@@ -546,6 +566,7 @@ impl ProcessRegistry for InMemoryProcessRegistry {
         lease: &ProcessLease,
         lease_ttl_ms: u64,
     ) -> ProcessResult<ProcessLease> {
+        lease.validate()?;
         self.with_slot(&lease.process_id, |slot, now| {
             let renewed = lease::renew(slot.lease_state(now), lease, lease_ttl_ms)?;
             slot.lease = Some(renewed.clone());
@@ -564,6 +585,7 @@ impl ProcessRegistry for InMemoryProcessRegistry {
         &self,
         completion: &ProcessLeaseCompletion,
     ) -> ProcessResult<()> {
+        completion.validate()?;
         self.with_slot(&completion.process_id, |slot, _| {
             if lease::releases(slot.lease.as_ref(), completion) {
                 slot.lease = None;
@@ -598,6 +620,7 @@ impl ProcessRegistry for InMemoryProcessRegistry {
         event_type: &str,
         up_to_sequence: u64,
     ) -> ProcessResult<u64> {
+        check_key("event type", event_type)?;
         self.with_slot(process_id, |slot, _| {
             let end = usize::try_from(up_to_sequence)
                 .unwrap_or(usize::MAX)

@@ -7,13 +7,15 @@
 //! `ProcessDirectory` (shared); nothing calls it back.
 
 use restate_process_registry::restate::wire::{TransferRequest, DIRECTORY_SHARDS};
+use restate_process_registry::rules::limits::check_key;
 use restate_process_registry::{
     ProcessError, ProcessHandleGrant, ProcessPruneReport, ProcessRecord, ProcessSessionDeleteReport,
 };
 use restate_sdk::prelude::*;
 
 use crate::directory::ProcessDirectoryClient;
-use crate::errors::terminal;
+use crate::errors::{terminal, OrTerminal};
+use crate::input::Input;
 use crate::process_object::{MoveGrant, ProcessObjectClient, SessionForgotten};
 use crate::session_grants::SessionGrantsClient;
 use crate::state::in_order;
@@ -28,7 +30,7 @@ impl ProcessCoordinator {
     async fn transfer_grants(
         &self,
         ctx: Context<'_>,
-        request: Json<TransferRequest>,
+        request: Input<TransferRequest>,
     ) -> Result<Json<()>, TerminalError> {
         let TransferRequest {
             from,
@@ -38,7 +40,7 @@ impl ProcessCoordinator {
         let from_id = from.id();
         let held: Vec<ProcessHandleGrant> = ctx
             .object_client::<SessionGrantsClient>(&from.session_id)
-            .list(from_id.clone())
+            .list(Input(from.clone()))
             .call()
             .await?
             .into_inner();
@@ -84,6 +86,7 @@ impl ProcessCoordinator {
         ctx: Context<'_>,
         session_id: String,
     ) -> Result<Json<ProcessSessionDeleteReport>, TerminalError> {
+        check_key("session id", &session_id).or_terminal()?;
         let members: Vec<String> = ctx
             .object_client::<SessionGrantsClient>(&session_id)
             .members()
@@ -120,7 +123,7 @@ impl ProcessCoordinator {
     async fn prune(
         &self,
         ctx: Context<'_>,
-        cutoff_ms: Json<u64>,
+        cutoff_ms: Input<u64>,
     ) -> Result<Json<ProcessPruneReport>, TerminalError> {
         let cutoff_ms = cutoff_ms.into_inner();
         let shards = (0..DIRECTORY_SHARDS).map(|shard| {

@@ -14,6 +14,7 @@ use restate_process_registry::restate::wire::{
 use restate_process_registry::ProcessRecord;
 use restate_sdk::prelude::*;
 
+use crate::input::Input;
 use crate::state::{in_order, ReadState};
 
 /// Buckets (state keys) per shard.
@@ -78,7 +79,7 @@ impl ProcessDirectory {
     async fn list(
         &self,
         ctx: SharedObjectContext<'_>,
-        request: Json<ListPageRequest>,
+        request: Input<ListPageRequest>,
     ) -> Result<Json<ListPage>, TerminalError> {
         let request = request.into_inner();
         let limit = request.limit.clamp(1, PAGE_LIMIT) as usize;

@@ -25,11 +25,37 @@
 //!
 //! Bind them all into your own endpoint with [`bind_services`], or run
 //! `procreg serve`.
+//!
+//! ## What ingress can reach
+//!
+//! Callers reach the `ProcessObject` handlers that implement the
+//! `ProcessRegistry` methods, the listing reads of `ProcessDirectory` and
+//! `SessionGrants`, `ProcessCoordinator`, and attach to `ProcessTerminal`.
+//! Index writers, the per-process steps of cross-process calls and the
+//! workflow's `run` and `finish` are `ingress_private`: only these services
+//! call them. Every ingress-facing handler decodes its request through
+//! `Input`, which runs the library's whole validation layer
+//! (`rules::validate`) before the handler body starts.
+//!
+//! ## Retry policy
+//!
+//! A handler that fails with a terminal error (every model error, every
+//! refused input, a stored value that cannot be decoded) is never retried.
+//! Anything else (the endpoint unreachable, the server restarting, a bug)
+//! is retried by the engine with [`RETRY_POLICY`]: from 100 ms, doubling,
+//! at most 10 s apart, 30 attempts (about four minutes), then the
+//! invocation is **paused**, not killed. A paused invocation keeps its
+//! journal, so nothing it already did is lost or half applied; it shows as
+//! `paused` in the server's invocation table (`restate invocations list`)
+//! and an operator resumes it once the cause is fixed (`restate
+//! invocations resume`) or kills it. Killing instead would free the key at
+//! the price of leaving a multi-step write half done.
 
 mod baseline;
 mod coordinator;
 mod directory;
 mod errors;
+mod input;
 mod journal;
 pub mod local_server;
 pub mod local_stack;
@@ -45,19 +71,55 @@ pub use process_object::ProcessObject;
 pub use session_grants::SessionGrants;
 pub use terminal::ProcessTerminal;
 
-use restate_sdk::endpoint::{Builder, Endpoint};
+use std::time::Duration;
+
+use restate_sdk::endpoint::{Builder, Endpoint, ServiceOptions};
 use restate_sdk::http_server::HttpServer;
+use restate_sdk::service::{IntoServiceDefinition, ServiceDefinition};
 use tokio::net::TcpListener;
 
-/// Adds every registry service to an endpoint builder.
+/// The engine's retry policy for every registry service (see the crate docs).
+pub const RETRY_POLICY: RetryPolicy = RetryPolicy {
+    initial_interval: Duration::from_millis(100),
+    factor: 2.0,
+    max_interval: Duration::from_secs(10),
+    max_attempts: 30,
+};
+
+/// Bounded retries for failures that are not terminal, then pause.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Delay before the first retry.
+    pub initial_interval: Duration,
+    /// Growth of the delay per attempt.
+    pub factor: f64,
+    /// Longest delay between attempts.
+    pub max_interval: Duration,
+    /// Attempts before the invocation is paused.
+    pub max_attempts: u64,
+}
+
+impl RetryPolicy {
+    fn options(&self) -> ServiceOptions {
+        ServiceOptions::new()
+            .retry_policy_initial_interval(self.initial_interval)
+            .retry_policy_exponentiation_factor(self.factor)
+            .retry_policy_max_interval(self.max_interval)
+            .retry_policy_max_attempts(self.max_attempts)
+            .retry_policy_pause_on_max_attempts()
+    }
+}
+
+/// Adds every registry service to an endpoint builder, each with
+/// [`RETRY_POLICY`].
 pub fn bind_services(builder: Builder) -> Builder {
+    let with_policy = |service: ServiceDefinition| service.options(RETRY_POLICY.options());
     builder
-        .bind(ProcessObject)
-        .bind(ProcessTerminal)
-        .bind(ProcessDirectory)
-        .bind(SessionGrants)
-        .bind(ProcessCoordinator)
-        .bind(EngineBaseline)
+        .bind(with_policy(ProcessObject.into_service_definition()))
+        .bind(with_policy(ProcessTerminal.into_service_definition()))
+        .bind(with_policy(ProcessDirectory.into_service_definition()))
+        .bind(with_policy(SessionGrants.into_service_definition()))
+        .bind(with_policy(ProcessCoordinator.into_service_definition()))
 }
 
 /// An endpoint serving just the registry services.
@@ -68,5 +130,11 @@ pub fn endpoint() -> Endpoint {
 /// Serves the registry endpoint (HTTP/2) on `listener` until the task is
 /// dropped or the process ends.
 pub async fn serve(listener: TcpListener) {
-    HttpServer::new(endpoint()).serve(listener).await;
+    serve_endpoint(endpoint(), listener).await;
+}
+
+/// Serves any endpoint (HTTP/2) on `listener`, e.g. the registry plus
+/// services of your own.
+pub async fn serve_endpoint(endpoint: Endpoint, listener: TcpListener) {
+    HttpServer::new(endpoint).serve(listener).await;
 }

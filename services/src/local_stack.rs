@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use restate_process_registry::{ProcessResult, RestateProcessAttach, RestateProcessRegistry};
+use restate_sdk::endpoint::Endpoint;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -20,15 +21,21 @@ pub struct LocalStack {
 impl LocalStack {
     /// Starts a server in a fresh temp base dir and serves the endpoint to it.
     pub async fn start() -> Result<Self, LocalServerError> {
-        Self::around(LocalRestate::start().await?).await
+        Self::serving(crate::endpoint()).await
+    }
+
+    /// Like [`LocalStack::start`], serving `endpoint` (the registry services
+    /// and whatever else it binds).
+    pub async fn serving(endpoint: Endpoint) -> Result<Self, LocalServerError> {
+        Self::around(LocalRestate::start().await?, endpoint).await
     }
 
     /// Like [`LocalStack::start`], on a base dir the caller keeps.
     pub async fn start_in(base_dir: PathBuf) -> Result<Self, LocalServerError> {
-        Self::around(LocalRestate::start_in(base_dir).await?).await
+        Self::around(LocalRestate::start_in(base_dir).await?, crate::endpoint()).await
     }
 
-    async fn around(server: LocalRestate) -> Result<Self, LocalServerError> {
+    async fn around(server: LocalRestate, endpoint: Endpoint) -> Result<Self, LocalServerError> {
         let listener =
             TcpListener::bind("127.0.0.1:0")
                 .await
@@ -43,7 +50,7 @@ impl LocalStack {
                 source,
             })?
             .port();
-        let endpoint = tokio::spawn(crate::serve(listener));
+        let endpoint = tokio::spawn(crate::serve_endpoint(endpoint, listener));
         let endpoint_url = format!("http://127.0.0.1:{port}/");
         server.register_deployment(&endpoint_url).await?;
         Ok(Self {

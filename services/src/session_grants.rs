@@ -7,10 +7,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use restate_process_registry::ProcessHandleGrant;
+use restate_process_registry::{ProcessError, ProcessHandleGrant, SessionScope};
 use restate_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::errors::terminal;
+use crate::input::Input;
 use crate::state::ReadState;
 
 const GRANTS: &str = "grants";
@@ -106,8 +108,17 @@ impl SessionGrants {
     async fn list(
         &self,
         ctx: SharedObjectContext<'_>,
-        scope_id: String,
+        scope: Input<SessionScope>,
     ) -> Result<Json<Vec<ProcessHandleGrant>>, TerminalError> {
+        let scope = scope.into_inner();
+        if scope.session_id != ctx.key() {
+            return Err(terminal(ProcessError::invalid(format!(
+                "scope of session `{}` asked of session `{}`",
+                scope.session_id,
+                ctx.key()
+            ))));
+        }
+        let scope_id = scope.id();
         let grants: Grants = ctx.read(GRANTS).await?.unwrap_or_default();
         Ok(Json(
             grants

@@ -1,5 +1,10 @@
 //! Typed JSON state reads for both object context kinds, with keys built
 //! at run time (the SDK's own `get` wants keys that outlive the context).
+//!
+//! A stored value that does not decode fails the invocation with a
+//! terminal error (code [`UNREADABLE_STATE`]) instead of the SDK's
+//! retryable one: retrying cannot make stored bytes readable, and a retry
+//! loop would hold the object's key for as long as the retry policy lasts.
 
 use std::future::Future;
 
@@ -29,14 +34,26 @@ macro_rules! read_state_for {
             {
                 // Contexts are covariant: shorten to the key's lifetime.
                 let ctx: &'a $context<'a> = self;
-                let read = ctx.get::<Json<T>>(key);
-                async move { Ok(read.await?.map(Json::into_inner)) }
+                let read = ctx.get::<Vec<u8>>(key);
+                async move { read.await?.map(|bytes| decode(key, &bytes)).transpose() }
             }
         }
     )*};
 }
 
 read_state_for!(ObjectContext, SharedObjectContext);
+
+/// Code of the terminal error for a stored value that cannot be decoded.
+pub(crate) const UNREADABLE_STATE: u16 = 500;
+
+fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, TerminalError> {
+    serde_json::from_slice(bytes).map_err(|err| {
+        TerminalError::new_with_code(
+            UNREADABLE_STATE,
+            format!("stored state `{key}` cannot be read: {err}"),
+        )
+    })
+}
 
 /// Awaits futures one after another and collects their results.
 ///

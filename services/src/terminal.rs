@@ -5,6 +5,7 @@
 //!
 //! The key is `{process id}#{incarnation}`, fresh on every registration, so
 //! an id pruned and registered again never attaches to the old promise.
+//! Both handlers are private: only `ProcessObject` starts and resolves it.
 
 use restate_process_registry::ProcessAwaitOutput;
 use restate_sdk::prelude::*;
@@ -16,8 +17,10 @@ pub struct ProcessTerminal;
 
 #[restate_sdk::workflow(name = "ProcessTerminal")]
 impl ProcessTerminal {
-    /// Started at registration; returns the outcome once resolved.
-    #[handler]
+    /// Started by `ProcessObject` at registration; returns the outcome once
+    /// resolved. Private: callers attach to it, they never start one (a run
+    /// under a key no process owns would never resolve).
+    #[handler(ingress_private)]
     async fn run(
         &self,
         ctx: WorkflowContext<'_>,

@@ -41,7 +41,11 @@ impl ProcessStatusFilter {
 }
 
 /// Conditions a listed row must meet; unset fields match everything.
+///
+/// On the wire it is a JSON object with only these fields: an array or an
+/// unknown field is refused rather than read as the default filter.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(remote = "Self", deny_unknown_fields)]
 pub struct ProcessListFilter {
     /// Status; running by default.
     #[serde(default)]
@@ -67,6 +71,20 @@ pub struct ProcessListFilter {
     /// Created before this time (exclusive).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_at_end_ms: Option<u64>,
+}
+
+impl Serialize for ProcessListFilter {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        Self::serialize(self, serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for ProcessListFilter {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // Serde's derive also accepts a sequence for a struct; ask for a map.
+        let fields = serde_json::Map::<String, serde_json::Value>::deserialize(deserializer)?;
+        Self::deserialize(serde_json::Value::Object(fields)).map_err(serde::de::Error::custom)
+    }
 }
 
 impl ProcessListFilter {

@@ -7,7 +7,7 @@ use crate::attach::ProcessAttach;
 use crate::error::{ProcessError, ProcessResult};
 use crate::model::ProcessAwaitOutput;
 use crate::restate::ingress::decode_failure;
-use crate::restate::registry::{attach_target, RestateProcessRegistry};
+use crate::restate::registry::{attach_target, start_terminal, RestateProcessRegistry};
 use crate::restate::wire::PROCESS_TERMINAL;
 
 /// Waits for outcomes through Restate ingress attach to the
@@ -59,20 +59,9 @@ impl RestateProcessAttach {
         }
     }
 
-    /// Submits the workflow run; a no-op when it already exists.
-    async fn start(&self, key: &str) -> ProcessResult<()> {
-        let (http, _) = self.registry.ingress().http();
-        let response = http
-            .post(self.url(key, &["run", "send"])?)
-            .send()
-            .await
-            .map_err(|err| ProcessError::Unavailable(format!("workflow submit failed: {err}")))?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(());
-        }
-        let body = response.bytes().await.unwrap_or_default();
-        Err(decode_failure(status.as_u16(), &body))
+    /// Has the process start its workflow run; a no-op when it exists.
+    async fn start(&self, process_id: &str) -> ProcessResult<()> {
+        start_terminal(&self.registry, process_id).await
     }
 }
 
@@ -87,8 +76,9 @@ impl ProcessAttach for RestateProcessAttach {
             return Ok(output);
         }
         // Registration submits the workflow one-way; if the engine has not
-        // created it yet, submit it ourselves (idempotent per key) and attach.
-        self.start(&target.workflow_key).await?;
+        // created it yet, have the process submit it again (idempotent per
+        // key; `run` itself is private) and attach.
+        self.start(process_id).await?;
         self.attach(&target.workflow_key).await?.ok_or_else(|| {
             ProcessError::Unavailable(format!(
                 "workflow {PROCESS_TERMINAL}/{} is unknown to the engine",

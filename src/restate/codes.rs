@@ -23,6 +23,10 @@ pub const ALREADY_TERMINAL: u16 = 422;
 /// Engine or store trouble (never produced by a handler's model logic).
 pub const UNAVAILABLE: u16 = 503;
 
+/// How restate-sdk prefixes the 400 it answers when a handler's input
+/// cannot be decoded.
+const DECODE_REFUSAL: &str = "Cannot decode input payload: ";
+
 /// The code a handler fails with for `error`.
 pub fn code_of(error: &ProcessError) -> u16 {
     match error {
@@ -49,10 +53,17 @@ pub fn decode(code: u16, message: &str) -> Option<ProcessError> {
     };
     let text = |prefix: &str| message.strip_prefix(prefix).map(str::to_owned);
     match code {
-        INVALID_INPUT => Some(ProcessError::InvalidInput(
-            // Input the SDK could not decode is invalid input too.
-            text("invalid input: ").unwrap_or_else(|| message.to_owned()),
-        )),
+        INVALID_INPUT => {
+            // Input the SDK refused while decoding is invalid input too; our
+            // own decoder's refusals carry the model text after its prefix.
+            let refused = message
+                .strip_prefix(DECODE_REFUSAL)
+                .and_then(|rest| rest.strip_prefix("invalid input: "));
+            let text = refused.or_else(|| message.strip_prefix("invalid input: "));
+            Some(ProcessError::InvalidInput(
+                text.unwrap_or(message).to_owned(),
+            ))
+        }
         UNKNOWN_PROCESS => id("unknown process `", "`")
             .map(|process_id| ProcessError::UnknownProcess { process_id }),
         CONFLICT => text("conflict: ").map(ProcessError::Conflict),
@@ -105,6 +116,13 @@ mod tests {
         assert_eq!(
             decode(400, "Cannot decode input payload: EOF"),
             Some(ProcessError::invalid("Cannot decode input payload: EOF"))
+        );
+        assert_eq!(
+            decode(
+                400,
+                "Cannot decode input payload: invalid input: key is 300 bytes"
+            ),
+            Some(ProcessError::invalid("key is 300 bytes"))
         );
     }
 }

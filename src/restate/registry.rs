@@ -23,6 +23,7 @@ use crate::restate::wire::{
     ListPage, ListPageRequest, ReclaimRequest, RenewRequest, TransferRequest, PAGE_LIMIT,
 };
 use crate::rules::limits::check_process_id;
+use crate::rules::validate::Validate;
 
 /// The registry whose rows live in Restate virtual objects keyed by
 /// process id, reached through ingress ([`DurabilityTier::Durable`]).
@@ -246,11 +247,11 @@ impl ProcessRegistry for RestateProcessRegistry {
         &self,
         session_scope: &SessionScope,
     ) -> ProcessResult<Vec<ProcessHandleGrantEntry>> {
+        // The session id is the object key: refuse one no grant could have.
+        session_scope.validate()?;
         let target = RequestTarget::object(wire::SESSION_GRANTS, &session_scope.session_id, "list");
-        let grants: Vec<ProcessHandleGrant> = self
-            .ingress
-            .call(target, &session_scope.id(), Call::Read)
-            .await?;
+        let grants: Vec<ProcessHandleGrant> =
+            self.ingress.call(target, session_scope, Call::Read).await?;
         self.with_records(grants).await
     }
 
@@ -488,5 +489,15 @@ pub(crate) async fn attach_target(
 ) -> ProcessResult<AttachTarget> {
     registry
         .on_empty(process_id, "attach_target", Call::Read)
+        .await
+}
+
+/// Has the process (re)start its `ProcessTerminal` run.
+pub(crate) async fn start_terminal(
+    registry: &RestateProcessRegistry,
+    process_id: &str,
+) -> ProcessResult<()> {
+    registry
+        .on_empty(process_id, "start_terminal", Call::Write)
         .await
 }

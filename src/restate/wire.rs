@@ -3,10 +3,13 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::ProcessResult;
 use crate::model::{
     LeaseOwnerIdentity, ProcessAwaitOutput, ProcessEvent, ProcessHandleDescriptor, ProcessLease,
     ProcessListFilter, ProcessRecord, SessionScope,
 };
+use crate::rules::limits::{check_key, check_process_id, check_ttl};
+use crate::rules::validate::{check_transfer, Validate};
 
 /// Virtual object keyed by process id: the row, its log, lease and grants.
 pub const PROCESS_OBJECT: &str = "ProcessObject";
@@ -143,6 +146,60 @@ pub struct TransferRequest {
     pub to: SessionScope,
     /// The processes whose grants move.
     pub process_ids: Vec<String>,
+}
+
+impl Validate for GrantRequest {
+    fn validate(&self) -> ProcessResult<()> {
+        self.scope.validate()?;
+        self.descriptor.validate()
+    }
+}
+
+impl Validate for EventsPageRequest {
+    fn validate(&self) -> ProcessResult<()> {
+        Ok(())
+    }
+}
+
+impl Validate for ClaimRequest {
+    fn validate(&self) -> ProcessResult<()> {
+        self.owner.validate()?;
+        check_ttl(self.lease_ttl_ms)
+    }
+}
+
+impl Validate for ReclaimRequest {
+    fn validate(&self) -> ProcessResult<()> {
+        self.owner.validate()?;
+        self.observed_holder.validate()?;
+        check_ttl(self.lease_ttl_ms)
+    }
+}
+
+impl Validate for RenewRequest {
+    fn validate(&self) -> ProcessResult<()> {
+        self.lease.validate()?;
+        check_ttl(self.lease_ttl_ms)
+    }
+}
+
+impl Validate for CountRequest {
+    fn validate(&self) -> ProcessResult<()> {
+        check_key("event type", &self.event_type)
+    }
+}
+
+impl Validate for ListPageRequest {
+    fn validate(&self) -> ProcessResult<()> {
+        self.filter.validate()?;
+        self.after_id.as_deref().map_or(Ok(()), check_process_id)
+    }
+}
+
+impl Validate for TransferRequest {
+    fn validate(&self) -> ProcessResult<()> {
+        check_transfer(&self.from, &self.to, &self.process_ids)
+    }
 }
 
 #[cfg(test)]

@@ -3,9 +3,10 @@
 
 use serde_json::Value;
 
-use super::limits::check_size;
+use super::limits::check_key;
 use super::schema::check_payload;
 use super::selector::{is_truthy, key_text, select};
+use super::validate::Validate;
 use crate::error::{ProcessError, ProcessResult};
 use crate::model::{
     ProcessAwaitOutput, ProcessEvent, ProcessEventAppendRequest, ProcessEventSemantics,
@@ -62,7 +63,6 @@ pub fn plan_append(
             record.id
         ))
     })?;
-    check_size("event payload", &request.payload)?;
     check_payload(name, &event_type.payload_schema, &request.payload)?;
     let terminal = event_type.semantics.terminal.as_ref();
     if terminal.is_some() && request.replay_key.is_none() {
@@ -70,11 +70,10 @@ pub fn plan_append(
             "event type `{name}` ends the process, so its appends must carry a replay key"
         )));
     }
-    let wake = event_type
-        .semantics
-        .wake
-        .as_ref()
-        .and_then(|spec| materialize_wake(spec, record, &request.payload, sequence));
+    let wake = match &event_type.semantics.wake {
+        Some(spec) => materialize_wake(spec, record, &request.payload, sequence)?,
+        None => None,
+    };
     let wake_target = wake.as_ref().and(
         request
             .wake_target_scope
@@ -93,10 +92,14 @@ pub fn plan_append(
         occurred_at_ms: now_ms,
         replay_key: request.replay_key.clone(),
     };
-    let terminal_record = terminal.map(|spec| {
-        let output = terminal_output(spec, &request.payload);
-        ended(record, output, now_ms)
-    });
+    let terminal_record = match terminal {
+        Some(spec) => {
+            let output = terminal_output(spec, &request.payload);
+            output.validate()?;
+            Some(ended(record, output, now_ms))
+        }
+        None => None,
+    };
     Ok(AppendPlan {
         event,
         terminal_record,
@@ -148,7 +151,6 @@ pub fn plan_completion(
             )))
         };
     }
-    check_size("outcome", &output)?;
     let state = output.terminal_state();
     let payload = serde_json::to_value(&output)
         .map_err(|err| ProcessError::invalid(format!("outcome is not valid JSON: {err}")))?;
@@ -183,29 +185,36 @@ fn declared_type<'a>(
         .map(std::borrow::Cow::Owned)
 }
 
+/// The wake an event carries, if its `when` holds. A dedupe key selected
+/// from the payload must be a valid key (it is stored under it).
 fn materialize_wake(
     spec: &ProcessWakeSpec,
     record: &ProcessRecord,
     payload: &Value,
     sequence: u64,
-) -> Option<ProcessWake> {
+) -> ProcessResult<Option<ProcessWake>> {
     if let Some(when) = &spec.when {
         if !is_truthy(select(when, payload).as_ref()) {
-            return None;
+            return Ok(None);
         }
     }
     let event_identity = || format!("{}#{sequence}", record.id);
     let dedupe_key = match &spec.dedupe_key {
         ProcessWakeDedupeKey::EventIdentity => event_identity(),
         ProcessWakeDedupeKey::Const(key) => key.clone(),
-        ProcessWakeDedupeKey::Selector(selector) => select(selector, payload)
-            .map(|value| key_text(&value))
-            .unwrap_or_else(event_identity),
+        ProcessWakeDedupeKey::Selector(selector) => match select(selector, payload) {
+            Some(value) => {
+                let key = key_text(&value);
+                check_key("wake dedupe key selected from the payload", &key)?;
+                key
+            }
+            None => event_identity(),
+        },
     };
-    Some(ProcessWake {
+    Ok(Some(ProcessWake {
         input: select(&spec.input, payload).unwrap_or(Value::Null),
         dedupe_key,
-    })
+    }))
 }
 
 fn terminal_output(spec: &ProcessTerminalSpec, payload: &Value) -> ProcessAwaitOutput {

@@ -2,10 +2,11 @@
 //! the highest fencing token ever issued; these functions decide every move.
 
 use super::limits::check_ttl;
+use super::validate::Validate;
 use crate::error::{ProcessError, ProcessResult};
 use crate::model::{
     LeaseOwnerIdentity, ProcessLease, ProcessLeaseClaimOutcome, ProcessLeaseCompletion,
-    ProcessRecord,
+    ProcessRecord, ProcessStarted,
 };
 
 /// Everything a lease decision needs to know about the stored state.
@@ -43,22 +44,13 @@ impl LeaseState<'_> {
     }
 }
 
-fn check_owner(owner: &LeaseOwnerIdentity) -> ProcessResult<()> {
-    if owner.owner_id.is_empty() || owner.incarnation.is_empty() {
-        return Err(ProcessError::invalid(
-            "lease owner needs an owner id and an incarnation",
-        ));
-    }
-    Ok(())
-}
-
 fn check_claimable(
     record: &ProcessRecord,
     owner: &LeaseOwnerIdentity,
     ttl_ms: u64,
 ) -> ProcessResult<()> {
     check_ttl(ttl_ms)?;
-    check_owner(owner)?;
+    owner.validate()?;
     if record.is_terminal() {
         return Err(ProcessError::terminal(&record.id));
     }
@@ -147,6 +139,31 @@ pub fn renew(
         expires_at_epoch_ms: state.now_ms.saturating_add(ttl_ms),
         ..current.clone()
     })
+}
+
+/// The fence on `record_first_started`: only the holder of the live lease
+/// may record that execution began. The presented owner and fencing token
+/// must be the stored lease's; a token that was never issued, a superseded
+/// one, or no lease at all is `LeaseSuperseded`, a lapsed one `LeaseExpired`.
+pub fn check_started_fence(
+    process_id: &str,
+    state: LeaseState<'_>,
+    started: &ProcessStarted,
+) -> ProcessResult<()> {
+    let held = state.current.filter(|lease| {
+        lease.owner == started.owner && lease.fencing_token == started.fencing_token
+    });
+    match held {
+        None => Err(ProcessError::LeaseSuperseded {
+            process_id: process_id.to_owned(),
+        }),
+        Some(lease) if lease.expires_at_epoch_ms <= state.now_ms => {
+            Err(ProcessError::LeaseExpired {
+                process_id: process_id.to_owned(),
+            })
+        }
+        Some(_) => Ok(()),
+    }
 }
 
 /// Release: true when the stored lease carries the completion's token and

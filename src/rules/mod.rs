@@ -11,3 +11,4 @@ pub mod record;
 pub mod registration;
 pub mod schema;
 pub mod selector;
+pub mod validate;

@@ -1,7 +1,7 @@
 //! Changes to a row after registration. Each returns the new row to store,
 //! or `None` when the call is an idempotent repeat that changes nothing.
 
-use super::limits::check_size;
+use super::lease::{check_started_fence, LeaseState};
 use crate::error::{ProcessError, ProcessResult};
 use crate::model::{AbandonRequest, ProcessExternalRef, ProcessRecord, ProcessStarted, WaitState};
 
@@ -17,19 +17,19 @@ pub fn set_external_ref(
             "process `{}` already has external ref `{}:{}`",
             record.id, existing.backend, existing.id
         ))),
-        None => {
-            check_size("external ref", &external_ref)?;
-            Ok(Some(touched(record, now_ms, |row| {
-                row.external_ref = Some(external_ref)
-            })))
-        }
+        None => Ok(Some(touched(record, now_ms, |row| {
+            row.external_ref = Some(external_ref)
+        }))),
     }
 }
 
 /// Stores the first start; later starts change nothing. A terminal row that
-/// never started cannot start now.
+/// never started cannot start now. The first start is lease-fenced: it must
+/// present the live lease's owner and fencing token
+/// ([`check_started_fence`]).
 pub fn record_first_started(
     record: &ProcessRecord,
+    lease: LeaseState<'_>,
     started: ProcessStarted,
     now_ms: u64,
 ) -> ProcessResult<Option<ProcessRecord>> {
@@ -39,6 +39,7 @@ pub fn record_first_started(
     if record.is_terminal() {
         return Err(ProcessError::terminal(&record.id));
     }
+    check_started_fence(&record.id, lease, &started)?;
     Ok(Some(touched(record, now_ms, |row| {
         row.first_started = Some(started)
     })))

@@ -1,59 +1,11 @@
-//! Registration: validation, the canonical hash and the first record.
-
-use std::collections::BTreeSet;
+//! Registration: the canonical hash, the first record and re-registration.
+//! (Its validation is [`Validate`](super::validate::Validate).)
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::limits::{check_process_id, check_size};
-use super::schema::check_schema;
-use super::selector::check_selector;
 use crate::error::{ProcessError, ProcessResult};
-use crate::model::{
-    ProcessRecord, ProcessRegistration, ProcessStatus, ProcessWakeDedupeKey, RESERVED_EVENT_PREFIX,
-};
-
-/// Refuses a registration that could never be stored or used.
-pub fn check_registration(registration: &ProcessRegistration) -> ProcessResult<()> {
-    check_process_id(&registration.id)?;
-    check_size("registration", registration)?;
-    let mut names = BTreeSet::new();
-    for event_type in &registration.event_types {
-        let name = event_type.name.as_str();
-        if name.trim().is_empty() {
-            return Err(ProcessError::invalid("event type names must not be empty"));
-        }
-        if name.starts_with(RESERVED_EVENT_PREFIX) {
-            return Err(ProcessError::invalid(format!(
-                "event type `{name}` uses the reserved `{RESERVED_EVENT_PREFIX}` prefix"
-            )));
-        }
-        if !names.insert(name) {
-            return Err(ProcessError::invalid(format!(
-                "event type `{name}` is declared twice"
-            )));
-        }
-        check_schema(name, &event_type.payload_schema)?;
-        let semantics = &event_type.semantics;
-        if let Some(wake) = &semantics.wake {
-            wake.when
-                .iter()
-                .try_for_each(|when| check_selector(name, when))?;
-            check_selector(name, &wake.input)?;
-            if let ProcessWakeDedupeKey::Selector(selector) = &wake.dedupe_key {
-                check_selector(name, selector)?;
-            }
-        }
-        if let Some(output) = semantics
-            .terminal
-            .as_ref()
-            .and_then(|t| t.await_output.as_ref())
-        {
-            check_selector(name, output)?;
-        }
-    }
-    Ok(())
-}
+use crate::model::{ProcessRecord, ProcessRegistration, ProcessStatus};
 
 /// Hex SHA-256 of the registration's canonical JSON (object keys sorted).
 pub fn registration_hash(registration: &ProcessRegistration) -> ProcessResult<String> {

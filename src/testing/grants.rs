@@ -89,7 +89,8 @@ pub async fn grants_upsert_and_list(target: &ConformanceTarget) {
         granted,
         ProcessHandleGrant {
             session_id: session.clone(),
-            scope_id: format!("session:{session}"),
+            // Namespaced ids hold `/`, which scope ids escape.
+            scope_id: format!("session:{}", session.replace('/', "%2F")),
             process_id: b.clone(),
             descriptor: descriptor("b-handle"),
         }
@@ -99,7 +100,7 @@ pub async fn grants_upsert_and_list(target: &ConformanceTarget) {
     assert_eq!(frame_grant.session_id, session);
     assert_eq!(
         frame_grant.scope_id,
-        format!("session:{session}/frame:frame-1")
+        format!("session:{}/frame:frame-1", session.replace('/', "%2F"))
     );
     grant(target, &other_frame, &a, "a-in-frame-2").await;
 

@@ -11,6 +11,7 @@ pub mod concurrency;
 pub mod events;
 pub mod grants;
 pub mod leases;
+pub mod limits;
 pub mod listing;
 pub mod prune;
 pub mod registration;
@@ -211,6 +212,11 @@ macro_rules! conformance_tests {
                 Shared list_filters_by_origin_and_identity,
                 Alone list_filters_by_created_at,
                 Shared list_non_terminal_in_id_order,
+            }
+            limits {
+                Shared documents_at_the_depth_limit_round_trip,
+                Shared strings_at_their_limits,
+                Shared scope_ids_never_collide,
             }
             prune {
                 Alone prune_deletes_old_terminal_rows,

@@ -8,7 +8,7 @@ use super::support::{
     refused, register, register_typed, signal_wait, snapshot, unique_id, ErrorKind, Namespace,
 };
 use super::ConformanceTarget;
-use crate::model::{AbandonRequest, ProcessExternalRef, ProcessStarted};
+use crate::model::{AbandonRequest, LeaseOwnerIdentity, ProcessExternalRef, ProcessStarted};
 
 fn external_ref(id: &str) -> ProcessExternalRef {
     ProcessExternalRef {
@@ -19,8 +19,12 @@ fn external_ref(id: &str) -> ProcessExternalRef {
 }
 
 fn started(tag: &str, fencing_token: u64) -> ProcessStarted {
+    started_by(owner(tag), fencing_token)
+}
+
+fn started_by(owner: LeaseOwnerIdentity, fencing_token: u64) -> ProcessStarted {
     ProcessStarted {
-        owner: owner(tag),
+        owner,
         fencing_token,
         started_at_ms: 1_000 + fencing_token,
     }
@@ -100,15 +104,59 @@ pub async fn external_ref_is_set_once(target: &ConformanceTarget) {
     .await;
 }
 
-/// The first recorded start wins; later starts return the row unchanged,
-/// also once the row is terminal.
+/// The first recorded start is lease-fenced and wins: before it, a start
+/// that does not present the live lease (no lease, another owner, a fencing
+/// token never issued, a lapsed lease's) is refused and changes nothing;
+/// after it, every later start returns the row unchanged, also once the
+/// row is terminal.
 pub async fn first_started_first_writer_wins(target: &ConformanceTarget) {
     let ns = Namespace::new("row-first-started");
     let registry = &target.registry;
     let id = ns.id("p");
     register_typed(target, &id).await;
 
-    let first = started("worker-a", 1);
+    let unfenced = snapshot(target, &id).await;
+    refused(
+        target,
+        &id,
+        &unfenced,
+        registry
+            .record_first_started(&id, started("worker-a", 1))
+            .await,
+        ErrorKind::LeaseSuperseded,
+        "a start with no lease held",
+    )
+    .await;
+    let worker = owner("worker-a");
+    let lease = registry
+        .claim_process_lease(&id, &worker, 60_000)
+        .await
+        .expect("claim")
+        .acquired()
+        .expect("a free lease is acquired");
+    let fenced = snapshot(target, &id).await;
+    for (forged, what) in [
+        (
+            started_by(worker.clone(), lease.fencing_token + 7),
+            "a fencing token never issued",
+        ),
+        (
+            started("worker-b", lease.fencing_token),
+            "another owner presenting the fence",
+        ),
+    ] {
+        refused(
+            target,
+            &id,
+            &fenced,
+            registry.record_first_started(&id, forged).await,
+            ErrorKind::LeaseSuperseded,
+            what,
+        )
+        .await;
+    }
+
+    let first = started_by(worker, lease.fencing_token);
     let stored = registry
         .record_first_started(&id, first.clone())
         .await

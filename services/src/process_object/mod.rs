@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use self::slot::*;
 use crate::directory::ProcessDirectoryClient;
 use crate::errors::{terminal, OrTerminal};
+use crate::input::Input;
 use crate::journal::{now_ms, token};
 use crate::session_grants::{GrantRef, SessionGrantsClient};
 use crate::state::{in_order, ReadState};
@@ -168,7 +169,7 @@ impl ProcessObject {
     async fn register(
         &self,
         ctx: ObjectContext<'_>,
-        registration: Json<ProcessRegistration>,
+        registration: Input<ProcessRegistration>,
     ) -> Result<Json<ProcessRecord>, TerminalError> {
         let registration = registration.into_inner();
         if registration.id != ctx.key() {
@@ -178,7 +179,6 @@ impl ProcessObject {
                 ctx.key()
             ))));
         }
-        registration::check_registration(&registration).or_terminal()?;
         let hash = registration::registration_hash(&registration).or_terminal()?;
         if let Some(existing) = ctx.read::<ProcessRecord>(RECORD).await? {
             registration::check_reregistration(&existing, &hash).or_terminal()?;
@@ -207,7 +207,7 @@ impl ProcessObject {
     async fn set_external_ref(
         &self,
         ctx: ObjectContext<'_>,
-        external_ref: Json<ProcessExternalRef>,
+        external_ref: Input<ProcessExternalRef>,
     ) -> Result<Json<ProcessRecord>, TerminalError> {
         let external_ref = external_ref.into_inner();
         change_row(&ctx, |record, now| {
@@ -221,7 +221,7 @@ impl ProcessObject {
     async fn grant(
         &self,
         ctx: ObjectContext<'_>,
-        request: Json<GrantRequest>,
+        request: Input<GrantRequest>,
     ) -> Result<Json<ProcessHandleGrant>, TerminalError> {
         let GrantRequest { scope, descriptor } = request.into_inner();
         let record = require_record(&ctx).await?;
@@ -241,7 +241,7 @@ impl ProcessObject {
     async fn revoke(
         &self,
         ctx: ObjectContext<'_>,
-        scope: Json<SessionScope>,
+        scope: Input<SessionScope>,
     ) -> Result<Json<()>, TerminalError> {
         let scope = scope.into_inner();
         let record = require_record(&ctx).await?;
@@ -276,7 +276,7 @@ impl ProcessObject {
     async fn append(
         &self,
         ctx: ObjectContext<'_>,
-        request: Json<ProcessEventAppendRequest>,
+        request: Input<ProcessEventAppendRequest>,
     ) -> Result<Json<ProcessEventAppendResult>, TerminalError> {
         let request = request.into_inner();
         let replay = request.replay_key.as_deref().map(replay_key);
@@ -345,7 +345,7 @@ impl ProcessObject {
     async fn events_after(
         &self,
         ctx: SharedObjectContext<'_>,
-        request: Json<EventsPageRequest>,
+        request: Input<EventsPageRequest>,
     ) -> Result<Json<EventsPage>, TerminalError> {
         let request = request.into_inner();
         let last = require_log(&ctx).await?.last_sequence;
@@ -359,7 +359,7 @@ impl ProcessObject {
     async fn recent_events(
         &self,
         ctx: SharedObjectContext<'_>,
-        limit: Json<u64>,
+        limit: Input<u64>,
     ) -> Result<Json<EventsPage>, TerminalError> {
         let last = require_log(&ctx).await?.last_sequence;
         let start = last.saturating_sub(limit.into_inner()).saturating_add(1);
@@ -372,7 +372,7 @@ impl ProcessObject {
     async fn wake_events_after(
         &self,
         ctx: SharedObjectContext<'_>,
-        request: Json<EventsPageRequest>,
+        request: Input<EventsPageRequest>,
     ) -> Result<Json<EventsPage>, TerminalError> {
         let request = request.into_inner();
         require_record(&ctx).await?;
@@ -389,7 +389,7 @@ impl ProcessObject {
     async fn ack_wake(
         &self,
         ctx: ObjectContext<'_>,
-        sequence: Json<u64>,
+        sequence: Input<u64>,
     ) -> Result<Json<()>, TerminalError> {
         let sequence = sequence.into_inner();
         let record = require_record(&ctx).await?;
@@ -417,7 +417,7 @@ impl ProcessObject {
     async fn complete(
         &self,
         ctx: ObjectContext<'_>,
-        output: Json<ProcessAwaitOutput>,
+        output: Input<ProcessAwaitOutput>,
     ) -> Result<Json<ProcessRecord>, TerminalError> {
         let output = output.into_inner();
         let record = ctx.read::<ProcessRecord>(RECORD);
@@ -443,13 +443,17 @@ impl ProcessObject {
     async fn record_first_started(
         &self,
         ctx: ObjectContext<'_>,
-        started: Json<ProcessStarted>,
+        started: Input<ProcessStarted>,
     ) -> Result<Json<ProcessRecord>, TerminalError> {
         let started = started.into_inner();
-        change_row(&ctx, |record, now| {
-            row::record_first_started(record, started, now)
-        })
-        .await
+        let (record, slot, now) = lease_inputs(&ctx).await?;
+        match row::record_first_started(&record, slot.state(now), started, now).or_terminal()? {
+            Some(changed) => {
+                store_record(&ctx, &changed).await?;
+                Ok(Json(changed))
+            }
+            None => Ok(Json(record)),
+        }
     }
 
     /// `request_process_abandon` (first writer wins).
@@ -457,7 +461,7 @@ impl ProcessObject {
     async fn request_abandon(
         &self,
         ctx: ObjectContext<'_>,
-        request: Json<AbandonRequest>,
+        request: Input<AbandonRequest>,
     ) -> Result<Json<ProcessRecord>, TerminalError> {
         let request = request.into_inner();
         change_row(&ctx, |record, now| {
@@ -471,7 +475,7 @@ impl ProcessObject {
     async fn set_wait(
         &self,
         ctx: ObjectContext<'_>,
-        wait: Json<WaitState>,
+        wait: Input<WaitState>,
     ) -> Result<Json<ProcessRecord>, TerminalError> {
         let wait = wait.into_inner();
         change_row(&ctx, |record, now| row::set_wait(record, wait, now)).await
@@ -512,13 +516,30 @@ impl ProcessObject {
         }))
     }
 
+    /// Starts this incarnation's `ProcessTerminal` run again (a no-op for the
+    /// engine when it exists). Attach asks for it when the engine does not
+    /// know the run yet: registration only sends it one-way.
+    #[handler]
+    async fn start_terminal(&self, ctx: SharedObjectContext<'_>) -> Result<(), TerminalError> {
+        require_record(&ctx).await?;
+        let workflow_key: String = ctx
+            .read(TERMINAL_KEY)
+            .await?
+            .ok_or_else(|| TerminalError::new("process has no terminal workflow key"))?;
+        let _ = ctx
+            .workflow_client::<ProcessTerminalClient>(workflow_key)
+            .run()
+            .send();
+        Ok(())
+    }
+
     /// `count_events_through`: one read, from the counts stored with the
     /// event at `up_to_sequence` (or the log head past the end).
     #[handler]
     async fn count_events_through(
         &self,
         ctx: SharedObjectContext<'_>,
-        request: Json<CountRequest>,
+        request: Input<CountRequest>,
     ) -> Result<Json<u64>, TerminalError> {
         let CountRequest {
             event_type,
@@ -543,7 +564,7 @@ impl ProcessObject {
     async fn claim_lease(
         &self,
         ctx: ObjectContext<'_>,
-        request: Json<ClaimRequest>,
+        request: Input<ClaimRequest>,
     ) -> Result<Json<ProcessLeaseClaimOutcome>, TerminalError> {
         let ClaimRequest {
             owner,
@@ -564,7 +585,7 @@ impl ProcessObject {
     async fn reclaim_lease(
         &self,
         ctx: ObjectContext<'_>,
-        request: Json<ReclaimRequest>,
+        request: Input<ReclaimRequest>,
     ) -> Result<Json<ProcessLeaseClaimOutcome>, TerminalError> {
         let ReclaimRequest {
             owner,
@@ -591,7 +612,7 @@ impl ProcessObject {
     async fn renew_lease(
         &self,
         ctx: ObjectContext<'_>,
-        request: Json<RenewRequest>,
+        request: Input<RenewRequest>,
     ) -> Result<Json<ProcessLease>, TerminalError> {
         let RenewRequest {
             lease: presented,
@@ -620,7 +641,7 @@ impl ProcessObject {
     async fn complete_lease(
         &self,
         ctx: ObjectContext<'_>,
-        completion: Json<ProcessLeaseCompletion>,
+        completion: Input<ProcessLeaseCompletion>,
     ) -> Result<Json<()>, TerminalError> {
         let completion = completion.into_inner();
         require_record(&ctx).await?;

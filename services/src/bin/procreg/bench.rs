@@ -20,6 +20,8 @@ use restate_process_registry::{
     ProcessInput, ProcessProvenance, ProcessRegistration, ProcessRegistry, RestateProcessAttach,
     RestateProcessRegistry,
 };
+use restate_process_registry_services::{bind_services, EngineBaseline};
+use restate_sdk::endpoint::Endpoint;
 use restate_sdk::ingress::{Client, RequestTarget};
 use serde_json::json;
 
@@ -101,7 +103,12 @@ impl Plan {
 pub async fn run(args: BenchArgs) -> CliResult<()> {
     let plan = Plan::from_args(&args)?;
     let wall = Instant::now();
-    let (stack, took) = start_stack().await?;
+    let (stack, took) = start_stack(
+        bind_services(Endpoint::builder())
+            .bind(EngineBaseline)
+            .build(),
+    )
+    .await?;
     println!(
         "procreg bench: {} processes, concurrency {}, {} calls per process per phase{}",
         plan.processes,

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use restate_process_registry_services::local_stack::LocalStack;
+use restate_sdk::endpoint::Endpoint;
 use tokio::task::JoinSet;
 
 /// A failure of a verb, already phrased for the user.
@@ -101,10 +102,10 @@ pub fn bar(len: usize, message: impl Into<String>) -> ProgressBar {
 
 /// Starts a [`LocalStack`] (installing restate-server when missing) behind
 /// a spinner; returns it with how long it took.
-pub async fn start_stack() -> CliResult<(LocalStack, Duration)> {
+pub async fn start_stack(endpoint: Endpoint) -> CliResult<(LocalStack, Duration)> {
     let started = Instant::now();
     let spin = spinner("starting restate-server and the registry endpoint");
-    let stack = LocalStack::start().await;
+    let stack = LocalStack::serving(endpoint).await;
     spin.finish_and_clear();
     let stack = stack.context("starting the local Restate stack")?;
     Ok((stack, started.elapsed()))

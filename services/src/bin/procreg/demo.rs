@@ -29,7 +29,7 @@ const LEASE_TTL_MS: u64 = 30_000;
 pub async fn run() -> CliResult<()> {
     let demo_started = Instant::now();
     println!("procreg demo: a durable process registry inside Restate\n");
-    let (stack, took) = start_stack().await?;
+    let (stack, took) = start_stack(restate_process_registry_services::endpoint()).await?;
     println!(
         "local stack up in {:.0} ms: restate-server ingress {}, endpoint {}",
         ms(took),
