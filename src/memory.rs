@@ -3,7 +3,7 @@
 //! One mutex guards the whole state, so every call is atomic and calls on
 //! the same process are totally ordered. Decisions come from [`crate::rules`].
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -16,15 +16,16 @@ use crate::model::{
     ProcessEventAppendRequest, ProcessEventAppendResult, ProcessExternalRef,
     ProcessHandleDescriptor, ProcessHandleGrant, ProcessHandleGrantEntry, ProcessLease,
     ProcessLeaseClaimOutcome, ProcessLeaseCompletion, ProcessListFilter, ProcessPruneReport,
-    ProcessRecord, ProcessRegistration, ProcessSessionDeleteReport, ProcessStarted, SessionScope,
-    WaitState,
+    ProcessRecord, ProcessRegistration, ProcessSessionDeleteReport, ProcessStarted, ProcessSummary,
+    SessionScope, WaitState,
 };
 use crate::registry::ProcessRegistry;
 use crate::rules::append::{self, CompletionPlan};
+use crate::rules::grants::{self, grant_for, SessionDeleteTally};
 use crate::rules::lease::{self, LeaseState};
 use crate::rules::limits::check_key;
 use crate::rules::validate::{check_transfer, Validate};
-use crate::rules::{record as row, registration};
+use crate::rules::{prune, record as row, registration, wakes};
 
 /// Everything stored about one process.
 #[derive(Debug)]
@@ -32,9 +33,8 @@ struct Slot {
     record: ProcessRecord,
     events: Vec<ProcessEvent>,
     replay_keys: HashMap<String, u64>,
-    acked_wakes: BTreeSet<u64>,
-    /// Delivered wakes with a target scope, not yet acknowledged.
-    pending_wakes: BTreeMap<u64, SessionScope>,
+    /// Unacknowledged wake events and the scope each was delivered to.
+    unacked_wakes: BTreeMap<u64, Option<SessionScope>>,
     delivered_wake_keys: HashSet<String>,
     lease: Option<ProcessLease>,
     last_fencing_token: u64,
@@ -48,8 +48,7 @@ impl Slot {
             record,
             events: Vec::new(),
             replay_keys: HashMap::new(),
-            acked_wakes: BTreeSet::new(),
-            pending_wakes: BTreeMap::new(),
+            unacked_wakes: BTreeMap::new(),
             delivered_wake_keys: HashSet::new(),
             lease: None,
             last_fencing_token: 0,
@@ -57,17 +56,11 @@ impl Slot {
         }
     }
 
-    fn event(&self, sequence: u64) -> ProcessResult<&ProcessEvent> {
+    fn event(&self, sequence: u64) -> Option<&ProcessEvent> {
         usize::try_from(sequence)
             .ok()
             .and_then(|s| s.checked_sub(1))
             .and_then(|index| self.events.get(index))
-            .ok_or_else(|| {
-                ProcessError::invalid(format!(
-                    "process `{}` has no event {sequence}",
-                    self.record.id
-                ))
-            })
     }
 
     fn next_sequence(&self) -> u64 {
@@ -168,19 +161,6 @@ impl InMemoryProcessRegistry {
     }
 }
 
-fn grant_for(
-    scope: &SessionScope,
-    process_id: &str,
-    descriptor: ProcessHandleDescriptor,
-) -> ProcessHandleGrant {
-    ProcessHandleGrant {
-        session_id: scope.session_id.clone(),
-        scope_id: scope.id(),
-        process_id: process_id.to_owned(),
-        descriptor,
-    }
-}
-
 #[async_trait]
 impl ProcessRegistry for InMemoryProcessRegistry {
     async fn register_process(
@@ -220,6 +200,8 @@ impl ProcessRegistry for InMemoryProcessRegistry {
         descriptor.validate()?;
         self.with_slot(process_id, |slot, _| {
             let grant = grant_for(session_scope, process_id, descriptor);
+            let upsert = slot.grants.contains_key(&grant.scope_id);
+            grants::check_capacity(process_id, slot.grants.len(), upsert)?;
             slot.grants.insert(grant.scope_id.clone(), grant.clone());
             Ok(grant)
         })
@@ -251,9 +233,7 @@ impl ProcessRegistry for InMemoryProcessRegistry {
                 .get(process_id)
                 .ok_or_else(|| ProcessError::unknown(process_id))?;
             if !slot.grants.contains_key(&from_id) {
-                return Err(ProcessError::invalid(format!(
-                    "scope `{from_id}` holds no grant on process `{process_id}`"
-                )));
+                return Err(grants::not_held(from_scope, process_id));
             }
         }
         if from_id == to_id {
@@ -300,24 +280,19 @@ impl ProcessRegistry for InMemoryProcessRegistry {
         session_id: &str,
     ) -> ProcessResult<ProcessSessionDeleteReport> {
         check_key("session id", session_id)?;
-        let mut report = ProcessSessionDeleteReport {
-            session_id: session_id.to_owned(),
-            ..ProcessSessionDeleteReport::default()
-        };
+        let mut tally = SessionDeleteTally::default();
         let now = self.clock.now_ms();
         let mut state = self.lock();
         for (process_id, slot) in state.iter_mut() {
-            let before = slot.grants.len();
-            slot.grants
-                .retain(|_, grant| grant.session_id != session_id);
-            let revoked = before - slot.grants.len();
-            if revoked > 0 {
-                report.revoked_handle_count += revoked as u64;
-                if slot.grants.is_empty() {
-                    report.orphaned_process_ids.push(process_id.clone());
-                } else {
-                    report.preserved_process_ids.push(process_id.clone());
-                }
+            let held: Vec<String> = slot
+                .grants
+                .values()
+                .filter(|grant| grant.session_id == session_id)
+                .map(|grant| grant.scope_id.clone())
+                .collect();
+            for scope_id in held {
+                slot.grants.remove(&scope_id);
+                tally.revoked(process_id, slot.grants.len());
             }
             if slot
                 .record
@@ -328,19 +303,12 @@ impl ProcessRegistry for InMemoryProcessRegistry {
                 slot.record.wake_target = None;
                 slot.record.updated_at_ms = now;
             }
-            let aimed: Vec<u64> = slot
-                .pending_wakes
-                .iter()
-                .filter(|(_, scope)| scope.session_id == session_id)
-                .map(|(sequence, _)| *sequence)
-                .collect();
-            for sequence in aimed {
-                slot.pending_wakes.remove(&sequence);
-                slot.acked_wakes.insert(sequence);
-                report.deleted_wake_count += 1;
-            }
+            let before = slot.unacked_wakes.len();
+            slot.unacked_wakes
+                .retain(|_, scope| scope.as_ref().is_none_or(|s| s.session_id != session_id));
+            tally.wakes_deleted((before - slot.unacked_wakes.len()) as u64);
         }
-        Ok(report)
+        Ok(tally.report(session_id))
     }
 
     async fn append_event(
@@ -355,13 +323,11 @@ impl ProcessRegistry for InMemoryProcessRegistry {
                 .as_ref()
                 .and_then(|key| slot.replay_keys.get(key))
             {
-                let original = slot.event(*sequence)?;
+                let original = slot.event(*sequence).ok_or_else(|| {
+                    ProcessError::Unavailable(format!("replayed event {sequence} is missing"))
+                })?;
                 append::check_replay(original, &request)?;
-                return Ok(ProcessEventAppendResult {
-                    event: original.clone(),
-                    wake_delivery: None,
-                    deduplicated: true,
-                });
+                return Ok(wakes::replayed(original.clone()));
             }
             let plan = append::plan_append(&slot.record, &request, slot.next_sequence(), now)?;
             let already_delivered = plan
@@ -371,10 +337,12 @@ impl ProcessRegistry for InMemoryProcessRegistry {
                 .as_ref()
                 .is_some_and(|wake| slot.delivered_wake_keys.contains(&wake.dedupe_key));
             let delivery = append::wake_delivery(&plan, already_delivered);
+            if plan.event.semantics.wake.is_some() {
+                let scope = delivery.as_ref().map(|d| d.scope.clone());
+                slot.unacked_wakes.insert(plan.event.sequence, scope);
+            }
             if let Some(delivery) = &delivery {
                 slot.delivered_wake_keys.insert(delivery.dedupe_key.clone());
-                slot.pending_wakes
-                    .insert(delivery.sequence, delivery.scope.clone());
             }
             if let Some(key) = &plan.event.replay_key {
                 slot.replay_keys.insert(key.clone(), plan.event.sequence);
@@ -415,8 +383,7 @@ impl ProcessRegistry for InMemoryProcessRegistry {
                 .iter()
                 .filter(|event| {
                     event.sequence > after_sequence
-                        && event.semantics.wake.is_some()
-                        && !slot.acked_wakes.contains(&event.sequence)
+                        && slot.unacked_wakes.contains_key(&event.sequence)
                 })
                 .cloned()
                 .collect())
@@ -499,14 +466,8 @@ impl ProcessRegistry for InMemoryProcessRegistry {
 
     async fn ack_wake(&self, process_id: &str, sequence: u64) -> ProcessResult<()> {
         self.with_slot(process_id, |slot, _| {
-            let event = slot.event(sequence)?;
-            if event.semantics.wake.is_none() {
-                return Err(ProcessError::invalid(format!(
-                    "event {sequence} of process `{process_id}` carries no wake"
-                )));
-            }
-            slot.acked_wakes.insert(sequence);
-            slot.pending_wakes.remove(&sequence);
+            wakes::check_ack(process_id, sequence, slot.event(sequence))?;
+            slot.unacked_wakes.remove(&sequence);
             Ok(())
         })
     }
@@ -600,7 +561,7 @@ impl ProcessRegistry for InMemoryProcessRegistry {
     ) -> ProcessResult<ProcessPruneReport> {
         let mut report = ProcessPruneReport::default();
         self.lock().retain(|_, slot| {
-            let prune = slot.record.is_terminal() && slot.record.updated_at_ms < cutoff_epoch_ms;
+            let prune = prune::prunable(&ProcessSummary::of(&slot.record), cutoff_epoch_ms);
             if prune {
                 report.pruned_processes += 1;
                 report.pruned_events += slot.events.len() as u64;

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{ProcessRecord, ProcessStatus};
+use super::{ProcessRecord, ProcessStatusKind, ProcessSummary};
 
 /// Which statuses a listing returns.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -26,16 +26,17 @@ pub enum ProcessStatusFilter {
 }
 
 impl ProcessStatusFilter {
-    /// Whether a status passes.
-    pub fn matches(self, status: &ProcessStatus) -> bool {
+    /// Whether a status kind passes.
+    pub fn matches(self, status: ProcessStatusKind) -> bool {
+        use ProcessStatusKind as Kind;
         match self {
             Self::Any => true,
             Self::Terminal => status.is_terminal(),
-            Self::Running => matches!(status, ProcessStatus::Running),
-            Self::Completed => matches!(status, ProcessStatus::Completed(_)),
-            Self::Failed => matches!(status, ProcessStatus::Failed(_)),
-            Self::Cancelled => matches!(status, ProcessStatus::Cancelled(_)),
-            Self::Abandoned => matches!(status, ProcessStatus::Abandoned(_)),
+            Self::Running => status == Kind::Running,
+            Self::Completed => status == Kind::Completed,
+            Self::Failed => status == Kind::Failed,
+            Self::Cancelled => status == Kind::Cancelled,
+            Self::Abandoned => status == Kind::Abandoned,
         }
     }
 }
@@ -98,25 +99,25 @@ impl ProcessListFilter {
 
     /// Whether a row passes every set condition.
     pub fn matches(&self, record: &ProcessRecord) -> bool {
+        self.matches_summary(&ProcessSummary::of(record))
+    }
+
+    /// Whether a row with this summary passes every set condition.
+    pub fn matches_summary(&self, row: &ProcessSummary) -> bool {
         let equals = |want: &Option<String>, have: Option<&str>| {
             want.as_deref().is_none_or(|want| have == Some(want))
         };
-        self.status.matches(&record.status)
-            && self
-                .waiting
-                .is_none_or(|waiting| waiting == record.wait.is_some())
-            && equals(
-                &self.originator_scope_id,
-                Some(record.provenance.originator.scope_id().as_str()),
-            )
-            && equals(&self.identity_kind, Some(&record.identity.kind))
-            && equals(&self.identity_label, Some(&record.identity.label))
-            && equals(&self.definition, record.identity.definition.as_deref())
+        self.status.matches(row.status)
+            && self.waiting.is_none_or(|waiting| waiting == row.waiting)
+            && equals(&self.originator_scope_id, Some(&row.originator_scope_id))
+            && equals(&self.identity_kind, Some(&row.identity.kind))
+            && equals(&self.identity_label, Some(&row.identity.label))
+            && equals(&self.definition, row.identity.definition.as_deref())
             && self
                 .created_at_start_ms
-                .is_none_or(|start| record.created_at_ms >= start)
+                .is_none_or(|start| row.created_at_ms >= start)
             && self
                 .created_at_end_ms
-                .is_none_or(|end| record.created_at_ms < end)
+                .is_none_or(|end| row.created_at_ms < end)
     }
 }

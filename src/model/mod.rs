@@ -11,6 +11,7 @@ mod registration;
 mod report;
 mod scope;
 mod status;
+mod summary;
 
 pub use event::*;
 pub use event_type::*;
@@ -23,3 +24,4 @@ pub use registration::*;
 pub use report::*;
 pub use scope::*;
 pub use status::*;
+pub use summary::*;

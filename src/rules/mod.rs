@@ -5,10 +5,13 @@
 //! here is what makes the implementations agree.
 
 pub mod append;
+pub mod grants;
 pub mod lease;
 pub mod limits;
+pub mod prune;
 pub mod record;
 pub mod registration;
 pub mod schema;
 pub mod selector;
 pub mod validate;
+pub mod wakes;

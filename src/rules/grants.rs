@@ -1,0 +1,82 @@
+//! Handle grants: what a grant looks like, how many a process may carry,
+//! what a transfer refuses, and how a session delete classifies the
+//! processes it touched.
+
+use std::collections::BTreeMap;
+
+use super::limits::MAX_GRANTS_PER_PROCESS;
+use crate::error::{ProcessError, ProcessResult};
+use crate::model::{
+    ProcessHandleDescriptor, ProcessHandleGrant, ProcessSessionDeleteReport, SessionScope,
+};
+
+/// The grant `scope` holds on `process_id`.
+pub fn grant_for(
+    scope: &SessionScope,
+    process_id: &str,
+    descriptor: ProcessHandleDescriptor,
+) -> ProcessHandleGrant {
+    ProcessHandleGrant {
+        session_id: scope.session_id.clone(),
+        scope_id: scope.id(),
+        process_id: process_id.to_owned(),
+        descriptor,
+    }
+}
+
+/// A new grant on a process already carrying `held` grants (upserting an
+/// existing scope's grant always fits).
+pub fn check_capacity(process_id: &str, held: usize, upsert: bool) -> ProcessResult<()> {
+    if !upsert && held >= MAX_GRANTS_PER_PROCESS {
+        return Err(ProcessError::invalid(format!(
+            "process `{process_id}` already carries {held} grants; the limit is {MAX_GRANTS_PER_PROCESS}"
+        )));
+    }
+    Ok(())
+}
+
+/// The refusal of a transfer naming a process `from` does not hold.
+pub fn not_held(from: &SessionScope, process_id: &str) -> ProcessError {
+    ProcessError::invalid(format!(
+        "scope `{}` holds no grant on process `{process_id}`",
+        from.id()
+    ))
+}
+
+/// What a session delete did, tallied process by process.
+#[derive(Debug, Clone, Default)]
+pub struct SessionDeleteTally {
+    revoked: u64,
+    deleted_wakes: u64,
+    /// Grants left on each process after its last revocation here.
+    remaining: BTreeMap<String, usize>,
+}
+
+impl SessionDeleteTally {
+    /// One grant revoked on `process_id`, leaving `remaining` grants on it.
+    pub fn revoked(&mut self, process_id: &str, remaining: usize) {
+        self.revoked += 1;
+        self.remaining.insert(process_id.to_owned(), remaining);
+    }
+
+    /// Undelivered wakes dropped.
+    pub fn wakes_deleted(&mut self, count: u64) {
+        self.deleted_wakes += count;
+    }
+
+    /// The report: a process that lost its last grant is orphaned, one
+    /// still granted to another session is preserved; both sorted by id.
+    pub fn report(self, session_id: &str) -> ProcessSessionDeleteReport {
+        let (orphaned, preserved): (Vec<_>, Vec<_>) = self
+            .remaining
+            .into_iter()
+            .partition(|(_, remaining)| *remaining == 0);
+        ProcessSessionDeleteReport {
+            session_id: session_id.to_owned(),
+            revoked_handle_count: self.revoked,
+            deleted_wake_count: self.deleted_wakes,
+            orphaned_process_ids: orphaned.into_iter().map(|(id, _)| id).collect(),
+            preserved_process_ids: preserved.into_iter().map(|(id, _)| id).collect(),
+        }
+    }
+}
