@@ -73,8 +73,14 @@ impl Battery {
 
     /// POSTs to a ProcessObject handler and expects a refusal that changes nothing.
     async fn refused(&self, id: &str, handler: &str, body: &str, what: &str) -> String {
+        self.refused_at(id, &format!("ProcessObject/{id}/{handler}"), body, what)
+            .await
+    }
+
+    /// POSTs to `path` and expects a refusal that changes nothing on `id`.
+    async fn refused_at(&self, id: &str, path: &str, body: &str, what: &str) -> String {
         let before = snapshot(&self.registry, id).await;
-        let (status, text) = post(&format!("ProcessObject/{id}/{handler}"), body).await;
+        let (status, text) = post(path, body).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{what}: {text}");
         assert!(!text.is_empty(), "{what}: the refusal says why");
         assert_eq!(
@@ -86,7 +92,12 @@ impl Battery {
     }
 
     async fn accepted(&self, id: &str, handler: &str, body: &str, what: &str) -> Value {
-        let (status, text) = post(&format!("ProcessObject/{id}/{handler}"), body).await;
+        self.accepted_at(&format!("ProcessObject/{id}/{handler}"), body, what)
+            .await
+    }
+
+    async fn accepted_at(&self, path: &str, body: &str, what: &str) -> Value {
+        let (status, text) = post(path, body).await;
         assert_eq!(status, StatusCode::OK, "{what}: {text}");
         serde_json::from_str(&text).unwrap_or(Value::Null)
     }
@@ -124,72 +135,74 @@ async fn every_handler_takes_its_limit_and_refuses_one_past(battery: &mut Batter
         owner.owner_id = owner_id.to_owned();
         owner
     };
-    // (handler, body at the limit, body past it)
-    let rows: Vec<(&str, Value, Value)> = vec![
+    let object = |handler: &str| format!("ProcessObject/{id}/{handler}");
+    let grants_of = |session: &str, handler: &str| format!("SessionGrants/{session}/{handler}");
+    // (path, body at the limit, body past it)
+    let rows: Vec<(String, Value, Value)> = vec![
         (
-            "append",
+            object("append"),
             json!({ "event_type": NOTE, "payload": { "n": 1 }, "replay_key": key }),
             json!({ "event_type": NOTE, "payload": { "n": 1 }, "replay_key": long_key }),
         ),
         (
-            "append",
+            object("append"),
             json!({ "event_type": NOTE, "payload": nested(MAX_JSON_DEPTH) }),
             json!({ "event_type": NOTE, "payload": nested(MAX_JSON_DEPTH + 1) }),
         ),
         (
-            "append",
+            object("append"),
             json!({ "event_type": NOTE, "payload": {}, "wake_target_scope": scope(&key) }),
             json!({ "event_type": NOTE, "payload": {}, "wake_target_scope": scope(&long_key) }),
         ),
         (
-            "grant",
-            json!({ "scope": scope(&key), "descriptor": { "kind": key, "label": label } }),
-            json!({ "scope": scope(&key), "descriptor": { "kind": key, "label": long_label } }),
+            grants_of(&key, "grant"),
+            json!({ "scope": scope(&key), "process_id": id, "descriptor": { "kind": key, "label": label } }),
+            json!({ "scope": scope(&key), "process_id": id, "descriptor": { "kind": key, "label": long_label } }),
         ),
         (
-            "grant",
-            json!({ "scope": { "session_id": "s", "agent_frame_id": key }, "descriptor": { "kind": "k", "label": "l" } }),
-            json!({ "scope": { "session_id": "s", "agent_frame_id": long_key }, "descriptor": { "kind": "k", "label": "l" } }),
+            grants_of("s", "grant"),
+            json!({ "scope": { "session_id": "s", "agent_frame_id": key }, "process_id": id, "descriptor": { "kind": "k", "label": "l" } }),
+            json!({ "scope": { "session_id": "s", "agent_frame_id": long_key }, "process_id": id, "descriptor": { "kind": "k", "label": "l" } }),
         ),
         (
-            "revoke",
-            json!({ "session_id": key, "agent_frame_id": "holds-nothing" }),
-            scope(&long_key),
+            grants_of(&key, "revoke"),
+            json!({ "scope": { "session_id": key, "agent_frame_id": "holds-nothing" }, "process_id": id }),
+            json!({ "scope": { "session_id": key, "agent_frame_id": long_key }, "process_id": id }),
         ),
         (
-            "set_wait",
+            object("set_wait"),
             json!({ "kind": { "type": "signal", "name": key, "event_type": NOTE, "key": key, "ordinal": 1 }, "since_ms": 1 }),
             json!({ "kind": { "type": "signal", "name": long_key, "event_type": NOTE, "key": "k", "ordinal": 1 }, "since_ms": 1 }),
         ),
         (
-            "request_abandon",
+            object("request_abandon"),
             json!({ "requested_by": key, "reason": label, "requested_at_ms": 1 }),
             json!({ "requested_by": "op", "reason": long_label, "requested_at_ms": 1 }),
         ),
         (
-            "set_external_ref",
+            object("set_external_ref"),
             json!({ "backend": key, "id": key, "metadata": nested(MAX_JSON_DEPTH) }),
             json!({ "backend": "ci", "id": long_key, "metadata": null }),
         ),
         (
-            "count_events_through",
+            object("count_events_through"),
             json!({ "event_type": key, "up_to_sequence": 5 }),
             json!({ "event_type": long_key, "up_to_sequence": 5 }),
         ),
         (
-            "claim_lease",
+            object("claim_lease"),
             json!({ "owner": owner_named(&key), "lease_ttl_ms": 60_000 }),
             json!({ "owner": owner_named(&long_key), "lease_ttl_ms": 60_000 }),
         ),
     ];
-    for (handler, at_limit, past_limit) in rows {
-        let what = format!("{handler} past the limit");
+    for (path, at_limit, past_limit) in rows {
+        let what = format!("{path} past the limit");
         battery
-            .refused(&id, handler, &past_limit.to_string(), &what)
+            .refused_at(&id, &path, &past_limit.to_string(), &what)
             .await;
-        let what = format!("{handler} at the limit");
+        let what = format!("{path} at the limit");
         battery
-            .accepted(&id, handler, &at_limit.to_string(), &what)
+            .accepted_at(&path, &at_limit.to_string(), &what)
             .await;
     }
     battery.sessions.push(SessionScope::session(&key));
@@ -314,12 +327,12 @@ async fn list_filters_must_be_objects() {
             "an over-long field",
         ),
     ] {
-        let body = json!({ "filter": filter, "after_id": null, "limit": 10 });
+        let body = json!({ "filter": filter, "cursor": 0, "limit": 10 });
         let (status, text) =
             post(&format!("ProcessDirectory/{shard}/list"), &body.to_string()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "filter as {what}: {text}");
     }
-    let body = json!({ "filter": { "status": "any" }, "after_id": null, "limit": 10 });
+    let body = json!({ "filter": { "status": "any" }, "cursor": 0, "limit": 10 });
     let (status, text) = post(&format!("ProcessDirectory/{shard}/list"), &body.to_string()).await;
     assert_eq!(status, StatusCode::OK, "{text}");
 }
@@ -331,26 +344,24 @@ async fn oversized_fields_never_reach_a_shared_index(battery: &mut Battery) {
     let session = SessionScope::session(common::unique("hostile-session"));
     battery.sessions.push(session.clone());
     let id = battery.process("hostile-index").await;
+    let grant_path = format!("SessionGrants/{}/grant", session.session_id);
     let huge = json!({
         "scope": session,
+        "process_id": id,
         "descriptor": { "kind": "job", "label": text(12 << 20) }
     });
     for attempt in 0..3 {
+        let what = format!("12 MiB label #{attempt}");
         battery
-            .refused(
-                &id,
-                "grant",
-                &huge.to_string(),
-                &format!("12 MiB label #{attempt}"),
-            )
+            .refused_at(&id, &grant_path, &huge.to_string(), &what)
             .await;
     }
     let label = text(MAX_TEXT_BYTES);
     for n in 0..60 {
         let id = battery.process(&format!("hostile-index-{n}")).await;
-        let body = json!({ "scope": session, "descriptor": { "kind": "job", "label": label } });
+        let body = json!({ "scope": session, "process_id": id, "descriptor": { "kind": "job", "label": label } });
         battery
-            .accepted(&id, "grant", &body.to_string(), "max label")
+            .accepted_at(&grant_path, &body.to_string(), "max label")
             .await;
     }
     let listed = answers(
@@ -439,9 +450,16 @@ async fn private_handlers_are_unreachable(battery: &mut Battery) {
             "99999999999999".to_owned(),
         ),
         (
-            format!("ProcessObject/{id}/forget_session"),
+            format!("ProcessObject/{id}/forget_wakes"),
             json!("s").to_string(),
         ),
+        (
+            format!("ProcessObject/{id}/mirror_drop"),
+            json!("s").to_string(),
+        ),
+        ("SessionGrants/s/take".to_owned(), json!({}).to_string()),
+        ("SessionGrants/s/drain".to_owned(), json!({}).to_string()),
+        ("SessionWakes/s/note".to_owned(), json!(id).to_string()),
         (
             format!("ProcessDirectory/{}/put", directory_shard(&id)),
             json!({}).to_string(),

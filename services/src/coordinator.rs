@@ -1,31 +1,62 @@
 //! `ProcessCoordinator`: an unkeyed service for the calls that span
-//! processes. Being a service it holds no lock, and its journal makes each
-//! call durable: once a transfer, session delete or prune is acknowledged,
-//! every step of it has happened, even across crashes.
+//! processes. It holds no lock and decides nothing itself: each step is an
+//! exclusive handler of the object that is the authority for what it
+//! changes, and the coordinator's journal makes the sequence durable (after
+//! a crash it resumes at the step it had reached; every step is idempotent
+//! or journaled, so none is applied twice).
 //!
-//! It calls `ProcessObject` (exclusive) and reads `SessionGrants` and
-//! `ProcessDirectory` (shared); nothing calls it back.
+//! ## Why a transfer is atomic
+//!
+//! The source session's `SessionGrants` is the authority for its grants.
+//! `take` checks that the source scope holds *every* listed process and
+//! gives them all up in one exclusive handler, or refuses and changes
+//! nothing. Revokes, other transfers out of the session and session deletes
+//! are exclusive handlers of the same object, so each happens wholly before
+//! or wholly after the take: a revoke that comes first makes the transfer
+//! fail with nothing moved; one that comes after finds the grant gone. Then
+//! `give` holds the taken grants under the destination scope; the
+//! coordinator's journal guarantees it runs once the take has, so a taken
+//! grant is never lost and, having left the source, is never held twice.
+//! The transfer is acknowledged only after both steps, so its caller reads
+//! its own write everywhere. While the grants are between the two steps a
+//! concurrent reader sees them in neither scope; and a delete of the
+//! *destination* session that overlaps an in-flight transfer may finish
+//! before the moved grants arrive (they then survive it, as if the transfer
+//! had come second).
+//!
+//! ## Session delete
+//!
+//! `SessionGrants::drain` revokes the session's grants in batches (each one
+//! exclusive handler) until none is left, so a grant made while the delete
+//! runs is either revoked and reported, or made after the delete's last
+//! batch and kept: the report lists exactly what was revoked. Then every
+//! process `SessionWakes` lists forgets its wake target and undelivered
+//! wakes aimed at the session.
+//!
+//! ## Prune
+//!
+//! Each directory shard is pruned page by page (`ProcessDirectory::prune_page`,
+//! at most one page of rows per step); each row re-checks under its own lock.
 
-use restate_process_registry::restate::wire::{TransferRequest, DIRECTORY_SHARDS};
+use restate_process_registry::restate::wire::{TransferRequest, DIRECTORY_SHARDS, PAGE_LIMIT};
+use restate_process_registry::rules::grants::SessionDeleteTally;
 use restate_process_registry::rules::limits::check_key;
-use restate_process_registry::{
-    ProcessError, ProcessHandleGrant, ProcessPruneReport, ProcessRecord, ProcessSessionDeleteReport,
-};
+use restate_process_registry::{ProcessPruneReport, ProcessSessionDeleteReport};
 use restate_sdk::prelude::*;
 
-use crate::directory::ProcessDirectoryClient;
-use crate::errors::{terminal, OrTerminal};
+use crate::directory::{ProcessDirectoryClient, PrunePageRequest};
+use crate::errors::OrTerminal;
 use crate::input::Input;
-use crate::process_object::{MoveGrant, ProcessObjectClient, SessionForgotten};
-use crate::session_grants::SessionGrantsClient;
-use crate::state::in_order;
+use crate::process_object::ProcessObjectClient;
+use crate::session_grants::{DrainRequest, GiveRequest, SessionGrantsClient, TakeRequest};
+use crate::session_wakes::SessionWakesClient;
 
 /// The cross-process coordinator.
 pub struct ProcessCoordinator;
 
 #[restate_sdk::service(name = "ProcessCoordinator")]
 impl ProcessCoordinator {
-    /// `transfer_handle_grants`: checks every id first, then moves each grant.
+    /// `transfer_handle_grants`: take at the source, then give at the destination.
     #[handler]
     async fn transfer_grants(
         &self,
@@ -37,49 +68,28 @@ impl ProcessCoordinator {
             to,
             process_ids,
         } = request.into_inner();
-        let from_id = from.id();
-        let held: Vec<ProcessHandleGrant> = ctx
+        let check_only = from.id() == to.id();
+        let taken = ctx
             .object_client::<SessionGrantsClient>(&from.session_id)
-            .list(Input(from.clone()))
+            .take(Json(TakeRequest {
+                from,
+                process_ids,
+                check_only,
+            }))
             .call()
             .await?
             .into_inner();
-        for process_id in &process_ids {
-            if held.iter().any(|grant| &grant.process_id == process_id) {
-                continue;
-            }
-            let row: Option<ProcessRecord> = ctx
-                .object_client::<ProcessObjectClient>(process_id)
-                .get()
-                .call()
-                .await?
-                .into_inner();
-            let error = match row {
-                None => ProcessError::unknown(process_id),
-                Some(_) => ProcessError::invalid(format!(
-                    "scope `{from_id}` holds no grant on process `{process_id}`"
-                )),
-            };
-            return Err(terminal(error));
-        }
-        if from_id == to.id() {
-            return Ok(Json(()));
-        }
-        for process_id in &process_ids {
-            let request = MoveGrant {
-                from: from.clone(),
-                to: to.clone(),
-            };
-            ctx.object_client::<ProcessObjectClient>(process_id)
-                .move_grant(Json(request))
+        if !check_only {
+            ctx.object_client::<SessionGrantsClient>(&to.session_id)
+                .give(Json(GiveRequest { to, grants: taken }))
                 .call()
                 .await?;
         }
         Ok(Json(()))
     }
 
-    /// `delete_session_process_state`: visits every process tied to the
-    /// session, in id order.
+    /// `delete_session_process_state`: drain the session's grants, then
+    /// visit every process holding wakes aimed at it.
     #[handler]
     async fn delete_session(
         &self,
@@ -87,38 +97,44 @@ impl ProcessCoordinator {
         session_id: String,
     ) -> Result<Json<ProcessSessionDeleteReport>, TerminalError> {
         check_key("session id", &session_id).or_terminal()?;
-        let members: Vec<String> = ctx
-            .object_client::<SessionGrantsClient>(&session_id)
-            .members()
-            .call()
-            .await?
-            .into_inner();
-        let mut report = ProcessSessionDeleteReport {
-            session_id: session_id.clone(),
-            ..ProcessSessionDeleteReport::default()
-        };
-        for process_id in members {
-            let forgotten: SessionForgotten = ctx
-                .object_client::<ProcessObjectClient>(&process_id)
-                .forget_session(session_id.clone())
-                .call()
-                .await?
-                .into_inner();
-            report.revoked_handle_count += forgotten.revoked;
-            report.deleted_wake_count += forgotten.deleted_wakes;
-            if forgotten.revoked > 0 {
-                if forgotten.remaining_grants == 0 {
-                    report.orphaned_process_ids.push(process_id);
-                } else {
-                    report.preserved_process_ids.push(process_id);
-                }
+        let mut tally = SessionDeleteTally::default();
+        let grants = ctx.object_client::<SessionGrantsClient>(&session_id);
+        let mut cursor = 0;
+        loop {
+            let request = DrainRequest {
+                cursor,
+                limit: u64::from(PAGE_LIMIT),
+            };
+            let drained = grants.drain(Json(request)).call().await?.into_inner();
+            for (process_id, remaining) in &drained.revoked {
+                tally.revoked(process_id, *remaining);
+            }
+            if drained.remaining == 0 {
+                break;
+            }
+            cursor = drained.next_cursor.unwrap_or(0);
+        }
+        let wakes = ctx.object_client::<SessionWakesClient>(&session_id);
+        let mut cursor = 0;
+        loop {
+            let (holders, next) = wakes.holders(cursor).call().await?.into_inner();
+            for process_id in holders {
+                let deleted = ctx
+                    .object_client::<ProcessObjectClient>(&process_id)
+                    .forget_wakes(session_id.clone())
+                    .call()
+                    .await?;
+                tally.wakes_deleted(deleted.into_inner());
+            }
+            match next {
+                Some(next) => cursor = next,
+                None => break,
             }
         }
-        Ok(Json(report))
+        Ok(Json(tally.report(&session_id)))
     }
 
-    /// `prune_terminal_processes`: asks each shard for old terminal rows,
-    /// then each of those processes to delete itself (it re-checks).
+    /// `prune_terminal_processes`: every shard, page by page.
     #[handler]
     async fn prune(
         &self,
@@ -126,26 +142,22 @@ impl ProcessCoordinator {
         cutoff_ms: Input<u64>,
     ) -> Result<Json<ProcessPruneReport>, TerminalError> {
         let cutoff_ms = cutoff_ms.into_inner();
-        let shards = (0..DIRECTORY_SHARDS).map(|shard| {
-            ctx.object_client::<ProcessDirectoryClient>(shard.to_string())
-                .terminal_before(cutoff_ms)
-                .call()
-        });
-        let candidates: Vec<String> = in_order(shards)
-            .await?
-            .into_iter()
-            .flat_map(Json::into_inner)
-            .collect();
-        let prunes = candidates.iter().map(|process_id| {
-            ctx.object_client::<ProcessObjectClient>(process_id)
-                .prune(Json(cutoff_ms))
-                .call()
-        });
         let mut report = ProcessPruneReport::default();
-        for pruned in in_order(prunes).await? {
-            if let Some(events) = pruned.into_inner() {
-                report.pruned_processes += 1;
-                report.pruned_events += events;
+        for shard in 0..DIRECTORY_SHARDS {
+            let directory = ctx.object_client::<ProcessDirectoryClient>(shard.to_string());
+            let mut cursor = 0;
+            loop {
+                let page = directory
+                    .prune_page(Json(PrunePageRequest { cutoff_ms, cursor }))
+                    .call()
+                    .await?
+                    .into_inner();
+                report.pruned_processes += page.report.pruned_processes;
+                report.pruned_events += page.report.pruned_events;
+                match page.next_cursor {
+                    Some(next) => cursor = next,
+                    None => break,
+                }
             }
         }
         Ok(Json(report))

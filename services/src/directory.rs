@@ -1,37 +1,89 @@
-//! `ProcessDirectory`: one virtual object per shard (key `0`..`31`), holding
-//! a copy of every row placed in it, for the cross-process reads.
+//! `ProcessDirectory`: one virtual object per shard (key `0`..`31`) indexing
+//! the rows placed in it, for listings and prune.
 //!
-//! `ProcessObject` writes the copy before it acknowledges a row change, so a
-//! listing after an acknowledged write sees it. Rows sit in 16 buckets per
-//! shard (lazy state), so a write rewrites one small bucket, and a listing
-//! reads a shard's buckets concurrently. Calls nothing.
-
-use std::collections::BTreeMap;
+//! Each row has its own entry (`e/{id}`): its [`ProcessSummary`] for
+//! filtering and, when the row is at most [`INLINE_RECORD_BYTES`] as JSON,
+//! the row itself so a listing needs no read of its object; larger rows are
+//! listed by id and read from their `ProcessObject` by the client. The ids
+//! sit in a [`SlotSet`], so a write touches a fixed number of small keys and
+//! a page reads a fixed number of slots and entries, however many rows the
+//! shard holds.
+//!
+//! `ProcessObject` puts its entry before it acknowledges a row change, so a
+//! listing after an acknowledged write sees it. The exclusive handlers call
+//! nothing. `prune_page` is shared (holds no lock) and calls `ProcessObject`
+//! `prune`, which calls back `remove`: no lock is held across that call.
 
 use restate_process_registry::restate::wire::{
-    stable_hash, ListPage, ListPageRequest, DIRECTORY_SHARDS, PAGE_BYTES, PAGE_LIMIT,
+    ListPage, ListPageRequest, ListedRow, INLINE_RECORD_BYTES, PAGE_LIMIT,
 };
-use restate_process_registry::ProcessRecord;
+use restate_process_registry::rules::prune::prunable;
+use restate_process_registry::{ProcessPruneReport, ProcessRecord, ProcessSummary};
 use restate_sdk::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use crate::input::Input;
+use crate::process_object::ProcessObjectClient;
+use crate::slots::SlotSet;
 use crate::state::{in_order, ReadState};
 
-/// Buckets (state keys) per shard.
-const BUCKETS: u64 = 16;
+/// The shard's ids.
+const ROWS: SlotSet<'static> = SlotSet::new("rows");
 
-type Bucket = BTreeMap<String, ProcessRecord>;
-
-fn bucket_key(process_id: &str) -> String {
-    let bucket = stable_hash(process_id) / u64::from(DIRECTORY_SHARDS) % BUCKETS;
-    format!("b{bucket}")
+fn entry_key(process_id: &str) -> String {
+    format!("e/{process_id}")
 }
 
-/// Every row of one shard, by process id.
-async fn shard_rows(ctx: &SharedObjectContext<'_>) -> Result<Bucket, TerminalError> {
-    let keys: Vec<String> = (0..BUCKETS).map(|b| format!("b{b}")).collect();
-    let buckets = in_order(keys.iter().map(|key| ctx.read::<Bucket>(key))).await?;
-    Ok(buckets.into_iter().flatten().flatten().collect())
+/// What the directory keeps per row.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DirectoryEntry {
+    /// The facts listings filter on.
+    pub summary: ProcessSummary,
+    /// The row, when small.
+    pub record: Option<ProcessRecord>,
+}
+
+impl DirectoryEntry {
+    /// The entry for a row.
+    pub fn of(record: &ProcessRecord) -> Self {
+        let small = serde_json::to_vec(record).is_ok_and(|json| json.len() <= INLINE_RECORD_BYTES);
+        Self {
+            summary: ProcessSummary::of(record),
+            record: small.then(|| record.clone()),
+        }
+    }
+}
+
+/// `ProcessDirectory/prune_page` input.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct PrunePageRequest {
+    /// Prune terminal rows last changed before this.
+    pub cutoff_ms: u64,
+    /// Where to continue in the shard.
+    pub cursor: u64,
+}
+
+/// What one page of a prune did.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PrunePage {
+    /// Rows and events deleted.
+    pub report: ProcessPruneReport,
+    /// Set when more entries follow.
+    pub next_cursor: Option<u64>,
+}
+
+/// A page of entries from `cursor`: the ids and their entries.
+async fn entries_page(
+    ctx: &SharedObjectContext<'_>,
+    cursor: u64,
+    limit: u32,
+) -> Result<(Vec<DirectoryEntry>, Option<u64>), TerminalError> {
+    let page = ROWS
+        .page(ctx, cursor, u64::from(limit.clamp(1, PAGE_LIMIT)))
+        .await?;
+    let keys: Vec<String> = page.members.iter().map(|id| entry_key(id)).collect();
+    let entries = in_order(keys.iter().map(|key| ctx.read::<DirectoryEntry>(key))).await?;
+    Ok((entries.into_iter().flatten().collect(), page.next))
 }
 
 /// The sharded row index behind `list_processes`, `list_non_terminal` and prune.
@@ -39,18 +91,16 @@ pub struct ProcessDirectory;
 
 #[restate_sdk::object(name = "ProcessDirectory", lazy_state)]
 impl ProcessDirectory {
-    /// Stores (or replaces) the copy of a row.
+    /// Stores (or replaces) a row's entry.
     #[handler(ingress_private)]
     async fn put(
         &self,
         ctx: ObjectContext<'_>,
-        record: Json<ProcessRecord>,
+        entry: Json<DirectoryEntry>,
     ) -> Result<(), TerminalError> {
-        let record = record.into_inner();
-        let key = bucket_key(&record.id);
-        let mut bucket: Bucket = ctx.read(&key).await?.unwrap_or_default();
-        bucket.insert(record.id.clone(), record);
-        ctx.set(&key, Json(bucket));
+        let entry = entry.into_inner();
+        ROWS.insert(&ctx, &entry.summary.id).await?;
+        ctx.set(&entry_key(&entry.summary.id), Json(entry));
         Ok(())
     }
 
@@ -61,20 +111,13 @@ impl ProcessDirectory {
         ctx: ObjectContext<'_>,
         process_id: String,
     ) -> Result<(), TerminalError> {
-        let key = bucket_key(&process_id);
-        let mut bucket: Bucket = ctx.read(&key).await?.unwrap_or_default();
-        if bucket.remove(&process_id).is_some() {
-            if bucket.is_empty() {
-                ctx.clear(&key);
-            } else {
-                ctx.set(&key, Json(bucket));
-            }
-        }
+        ROWS.remove(&ctx, &process_id).await?;
+        ctx.clear(&entry_key(&process_id));
         Ok(())
     }
 
     /// One page of the shard's rows matching the filter (non-terminal rows
-    /// when there is none), in process-id order.
+    /// when there is none): reads at most `limit` entries.
     #[handler]
     async fn list(
         &self,
@@ -82,48 +125,51 @@ impl ProcessDirectory {
         request: Input<ListPageRequest>,
     ) -> Result<Json<ListPage>, TerminalError> {
         let request = request.into_inner();
-        let limit = request.limit.clamp(1, PAGE_LIMIT) as usize;
-        let rows = shard_rows(&ctx).await?;
-        let mut page = ListPage {
-            records: Vec::new(),
-            next_after_id: None,
-        };
-        let mut bytes = 0;
-        let after = request.after_id.as_deref();
-        let matching = rows
-            .into_values()
-            .filter(|record| after.is_none_or(|after| record.id.as_str() > after))
-            .filter(|record| match &request.filter {
-                Some(filter) => filter.matches(record),
-                None => !record.is_terminal(),
-            });
-        for record in matching {
-            let size = serde_json::to_vec(&record).map_or(0, |json| json.len());
-            if !page.records.is_empty()
-                && (page.records.len() == limit || bytes + size > PAGE_BYTES)
-            {
-                page.next_after_id = page.records.last().map(|last| last.id.clone());
-                break;
-            }
-            bytes += size;
-            page.records.push(record);
-        }
-        Ok(Json(page))
+        let (entries, next_cursor) = entries_page(&ctx, request.cursor, request.limit).await?;
+        let rows = entries
+            .into_iter()
+            .filter(|entry| match &request.filter {
+                Some(filter) => filter.matches_summary(&entry.summary),
+                None => !entry.summary.status.is_terminal(),
+            })
+            .map(|entry| ListedRow {
+                id: entry.summary.id,
+                record: entry.record,
+            })
+            .collect();
+        Ok(Json(ListPage { rows, next_cursor }))
     }
 
-    /// Ids of terminal rows last changed before `cutoff_ms`.
+    /// Prunes one page of the shard: asks every prunable row's object to
+    /// delete itself (it checks again, under its own lock).
     #[handler(ingress_private)]
-    async fn terminal_before(
+    async fn prune_page(
         &self,
         ctx: SharedObjectContext<'_>,
-        cutoff_ms: u64,
-    ) -> Result<Json<Vec<String>>, TerminalError> {
-        let rows = shard_rows(&ctx).await?;
-        Ok(Json(
-            rows.into_values()
-                .filter(|record| record.is_terminal() && record.updated_at_ms < cutoff_ms)
-                .map(|record| record.id)
-                .collect(),
-        ))
+        request: Json<PrunePageRequest>,
+    ) -> Result<Json<PrunePage>, TerminalError> {
+        let PrunePageRequest { cutoff_ms, cursor } = request.into_inner();
+        let (entries, next_cursor) = entries_page(&ctx, cursor, PAGE_LIMIT).await?;
+        let candidates: Vec<String> = entries
+            .into_iter()
+            .filter(|entry| prunable(&entry.summary, cutoff_ms))
+            .map(|entry| entry.summary.id)
+            .collect();
+        let prunes = candidates.iter().map(|id| {
+            ctx.object_client::<ProcessObjectClient>(id)
+                .prune(Json(cutoff_ms))
+                .call()
+        });
+        let mut report = ProcessPruneReport::default();
+        for pruned in in_order(prunes).await? {
+            if let Some(events) = pruned.into_inner() {
+                report.pruned_processes += 1;
+                report.pruned_events += events;
+            }
+        }
+        Ok(Json(PrunePage {
+            report,
+            next_cursor,
+        }))
     }
 }

@@ -61,6 +61,8 @@ pub mod local_server;
 pub mod local_stack;
 mod process_object;
 mod session_grants;
+mod session_wakes;
+mod slots;
 mod state;
 mod terminal;
 
@@ -69,6 +71,7 @@ pub use coordinator::ProcessCoordinator;
 pub use directory::ProcessDirectory;
 pub use process_object::ProcessObject;
 pub use session_grants::SessionGrants;
+pub use session_wakes::SessionWakes;
 pub use terminal::ProcessTerminal;
 
 use std::time::Duration;
@@ -119,6 +122,7 @@ pub fn bind_services(builder: Builder) -> Builder {
         .bind(with_policy(ProcessTerminal.into_service_definition()))
         .bind(with_policy(ProcessDirectory.into_service_definition()))
         .bind(with_policy(SessionGrants.into_service_definition()))
+        .bind(with_policy(SessionWakes.into_service_definition()))
         .bind(with_policy(ProcessCoordinator.into_service_definition()))
 }
 

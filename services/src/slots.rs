@@ -75,15 +75,6 @@ impl<'p> SlotSet<'p> {
         Ok(ctx.read(&self.head_key()).await?.unwrap_or_default())
     }
 
-    /// Whether `member` is in the set.
-    pub(crate) async fn contains<C: ReadState>(
-        &self,
-        ctx: &C,
-        member: &str,
-    ) -> Result<bool, TerminalError> {
-        Ok(ctx.read::<u64>(&self.member_key(member)).await?.is_some())
-    }
-
     /// Adds `member`; false when it was already there.
     pub(crate) async fn insert(
         &self,

@@ -20,7 +20,8 @@ use crate::registry::ProcessRegistry;
 use crate::restate::ingress::{Call, Ingress};
 use crate::restate::wire::{
     self, AttachTarget, ClaimRequest, CountRequest, EventsPage, EventsPageRequest, GrantRequest,
-    ListPage, ListPageRequest, ReclaimRequest, RenewRequest, TransferRequest, PAGE_LIMIT,
+    GrantsPage, GrantsPageRequest, ListCursor, ListPage, ListPageRequest, ListedRow,
+    ReclaimRequest, RenewRequest, RevokeRequest, TransferRequest, PAGE_LIMIT,
 };
 use crate::rules::limits::check_process_id;
 use crate::rules::validate::Validate;
@@ -83,6 +84,21 @@ impl RestateProcessRegistry {
         self.ingress.call_empty(target, kind).await
     }
 
+    /// A write to the grant authority of `scope`'s session.
+    async fn session<Req, Res>(
+        &self,
+        scope: &SessionScope,
+        handler: &str,
+        input: &Req,
+    ) -> ProcessResult<Res>
+    where
+        Req: Serialize + Clone + Send + Sync + 'static,
+        Res: DeserializeOwned + Send + 'static,
+    {
+        let target = RequestTarget::object(wire::SESSION_GRANTS, &scope.session_id, handler);
+        self.ingress.call(target, input, Call::Write).await
+    }
+
     async fn coordinate<Req, Res>(&self, handler: &str, input: &Req) -> ProcessResult<Res>
     where
         Req: Serialize + Clone + Send + Sync + 'static,
@@ -117,39 +133,67 @@ impl RestateProcessRegistry {
         Ok(events)
     }
 
-    /// One shard's rows matching `filter`, every page.
-    async fn shard_rows(
-        ingress: Ingress,
+    /// One page of one shard: the matching rows it names.
+    async fn shard_page(
+        &self,
         shard: u32,
         filter: Option<ProcessListFilter>,
-    ) -> ProcessResult<Vec<ProcessRecord>> {
+        cursor: u64,
+    ) -> ProcessResult<ListPage> {
         let target = RequestTarget::object(wire::PROCESS_DIRECTORY, shard.to_string(), "list");
+        let request = ListPageRequest {
+            filter,
+            cursor,
+            limit: PAGE_LIMIT,
+        };
+        self.ingress.call(target, &request, Call::Read).await
+    }
+
+    /// One shard's rows matching `filter`, every page.
+    async fn shard_rows(
+        self,
+        shard: u32,
+        filter: Option<ProcessListFilter>,
+    ) -> ProcessResult<Vec<ListedRow>> {
         let mut rows = Vec::new();
-        let mut after_id = None;
+        let mut cursor = 0;
         loop {
-            let request = ListPageRequest {
-                filter: filter.clone(),
-                after_id,
-                limit: PAGE_LIMIT,
-            };
-            let page: ListPage = ingress.call(target.clone(), &request, Call::Read).await?;
-            rows.extend(page.records);
-            match page.next_after_id {
-                Some(next) => after_id = Some(next),
+            let page = self.shard_page(shard, filter.clone(), cursor).await?;
+            rows.extend(page.rows);
+            match page.next_cursor {
+                Some(next) => cursor = next,
                 None => return Ok(rows),
             }
         }
+    }
+
+    /// The records of listed rows: inline ones as they are, the others read
+    /// from their objects (rows pruned meanwhile are dropped).
+    async fn records_of(&self, rows: Vec<ListedRow>) -> ProcessResult<Vec<ProcessRecord>> {
+        let mut reads = JoinSet::new();
+        let mut records = Vec::with_capacity(rows.len());
+        for row in rows {
+            match row.record {
+                Some(record) => records.push(record),
+                None => {
+                    let registry = self.clone();
+                    reads.spawn(async move { registry.try_get_process(&row.id).await });
+                }
+            }
+        }
+        while let Some(joined) = reads.join_next().await {
+            let read = joined
+                .map_err(|err| ProcessError::Unavailable(format!("row read failed: {err}")))?;
+            records.extend(read?);
+        }
+        Ok(records)
     }
 
     /// Rows matching `filter` across every directory shard, by process id.
     async fn list(&self, filter: Option<ProcessListFilter>) -> ProcessResult<Vec<ProcessRecord>> {
         let mut shards = JoinSet::new();
         for shard in 0..wire::DIRECTORY_SHARDS {
-            shards.spawn(Self::shard_rows(
-                self.ingress.clone(),
-                shard,
-                filter.clone(),
-            ));
+            shards.spawn(self.clone().shard_rows(shard, filter.clone()));
         }
         let mut rows = Vec::new();
         while let Some(joined) = shards.join_next().await {
@@ -157,8 +201,44 @@ impl RestateProcessRegistry {
                 .map_err(|err| ProcessError::Unavailable(format!("list task failed: {err}")))??;
             rows.extend(shard_rows);
         }
-        rows.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(rows)
+        let mut records = self.records_of(rows).await?;
+        records.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(records)
+    }
+
+    /// One page of rows matching `filter`: at least `limit` rows unless the
+    /// listing ends, read shard by shard from `cursor` (`None` for the
+    /// first page); the returned cursor continues it. Each step reads a
+    /// bounded number of directory entries, so a page costs the same
+    /// however many rows exist. Pages follow the directory's order, not
+    /// process-id order.
+    pub async fn list_processes_page(
+        &self,
+        filter: &ProcessListFilter,
+        cursor: Option<ListCursor>,
+        limit: usize,
+    ) -> ProcessResult<(Vec<ProcessRecord>, Option<ListCursor>)> {
+        filter.validate()?;
+        let mut at = cursor.unwrap_or_default();
+        let mut rows = Vec::new();
+        while rows.len() < limit.max(1) && at.shard < wire::DIRECTORY_SHARDS {
+            let page = self
+                .shard_page(at.shard, Some(filter.clone()), at.slot)
+                .await?;
+            rows.extend(page.rows);
+            at = match page.next_cursor {
+                Some(slot) => ListCursor {
+                    shard: at.shard,
+                    slot,
+                },
+                None => ListCursor {
+                    shard: at.shard + 1,
+                    slot: 0,
+                },
+            };
+        }
+        let next = (at.shard < wire::DIRECTORY_SHARDS).then_some(at);
+        Ok((self.records_of(rows).await?, next))
     }
 
     /// The current rows of `grants`' processes, in the grants' order;
@@ -213,11 +293,14 @@ impl ProcessRegistry for RestateProcessRegistry {
         process_id: &str,
         descriptor: ProcessHandleDescriptor,
     ) -> ProcessResult<ProcessHandleGrant> {
+        session_scope.validate()?;
+        check_process_id(process_id).map_err(|_| ProcessError::unknown(process_id))?;
         let request = GrantRequest {
             scope: session_scope.clone(),
+            process_id: process_id.to_owned(),
             descriptor,
         };
-        self.on(process_id, "grant", &request, Call::Write).await
+        self.session(session_scope, "grant", &request).await
     }
 
     async fn revoke_handle(
@@ -225,8 +308,13 @@ impl ProcessRegistry for RestateProcessRegistry {
         session_scope: &SessionScope,
         process_id: &str,
     ) -> ProcessResult<()> {
-        self.on(process_id, "revoke", session_scope, Call::Write)
-            .await
+        session_scope.validate()?;
+        check_process_id(process_id).map_err(|_| ProcessError::unknown(process_id))?;
+        let request = RevokeRequest {
+            scope: session_scope.clone(),
+            process_id: process_id.to_owned(),
+        };
+        self.session(session_scope, "revoke", &request).await
     }
 
     async fn transfer_handle_grants(
@@ -250,8 +338,25 @@ impl ProcessRegistry for RestateProcessRegistry {
         // The session id is the object key: refuse one no grant could have.
         session_scope.validate()?;
         let target = RequestTarget::object(wire::SESSION_GRANTS, &session_scope.session_id, "list");
-        let grants: Vec<ProcessHandleGrant> =
-            self.ingress.call(target, session_scope, Call::Read).await?;
+        let mut grants: Vec<ProcessHandleGrant> = Vec::new();
+        let mut cursor = 0;
+        loop {
+            let request = GrantsPageRequest {
+                scope: session_scope.clone(),
+                cursor,
+                limit: PAGE_LIMIT,
+            };
+            let page: GrantsPage = self
+                .ingress
+                .call(target.clone(), &request, Call::Read)
+                .await?;
+            grants.extend(page.grants);
+            match page.next_cursor {
+                Some(next) => cursor = next,
+                None => break,
+            }
+        }
+        grants.sort_by(|a, b| a.process_id.cmp(&b.process_id));
         self.with_records(grants).await
     }
 

@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ProcessResult;
 use crate::model::{
-    LeaseOwnerIdentity, ProcessAwaitOutput, ProcessEvent, ProcessHandleDescriptor, ProcessLease,
-    ProcessListFilter, ProcessRecord, SessionScope,
+    LeaseOwnerIdentity, ProcessAwaitOutput, ProcessEvent, ProcessHandleDescriptor,
+    ProcessHandleGrant, ProcessLease, ProcessListFilter, ProcessRecord, SessionScope,
 };
 use crate::rules::limits::{check_key, check_process_id, check_ttl};
 use crate::rules::validate::{check_transfer, Validate};
@@ -17,8 +17,10 @@ pub const PROCESS_OBJECT: &str = "ProcessObject";
 pub const PROCESS_TERMINAL: &str = "ProcessTerminal";
 /// Virtual object keyed by shard number: a copy of every row in the shard.
 pub const PROCESS_DIRECTORY: &str = "ProcessDirectory";
-/// Virtual object keyed by session id: the session's grants.
+/// Virtual object keyed by session id: the authority for the session's grants.
 pub const SESSION_GRANTS: &str = "SessionGrants";
+/// Virtual object keyed by session id: the processes holding wakes aimed at it.
+pub const SESSION_WAKES: &str = "SessionWakes";
 /// Service for the calls that span processes (transfer, session delete, prune).
 pub const PROCESS_COORDINATOR: &str = "ProcessCoordinator";
 
@@ -42,13 +44,44 @@ pub fn directory_shard(process_id: &str) -> String {
     (stable_hash(process_id) % u64::from(DIRECTORY_SHARDS)).to_string()
 }
 
-/// `ProcessObject/grant` input.
+/// `SessionGrants/{session}/grant` input.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GrantRequest {
-    /// Who receives the handle.
+    /// Who receives the handle (its session is the object key).
     pub scope: SessionScope,
+    /// The process it is on.
+    pub process_id: String,
     /// What the handle shows.
     pub descriptor: ProcessHandleDescriptor,
+}
+
+/// `SessionGrants/{session}/revoke` input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RevokeRequest {
+    /// Who gives the handle up (its session is the object key).
+    pub scope: SessionScope,
+    /// The process it is on.
+    pub process_id: String,
+}
+
+/// `SessionGrants/{session}/list` input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GrantsPageRequest {
+    /// The scope whose grants to list (its session is the object key).
+    pub scope: SessionScope,
+    /// Where to continue (0 for the first page).
+    pub cursor: u64,
+    /// At most this many slots are read (capped by [`PAGE_LIMIT`]).
+    pub limit: u32,
+}
+
+/// One page of a scope's grants, in no particular order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GrantsPage {
+    /// The grants.
+    pub grants: Vec<ProcessHandleGrant>,
+    /// Set when more may follow: ask again from here.
+    pub next_cursor: Option<u64>,
 }
 
 /// `ProcessObject/events_after` and `wake_events_after` input.
@@ -122,20 +155,43 @@ pub struct AttachTarget {
 pub struct ListPageRequest {
     /// Rows to return; `None` means every non-terminal row.
     pub filter: Option<ProcessListFilter>,
-    /// Return rows with a greater process id.
-    pub after_id: Option<String>,
-    /// At most this many (capped by [`PAGE_LIMIT`]).
+    /// Where to continue in the shard (0 for the first page).
+    pub cursor: u64,
+    /// At most this many entries are read (capped by [`PAGE_LIMIT`]).
     pub limit: u32,
 }
 
-/// One page of rows in process-id order.
+/// One page of a shard's matching rows, in the shard's slot order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ListPage {
-    /// The rows.
-    pub records: Vec<ProcessRecord>,
-    /// Set when more rows follow: ask again after this id.
-    pub next_after_id: Option<String>,
+    /// The matching rows.
+    pub rows: Vec<ListedRow>,
+    /// Set when more entries follow: ask again from here.
+    pub next_cursor: Option<u64>,
 }
+
+/// A matching row: the row itself when the directory keeps it inline
+/// (small rows), else just its id, to read from its `ProcessObject`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ListedRow {
+    /// Process id.
+    pub id: String,
+    /// The row, when small enough to be kept in the directory.
+    pub record: Option<ProcessRecord>,
+}
+
+/// Where a paged listing continues: a directory shard and a slot in it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListCursor {
+    /// The shard being read.
+    pub shard: u32,
+    /// The next slot in it.
+    pub slot: u64,
+}
+
+/// Rows no larger than this (as JSON) are kept inline in their directory
+/// entry, so listing them needs no read of their object.
+pub const INLINE_RECORD_BYTES: usize = 4 * 1024;
 
 /// `ProcessCoordinator/transfer_grants` input.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -151,7 +207,21 @@ pub struct TransferRequest {
 impl Validate for GrantRequest {
     fn validate(&self) -> ProcessResult<()> {
         self.scope.validate()?;
+        check_process_id(&self.process_id)?;
         self.descriptor.validate()
+    }
+}
+
+impl Validate for RevokeRequest {
+    fn validate(&self) -> ProcessResult<()> {
+        self.scope.validate()?;
+        check_process_id(&self.process_id)
+    }
+}
+
+impl Validate for GrantsPageRequest {
+    fn validate(&self) -> ProcessResult<()> {
+        self.scope.validate()
     }
 }
 
@@ -191,8 +261,7 @@ impl Validate for CountRequest {
 
 impl Validate for ListPageRequest {
     fn validate(&self) -> ProcessResult<()> {
-        self.filter.validate()?;
-        self.after_id.as_deref().map_or(Ok(()), check_process_id)
+        self.filter.validate()
     }
 }
 

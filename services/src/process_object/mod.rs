@@ -6,73 +6,48 @@
 //! Decisions come from the library's `rules`, the same ones the in-memory
 //! registry applies, so both registries answer alike. Before answering a
 //! write it updates the indexes it feeds (`ProcessDirectory`,
-//! `SessionGrants`) and sends `ProcessTerminal` its start and its outcome.
+//! `SessionWakes`) and sends `ProcessTerminal` its start and its outcome.
+//!
+//! Grants are decided by `SessionGrants` (the authority, see the
+//! coordinator's docs); this object keeps a bounded mirror of the grants it
+//! carries (`mirror_put` / `mirror_drop`, called only by `SessionGrants`)
+//! for `handle_grants_for_process` and to tell a session delete whether a
+//! process lost its last grant.
 
 mod slot;
 
 use restate_process_registry::restate::wire::{
-    AttachTarget, ClaimRequest, CountRequest, EventsPage, EventsPageRequest, GrantRequest,
-    ReclaimRequest, RenewRequest, PAGE_BYTES, PAGE_LIMIT,
+    AttachTarget, ClaimRequest, CountRequest, EventsPage, EventsPageRequest, ReclaimRequest,
+    RenewRequest, PAGE_BYTES, PAGE_LIMIT,
 };
 use restate_process_registry::rules::append::{self, CompletionPlan};
 use restate_process_registry::rules::lease;
-use restate_process_registry::rules::{record as row, registration};
+use restate_process_registry::rules::{self, record as row, registration};
 use restate_process_registry::{
     AbandonRequest, ProcessAwaitOutput, ProcessError, ProcessEventAppendRequest,
     ProcessEventAppendResult, ProcessExternalRef, ProcessHandleGrant, ProcessLease,
     ProcessLeaseClaimOutcome, ProcessLeaseCompletion, ProcessRecord, ProcessRegistration,
-    ProcessResult, ProcessStarted, SessionScope, WaitState,
+    ProcessResult, ProcessStarted, WaitState,
 };
+use std::collections::{BTreeMap, BTreeSet};
+
 use restate_sdk::prelude::*;
-use serde::{Deserialize, Serialize};
 
 use self::slot::*;
 use crate::directory::ProcessDirectoryClient;
 use crate::errors::{terminal, OrTerminal};
 use crate::input::Input;
 use crate::journal::{now_ms, token};
-use crate::session_grants::{GrantRef, SessionGrantsClient};
+use crate::session_grants::{PrunedGrants, SessionGrantsClient};
+use crate::session_wakes::SessionWakesClient;
 use crate::state::{in_order, ReadState};
 use crate::terminal::ProcessTerminalClient;
-
-/// Internal: move this process's grant from one scope to another.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct MoveGrant {
-    /// The scope giving it up.
-    pub from: SessionScope,
-    /// The scope receiving it.
-    pub to: SessionScope,
-}
-
-/// Internal: what forgetting a session did to this process.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct SessionForgotten {
-    /// Grants of the session (any frame) revoked here.
-    pub revoked: u64,
-    /// Grants left on the process afterwards.
-    pub remaining_grants: u64,
-    /// Undelivered wakes aimed at the session dropped here.
-    pub deleted_wakes: u64,
-}
 
 /// The per-process virtual object.
 pub struct ProcessObject;
 
-fn grant_for(
-    scope: &SessionScope,
-    process_id: &str,
-    descriptor: restate_process_registry::ProcessHandleDescriptor,
-) -> ProcessHandleGrant {
-    ProcessHandleGrant {
-        session_id: scope.session_id.clone(),
-        scope_id: scope.id(),
-        process_id: process_id.to_owned(),
-        descriptor,
-    }
-}
-
-fn sessions<'a>(ctx: &'a ObjectContext<'a>, session_id: &str) -> SessionGrantsClient<'a> {
-    ctx.object_client::<SessionGrantsClient>(session_id)
+fn wakes_index<'a>(ctx: &'a ObjectContext<'a>, session_id: &str) -> SessionWakesClient<'a> {
+    ctx.object_client::<SessionWakesClient>(session_id)
 }
 
 /// Applies a row change that may be an idempotent no-op.
@@ -190,8 +165,8 @@ impl ProcessObject {
         ctx.set(TERMINAL_KEY, Json(workflow_key.clone()));
         store_record(&ctx, &record).await?;
         if let Some(target) = &record.wake_target {
-            sessions(&ctx, &target.session_id)
-                .note_wake(record.id.clone())
+            wakes_index(&ctx, &target.session_id)
+                .note(record.id.clone())
                 .call()
                 .await?;
         }
@@ -214,50 +189,6 @@ impl ProcessObject {
             row::set_external_ref(record, external_ref, now)
         })
         .await
-    }
-
-    /// `grant_handle`: stores the grant here and indexes it by session.
-    #[handler]
-    async fn grant(
-        &self,
-        ctx: ObjectContext<'_>,
-        request: Input<GrantRequest>,
-    ) -> Result<Json<ProcessHandleGrant>, TerminalError> {
-        let GrantRequest { scope, descriptor } = request.into_inner();
-        let record = require_record(&ctx).await?;
-        let grant = grant_for(&scope, &record.id, descriptor);
-        let mut grants: Grants = ctx.read(GRANTS).await?.unwrap_or_default();
-        grants.insert(grant.scope_id.clone(), grant.clone());
-        ctx.set(GRANTS, Json(grants));
-        sessions(&ctx, &scope.session_id)
-            .put(Json(grant.clone()))
-            .call()
-            .await?;
-        Ok(Json(grant))
-    }
-
-    /// `revoke_handle` (idempotent).
-    #[handler]
-    async fn revoke(
-        &self,
-        ctx: ObjectContext<'_>,
-        scope: Input<SessionScope>,
-    ) -> Result<Json<()>, TerminalError> {
-        let scope = scope.into_inner();
-        let record = require_record(&ctx).await?;
-        let mut grants: Grants = ctx.read(GRANTS).await?.unwrap_or_default();
-        if grants.remove(&scope.id()).is_some() {
-            ctx.set(GRANTS, Json(grants));
-            let grant = GrantRef {
-                scope_id: scope.id(),
-                process_id: record.id,
-            };
-            sessions(&ctx, &scope.session_id)
-                .remove(Json(grant))
-                .call()
-                .await?;
-        }
-        Ok(Json(()))
     }
 
     /// `handle_grants_for_process`, by scope id.
@@ -317,8 +248,8 @@ impl ProcessObject {
             ctx.set(WAKES, Json(wakes));
             if let Some(delivery) = &delivery {
                 ctx.set(&delivered, Json(true));
-                sessions(&ctx, &delivery.scope.session_id)
-                    .note_wake(record.id.clone())
+                wakes_index(&ctx, &delivery.scope.session_id)
+                    .note(record.id.clone())
                     .call()
                     .await?;
             }
@@ -653,60 +584,66 @@ impl ProcessObject {
         Ok(Json(()))
     }
 
-    /// Internal (`transfer_handle_grants`): moves one grant if still held.
+    /// Internal (`SessionGrants`): mirrors a grant decided there. Refuses
+    /// an unknown process, or a new scope past the per-process limit.
     #[handler(ingress_private)]
-    async fn move_grant(
+    async fn mirror_put(
         &self,
         ctx: ObjectContext<'_>,
-        request: Json<MoveGrant>,
+        grant: Json<ProcessHandleGrant>,
     ) -> Result<(), TerminalError> {
-        let MoveGrant { from, to } = request.into_inner();
-        let record = require_record(&ctx).await?;
-        let mut grants: Grants = ctx.read(GRANTS).await?.unwrap_or_default();
-        let Some(held) = grants.remove(&from.id()) else {
-            return Ok(());
-        };
-        let moved = grant_for(&to, &record.id, held.descriptor);
-        grants.insert(moved.scope_id.clone(), moved.clone());
+        let grant = grant.into_inner();
+        let (record, grants) = (
+            ctx.read::<ProcessRecord>(RECORD),
+            ctx.read::<Grants>(GRANTS),
+        );
+        let record = record.await?.ok_or_else(|| unknown(&ctx))?;
+        let mut grants = grants.await?.unwrap_or_default();
+        let upsert = grants.contains_key(&grant.scope_id);
+        rules::grants::check_capacity(&record.id, grants.len(), upsert).or_terminal()?;
+        grants.insert(grant.scope_id.clone(), grant);
         ctx.set(GRANTS, Json(grants));
-        let old = GrantRef {
-            scope_id: from.id(),
-            process_id: record.id,
-        };
-        sessions(&ctx, &from.session_id)
-            .remove(Json(old))
-            .call()
-            .await?;
-        sessions(&ctx, &to.session_id)
-            .put(Json(moved))
-            .call()
-            .await?;
         Ok(())
     }
 
-    /// Internal (`delete_session_process_state`): drops the session's grants,
-    /// wake target and undelivered wakes from this process.
+    /// Internal (`SessionGrants`): drops a scope's grant from the mirror
+    /// (if there) and answers how many grants the process still carries.
     #[handler(ingress_private)]
-    async fn forget_session(
+    async fn mirror_drop(
+        &self,
+        ctx: ObjectContext<'_>,
+        scope_id: String,
+    ) -> Result<Json<usize>, TerminalError> {
+        let (record, grants) = (
+            ctx.read::<ProcessRecord>(RECORD),
+            ctx.read::<Grants>(GRANTS),
+        );
+        record.await?.ok_or_else(|| unknown(&ctx))?;
+        let mut grants = grants.await?.unwrap_or_default();
+        let removed = grants.remove(&scope_id).is_some();
+        let remaining = grants.len();
+        if removed {
+            ctx.set(GRANTS, Json(grants));
+        }
+        Ok(Json(remaining))
+    }
+
+    /// Internal (`delete_session_process_state`): drops the wake target and
+    /// the undelivered wakes aimed at the session; answers how many wakes
+    /// went. Then leaves the session's wake index.
+    #[handler(ingress_private)]
+    async fn forget_wakes(
         &self,
         ctx: ObjectContext<'_>,
         session_id: String,
-    ) -> Result<Json<SessionForgotten>, TerminalError> {
-        let mut outcome = SessionForgotten::default();
+    ) -> Result<Json<u64>, TerminalError> {
+        let mut deleted = 0;
         if let Some(record) = ctx.read::<ProcessRecord>(RECORD).await? {
-            let mut grants: Grants = ctx.read(GRANTS).await?.unwrap_or_default();
-            let before = grants.len();
-            grants.retain(|_, grant| grant.session_id != session_id);
-            outcome.revoked = (before - grants.len()) as u64;
-            outcome.remaining_grants = grants.len() as u64;
-            if outcome.revoked > 0 {
-                ctx.set(GRANTS, Json(grants));
-            }
             let mut wakes: Wakes = ctx.read(WAKES).await?.unwrap_or_default();
             let before = wakes.len();
             wakes.retain(|_, scope| scope.as_ref().is_none_or(|s| s.session_id != session_id));
-            outcome.deleted_wakes = (before - wakes.len()) as u64;
-            if outcome.deleted_wakes > 0 {
+            deleted = (before - wakes.len()) as u64;
+            if deleted > 0 {
                 ctx.set(WAKES, Json(wakes));
             }
             if record
@@ -721,11 +658,11 @@ impl ProcessObject {
                 store_record(&ctx, &changed).await?;
             }
         }
-        sessions(&ctx, &session_id)
-            .drop_process(ctx.key().to_owned())
+        wakes_index(&ctx, &session_id)
+            .drop(ctx.key().to_owned())
             .call()
             .await?;
-        Ok(Json(outcome))
+        Ok(Json(deleted))
     }
 
     /// Internal (`prune_terminal_processes`): deletes this process with its
@@ -745,14 +682,34 @@ impl ProcessObject {
         }
         let grants: Grants = ctx.read(GRANTS).await?.unwrap_or_default();
         let wakes: Wakes = ctx.read(WAKES).await?.unwrap_or_default();
-        let mut touched: Vec<String> = grants.into_values().map(|g| g.session_id).collect();
-        touched.extend(wakes.into_values().flatten().map(|scope| scope.session_id));
-        touched.extend(record.wake_target.iter().map(|t| t.session_id.clone()));
-        touched.sort_unstable();
-        touched.dedup();
-        for session_id in touched {
-            sessions(&ctx, &session_id)
-                .drop_process(record.id.clone())
+        // The session authorities forget the grants by message: they call
+        // this object, so calling them back could deadlock.
+        let mut granted: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for grant in grants.into_values() {
+            granted
+                .entry(grant.session_id)
+                .or_default()
+                .push(grant.scope_id);
+        }
+        for (session_id, scope_ids) in granted {
+            let pruned = PrunedGrants {
+                process_id: record.id.clone(),
+                scope_ids,
+            };
+            let _ = ctx
+                .object_client::<SessionGrantsClient>(session_id)
+                .drop_pruned(Json(pruned))
+                .send();
+        }
+        let mut aimed: BTreeSet<String> = wakes
+            .into_values()
+            .flatten()
+            .map(|scope| scope.session_id)
+            .collect();
+        aimed.extend(record.wake_target.iter().map(|t| t.session_id.clone()));
+        for session_id in aimed {
+            wakes_index(&ctx, &session_id)
+                .drop(record.id.clone())
                 .call()
                 .await?;
         }

@@ -17,7 +17,7 @@ use restate_process_registry::{
 use restate_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::directory::ProcessDirectoryClient;
+use crate::directory::{DirectoryEntry, ProcessDirectoryClient};
 use crate::errors::terminal;
 use crate::state::ReadState;
 
@@ -149,7 +149,7 @@ pub(crate) fn store_event(ctx: &ObjectContext<'_>, event: &ProcessEvent, head: &
     ctx.set(LOG, Json(head.clone()));
 }
 
-/// Stores a changed row and its directory copy (before the caller is
+/// Stores a changed row and its directory entry (before the caller is
 /// answered, so a listing after the answer sees it).
 pub(crate) async fn store_record(
     ctx: &ObjectContext<'_>,
@@ -157,7 +157,7 @@ pub(crate) async fn store_record(
 ) -> Result<(), TerminalError> {
     ctx.set(RECORD, Json(record.clone()));
     ctx.object_client::<ProcessDirectoryClient>(directory_shard(&record.id))
-        .put(Json(record.clone()))
+        .put(Json(DirectoryEntry::of(record)))
         .call()
         .await
 }

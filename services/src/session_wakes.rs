@@ -1,0 +1,45 @@
+//! `SessionWakes`: one virtual object per session id, indexing the
+//! processes whose wake target or undelivered wakes aim at the session, so
+//! `delete_session_process_state` knows which processes to visit.
+//!
+//! `ProcessObject` notes itself here before it acknowledges the write that
+//! aims a wake at the session, and drops itself when none is left. A leaf:
+//! calls nothing. The ids sit in a [`SlotSet`], so nothing grows per value.
+
+use restate_sdk::prelude::*;
+
+use crate::slots::{SlotPage, SlotSet};
+use restate_process_registry::restate::wire::PAGE_LIMIT;
+
+const HOLDERS: SlotSet<'static> = SlotSet::new("holders");
+
+/// The per-session index of wake-holding processes.
+pub struct SessionWakes;
+
+#[restate_sdk::object(name = "SessionWakes", lazy_state)]
+impl SessionWakes {
+    /// Notes a process holding wakes aimed at this session.
+    #[handler(ingress_private)]
+    async fn note(&self, ctx: ObjectContext<'_>, process_id: String) -> Result<(), TerminalError> {
+        HOLDERS.insert(&ctx, &process_id).await?;
+        Ok(())
+    }
+
+    /// Forgets a process that holds none any more.
+    #[handler(ingress_private)]
+    async fn drop(&self, ctx: ObjectContext<'_>, process_id: String) -> Result<(), TerminalError> {
+        HOLDERS.remove(&ctx, &process_id).await?;
+        Ok(())
+    }
+
+    /// One page of holders from `cursor`, and the next cursor.
+    #[handler(ingress_private)]
+    async fn holders(
+        &self,
+        ctx: SharedObjectContext<'_>,
+        cursor: u64,
+    ) -> Result<Json<(Vec<String>, Option<u64>)>, TerminalError> {
+        let SlotPage { members, next } = HOLDERS.page(&ctx, cursor, u64::from(PAGE_LIMIT)).await?;
+        Ok(Json((members, next)))
+    }
+}
