@@ -52,6 +52,7 @@
 //! the price of leaving a multi-step write half done.
 
 mod baseline;
+pub mod check;
 mod coordinator;
 mod directory;
 mod errors;

@@ -207,6 +207,27 @@ impl SessionGrants {
         }))
     }
 
+    /// One page of every grant the session holds, any scope (for
+    /// `procreg check` and operators).
+    #[handler]
+    async fn all(
+        &self,
+        ctx: SharedObjectContext<'_>,
+        cursor: u64,
+    ) -> Result<Json<GrantsPage>, TerminalError> {
+        let page = GRANTS.page(&ctx, cursor, u64::from(PAGE_LIMIT)).await?;
+        let keys: Vec<String> = page
+            .members
+            .iter()
+            .map(|member| grant_key(member))
+            .collect();
+        let grants = in_order(keys.iter().map(|key| ctx.read::<ProcessHandleGrant>(key))).await?;
+        Ok(Json(GrantsPage {
+            grants: grants.into_iter().flatten().collect(),
+            next_cursor: page.next,
+        }))
+    }
+
     /// Internal (`transfer_handle_grants`, source side): all or nothing,
     /// checks that `from` holds every listed process, then gives each up.
     /// This is where a transfer takes effect against the source's other

@@ -23,7 +23,7 @@ use crate::restate::wire::{
     GrantsPage, GrantsPageRequest, ListCursor, ListPage, ListPageRequest, ListedRow,
     ReclaimRequest, RenewRequest, RevokeRequest, TransferRequest, PAGE_LIMIT,
 };
-use crate::rules::limits::check_process_id;
+use crate::rules::limits::{check_key, check_process_id};
 use crate::rules::validate::Validate;
 
 /// The registry whose rows live in Restate virtual objects keyed by
@@ -204,6 +204,37 @@ impl RestateProcessRegistry {
         let mut records = self.records_of(rows).await?;
         records.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(records)
+    }
+
+    /// Every directory entry matching `filter` as the directory holds it
+    /// (inline row or bare id), unsorted: for consistency checks.
+    pub async fn directory_entries(
+        &self,
+        filter: &ProcessListFilter,
+    ) -> ProcessResult<Vec<ListedRow>> {
+        filter.validate()?;
+        let mut rows = Vec::new();
+        for shard in 0..wire::DIRECTORY_SHARDS {
+            rows.extend(self.clone().shard_rows(shard, Some(filter.clone())).await?);
+        }
+        Ok(rows)
+    }
+
+    /// Every grant `session_id` holds, any scope: the session authority's
+    /// own view, for consistency checks.
+    pub async fn session_grants(&self, session_id: &str) -> ProcessResult<Vec<ProcessHandleGrant>> {
+        check_key("session id", session_id)?;
+        let mut grants = Vec::new();
+        let mut cursor = 0u64;
+        loop {
+            let target = RequestTarget::object(wire::SESSION_GRANTS, session_id, "all");
+            let page: GrantsPage = self.ingress.call(target, &cursor, Call::Read).await?;
+            grants.extend(page.grants);
+            match page.next_cursor {
+                Some(next) => cursor = next,
+                None => return Ok(grants),
+            }
+        }
     }
 
     /// One page of rows matching `filter`: at least `limit` rows unless the

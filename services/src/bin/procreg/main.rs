@@ -6,11 +6,14 @@
 //!   registry's features, with timings;
 //! - `procreg bench` measures registry operations against the raw engine
 //!   baseline (`EngineBaseline/noop`) in the same run;
+//! - `procreg check` walks a running registry and reports any disagreement
+//!   between its directory, rows and session grant authorities;
 //! - `procreg install-server` installs the pinned restate-server (CI uses it).
 //!
 //! Every verb exits non-zero with a one-line reason when something fails.
 
 mod bench;
+mod check;
 mod common;
 mod demo;
 mod serve;
@@ -35,6 +38,8 @@ enum Command {
     Demo,
     /// Measure registry throughput and wait latency against the engine baseline.
     Bench(bench::BenchArgs),
+    /// Report disagreements between directory, rows and session grants.
+    Check(check::CheckArgs),
     /// Install the pinned restate-server into `.tools/` when missing; print its path.
     InstallServer,
 }
@@ -53,6 +58,7 @@ async fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args).await,
         Command::Demo => demo::run().await,
         Command::Bench(args) => bench::run(args).await,
+        Command::Check(args) => check::run(args).await,
         Command::InstallServer => install_server().await,
     };
     match result {
