@@ -209,3 +209,41 @@ async fn reads_longer_than_a_page_come_back_whole_and_in_order() {
     let count = registry.count_events_through(&id, NOTE, 100).await.unwrap();
     assert_eq!(count, 100);
 }
+
+#[tokio::test]
+async fn wake_reads_longer_than_a_page_skip_acked_wakes() {
+    use restate_process_registry::restate::wire::PAGE_LIMIT;
+    use restate_process_registry::testing::support::ALERT;
+
+    let id = registered().await;
+    let registry = common::registry();
+    let total = u64::from(PAGE_LIMIT) + 60;
+    for n in 0..total {
+        let kind = if n % 3 == 0 { NOTE } else { ALERT };
+        let append = ProcessEventAppendRequest::new(kind, json!({ "n": n }));
+        registry.append_event(&id, append).await.unwrap();
+    }
+    let wakes = registry.wake_events_after(&id, 0).await.unwrap();
+    let expected: Vec<u64> = (1..=total).filter(|seq| (seq - 1) % 3 != 0).collect();
+    let sequences = |events: &[restate_process_registry::ProcessEvent]| {
+        events.iter().map(|e| e.sequence).collect::<Vec<_>>()
+    };
+    assert_eq!(sequences(&wakes), expected);
+    for &seq in expected.iter().filter(|seq| *seq % 2 == 0) {
+        registry.ack_wake(&id, seq).await.unwrap();
+    }
+    let left: Vec<u64> = expected
+        .iter()
+        .copied()
+        .filter(|seq| seq % 2 == 1)
+        .collect();
+    assert_eq!(
+        sequences(&registry.wake_events_after(&id, 0).await.unwrap()),
+        left
+    );
+    let tail: Vec<u64> = left.iter().copied().filter(|&seq| seq > 100).collect();
+    assert_eq!(
+        sequences(&registry.wake_events_after(&id, 100).await.unwrap()),
+        tail
+    );
+}

@@ -119,12 +119,18 @@ impl ProcessCoordinator {
         loop {
             let (holders, next) = wakes.holders(cursor).call().await?.into_inner();
             for process_id in holders {
-                let deleted = ctx
-                    .object_client::<ProcessObjectClient>(&process_id)
-                    .forget_wakes(session_id.clone())
-                    .call()
-                    .await?;
-                tally.wakes_deleted(deleted.into_inner());
+                let process = ctx.object_client::<ProcessObjectClient>(&process_id);
+                loop {
+                    let (deleted, more) = process
+                        .forget_wakes(session_id.clone())
+                        .call()
+                        .await?
+                        .into_inner();
+                    tally.wakes_deleted(deleted);
+                    if !more {
+                        break;
+                    }
+                }
             }
             match next {
                 Some(next) => cursor = next,

@@ -15,6 +15,7 @@
 //! process lost its last grant.
 
 mod slot;
+mod wakes;
 
 use restate_process_registry::restate::wire::{
     AttachTarget, ClaimRequest, CountRequest, EventsPage, EventsPageRequest, ReclaimRequest,
@@ -240,12 +241,6 @@ impl ProcessObject {
             let delivered = delivered_key(&wake.dedupe_key);
             let already = ctx.read::<bool>(&delivered).await?.unwrap_or(false);
             delivery = append::wake_delivery(&plan, already);
-            let mut wakes: Wakes = ctx.read(WAKES).await?.unwrap_or_default();
-            wakes.insert(
-                plan.event.sequence,
-                delivery.as_ref().map(|d| d.scope.clone()),
-            );
-            ctx.set(WAKES, Json(wakes));
             if let Some(delivery) = &delivery {
                 ctx.set(&delivered, Json(true));
                 wakes_index(&ctx, &delivery.scope.session_id)
@@ -258,6 +253,10 @@ impl ProcessObject {
             ctx.set(key, Json(plan.event.sequence));
         }
         store_event(&ctx, &plan.event, &mut head);
+        if plan.event.semantics.wake.is_some() {
+            let scope = delivery.as_ref().map(|d| d.scope.clone());
+            wakes::record(&ctx, plan.event.sequence, head.wakes, scope).await?;
+        }
         if let Some(ended) = &plan.terminal_record {
             store_record(&ctx, ended).await?;
             if let Some(output) = ended.status.await_output() {
@@ -306,12 +305,14 @@ impl ProcessObject {
         request: Input<EventsPageRequest>,
     ) -> Result<Json<EventsPage>, TerminalError> {
         let request = request.into_inner();
-        require_record(&ctx).await?;
-        let wakes: Wakes = ctx.read(WAKES).await?.unwrap_or_default();
-        let after = wakes
-            .range(request.after_sequence.saturating_add(1)..)
-            .map(|(sequence, _)| *sequence);
-        let page = events_page(&ctx, after, request.limit).await?;
+        let head = require_log(&ctx).await?;
+        let limit = u64::from(request.limit.clamp(1, PAGE_LIMIT));
+        let (unacked, scanned_to) =
+            wakes::unacked_after(&ctx, &head, request.after_sequence, limit).await?;
+        let mut page = events_page(&ctx, unacked.into_iter(), PAGE_LIMIT).await?;
+        if page.next_after.is_none() {
+            page.next_after = scanned_to;
+        }
         Ok(Json(page))
     }
 
@@ -324,22 +325,9 @@ impl ProcessObject {
     ) -> Result<Json<()>, TerminalError> {
         let sequence = sequence.into_inner();
         let record = require_record(&ctx).await?;
-        let found = event(&ctx, sequence).await?.ok_or_else(|| {
-            terminal(ProcessError::invalid(format!(
-                "process `{}` has no event {sequence}",
-                record.id
-            )))
-        })?;
-        if found.semantics.wake.is_none() {
-            return Err(terminal(ProcessError::invalid(format!(
-                "event {sequence} of process `{}` carries no wake",
-                record.id
-            ))));
-        }
-        let mut wakes: Wakes = ctx.read(WAKES).await?.unwrap_or_default();
-        if wakes.remove(&sequence).is_some() {
-            ctx.set(WAKES, Json(wakes));
-        }
+        let found = event(&ctx, sequence).await?;
+        rules::wakes::check_ack(&record.id, sequence, found.as_ref()).or_terminal()?;
+        wakes::ack(&ctx, sequence).await?;
         Ok(Json(()))
     }
 
@@ -629,40 +617,41 @@ impl ProcessObject {
     }
 
     /// Internal (`delete_session_process_state`): drops the wake target and
-    /// the undelivered wakes aimed at the session; answers how many wakes
-    /// went. Then leaves the session's wake index.
+    /// up to a page of the undelivered wakes aimed at the session; answers
+    /// how many wakes went and whether more are left (then it is called
+    /// again). Leaves the session's wake index once none is left.
     #[handler(ingress_private)]
     async fn forget_wakes(
         &self,
         ctx: ObjectContext<'_>,
         session_id: String,
-    ) -> Result<Json<u64>, TerminalError> {
-        let mut deleted = 0;
-        if let Some(record) = ctx.read::<ProcessRecord>(RECORD).await? {
-            let mut wakes: Wakes = ctx.read(WAKES).await?.unwrap_or_default();
-            let before = wakes.len();
-            wakes.retain(|_, scope| scope.as_ref().is_none_or(|s| s.session_id != session_id));
-            deleted = (before - wakes.len()) as u64;
-            if deleted > 0 {
-                ctx.set(WAKES, Json(wakes));
-            }
-            if record
-                .wake_target
-                .as_ref()
-                .is_some_and(|target| target.session_id == session_id)
-            {
-                let now = now_ms(&ctx).await?;
-                let mut changed = record;
-                changed.wake_target = None;
-                changed.updated_at_ms = now;
-                store_record(&ctx, &changed).await?;
-            }
+    ) -> Result<Json<(u64, bool)>, TerminalError> {
+        let Some(record) = ctx.read::<ProcessRecord>(RECORD).await? else {
+            wakes_index(&ctx, &session_id)
+                .drop(ctx.key().to_owned())
+                .call()
+                .await?;
+            return Ok(Json((0, false)));
+        };
+        let (deleted, more) = wakes::forget(&ctx, &session_id, u64::from(PAGE_LIMIT)).await?;
+        if record
+            .wake_target
+            .as_ref()
+            .is_some_and(|target| target.session_id == session_id)
+        {
+            let now = now_ms(&ctx).await?;
+            let mut changed = record;
+            changed.wake_target = None;
+            changed.updated_at_ms = now;
+            store_record(&ctx, &changed).await?;
         }
-        wakes_index(&ctx, &session_id)
-            .drop(ctx.key().to_owned())
-            .call()
-            .await?;
-        Ok(Json(deleted))
+        if !more {
+            wakes_index(&ctx, &session_id)
+                .drop(ctx.key().to_owned())
+                .call()
+                .await?;
+        }
+        Ok(Json((deleted, more)))
     }
 
     /// Internal (`prune_terminal_processes`): deletes this process with its
@@ -681,7 +670,6 @@ impl ProcessObject {
             return Ok(Json(None));
         }
         let grants: Grants = ctx.read(GRANTS).await?.unwrap_or_default();
-        let wakes: Wakes = ctx.read(WAKES).await?.unwrap_or_default();
         // The session authorities forget the grants by message: they call
         // this object, so calling them back could deadlock.
         let mut granted: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -701,11 +689,7 @@ impl ProcessObject {
                 .drop_pruned(Json(pruned))
                 .send();
         }
-        let mut aimed: BTreeSet<String> = wakes
-            .into_values()
-            .flatten()
-            .map(|scope| scope.session_id)
-            .collect();
+        let mut aimed: BTreeSet<String> = wakes::aimed_sessions(&ctx).await?.into_iter().collect();
         aimed.extend(record.wake_target.iter().map(|t| t.session_id.clone()));
         for session_id in aimed {
             wakes_index(&ctx, &session_id)

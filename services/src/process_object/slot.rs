@@ -1,10 +1,11 @@
 //! The state layout of one `ProcessObject` and the reads and writes every
 //! handler shares.
 //!
-//! Each event is its own key (`e/{seq}`), as is each replay key and
-//! delivered wake key, so an append reads and writes a fixed number of
-//! small keys however long the history is (with lazy state, nothing else
-//! is loaded). Each stored event carries the per-type counts up to it, so
+//! Each event is its own key (`e/{seq}`), as is each replay key, delivered
+//! wake key and unacknowledged wake (see `wakes`), so an append reads and
+//! writes a fixed number of small keys however long the history is (with
+//! lazy state, nothing else is loaded). The grant mirror is one map, bounded
+//! by the per-process grant limit. Each stored event carries the per-type counts up to it, so
 //! `count_events_through` is one read at any depth.
 
 use std::collections::BTreeMap;
@@ -12,7 +13,7 @@ use std::collections::BTreeMap;
 use restate_process_registry::restate::wire::directory_shard;
 use restate_process_registry::rules::lease::LeaseState;
 use restate_process_registry::{
-    ProcessError, ProcessEvent, ProcessHandleGrant, ProcessLease, ProcessRecord, SessionScope,
+    ProcessError, ProcessEvent, ProcessHandleGrant, ProcessLease, ProcessRecord,
 };
 use restate_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -31,8 +32,6 @@ pub(crate) const TERMINAL_KEY: &str = "terminal";
 pub(crate) const LEASE: &str = "lease";
 /// Grants by scope id.
 pub(crate) const GRANTS: &str = "grants";
-/// Unacknowledged wake events: sequence → the scope it was delivered to.
-pub(crate) const WAKES: &str = "wakes";
 
 /// Key of event `sequence`.
 pub(crate) fn event_key(sequence: u64) -> String {
@@ -68,21 +67,26 @@ impl LeaseSlot {
 }
 
 pub(crate) type Grants = BTreeMap<String, ProcessHandleGrant>;
-pub(crate) type Wakes = BTreeMap<u64, Option<SessionScope>>;
 pub(crate) type TypeCounts = BTreeMap<String, u64>;
 
-/// Where the log stands: the last sequence and the events per type so far.
+/// Where the log stands: the last sequence, the events per type and the
+/// wake-carrying events so far.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct LogHead {
     pub(crate) last_sequence: u64,
     pub(crate) counts: TypeCounts,
+    #[serde(default)]
+    pub(crate) wakes: u64,
 }
 
-/// An event as stored: the event and the per-type counts through it.
+/// An event as stored: the event, the per-type counts through it and the
+/// wake-carrying events through it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct StoredEvent {
     pub(crate) event: ProcessEvent,
     pub(crate) counts: TypeCounts,
+    #[serde(default)]
+    pub(crate) wakes_through: u64,
 }
 
 /// The row, or `UnknownProcess` for this key.
@@ -141,9 +145,13 @@ pub(crate) async fn log_head<C: ReadState>(ctx: &C) -> Result<LogHead, TerminalE
 pub(crate) fn store_event(ctx: &ObjectContext<'_>, event: &ProcessEvent, head: &mut LogHead) {
     *head.counts.entry(event.event_type.clone()).or_default() += 1;
     head.last_sequence = event.sequence;
+    if event.semantics.wake.is_some() {
+        head.wakes += 1;
+    }
     let stored = StoredEvent {
         event: event.clone(),
         counts: head.counts.clone(),
+        wakes_through: head.wakes,
     };
     ctx.set(&event_key(event.sequence), Json(stored));
     ctx.set(LOG, Json(head.clone()));
