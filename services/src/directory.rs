@@ -1,13 +1,13 @@
 //! `ProcessDirectory`: one virtual object per shard (key `0`..`31`) indexing
 //! the rows placed in it, for listings and prune.
 //!
-//! Each row has its own entry (`e/{id}`): its [`ProcessSummary`] for
-//! filtering and, when the row is at most [`INLINE_RECORD_BYTES`] as JSON,
-//! the row itself so a listing needs no read of its object; larger rows are
-//! listed by id and read from their `ProcessObject` by the client. The ids
-//! sit in a [`SlotSet`], so a write touches a fixed number of small keys and
-//! a page reads a fixed number of slots and entries, however many rows the
-//! shard holds.
+//! Each row has an entry: its [`ProcessSummary`] for filtering and, when
+//! the row is at most [`INLINE_RECORD_BYTES`] as JSON, the row itself so a
+//! listing needs no read of its object; larger rows are listed by id and
+//! read from their `ProcessObject` by the client. The ids sit in a
+//! [`SlotSet`]; entries are stored by slot in chunks of [`CHUNK`]
+//! (`c/{slot / CHUNK}`), so a write reads and rewrites one bounded chunk and
+//! a page of 256 entries is eight reads, however many rows the shard holds.
 //!
 //! `ProcessObject` puts its entry before it acknowledges a row change, so a
 //! listing after an acknowledged write sees it. The exclusive handlers call
@@ -19,6 +19,8 @@ use restate_process_registry::restate::wire::{
 };
 use restate_process_registry::rules::prune::prunable;
 use restate_process_registry::{ProcessPruneReport, ProcessRecord, ProcessSummary};
+use std::collections::BTreeMap;
+
 use restate_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -29,9 +31,14 @@ use crate::state::{in_order, ReadState};
 
 /// The shard's ids.
 const ROWS: SlotSet<'static> = SlotSet::new("rows");
+/// Entries per chunk.
+const CHUNK: u64 = 32;
 
-fn entry_key(process_id: &str) -> String {
-    format!("e/{process_id}")
+/// Entries of one chunk, by slot.
+type Chunk = BTreeMap<u64, DirectoryEntry>;
+
+fn chunk_key(slot: u64) -> String {
+    format!("c/{}", slot / CHUNK)
 }
 
 /// What the directory keeps per row.
@@ -72,18 +79,29 @@ pub struct PrunePage {
     pub next_cursor: Option<u64>,
 }
 
-/// A page of entries from `cursor`: the ids and their entries.
+/// The entries in slots `[cursor, cursor + limit)`, read chunk by chunk,
+/// and where the next page starts.
 async fn entries_page(
     ctx: &SharedObjectContext<'_>,
     cursor: u64,
     limit: u32,
 ) -> Result<(Vec<DirectoryEntry>, Option<u64>), TerminalError> {
-    let page = ROWS
-        .page(ctx, cursor, u64::from(limit.clamp(1, PAGE_LIMIT)))
-        .await?;
-    let keys: Vec<String> = page.members.iter().map(|id| entry_key(id)).collect();
-    let entries = in_order(keys.iter().map(|key| ctx.read::<DirectoryEntry>(key))).await?;
-    Ok((entries.into_iter().flatten().collect(), page.next))
+    let head = ROWS.head(ctx).await?;
+    let end = cursor
+        .saturating_add(u64::from(limit.clamp(1, PAGE_LIMIT)))
+        .min(head.slots);
+    let keys: Vec<String> = (cursor / CHUNK..end.div_ceil(CHUNK))
+        .map(|chunk| chunk_key(chunk * CHUNK))
+        .collect();
+    let chunks = in_order(keys.iter().map(|key| ctx.read::<Chunk>(key))).await?;
+    let entries = chunks
+        .into_iter()
+        .flatten()
+        .flat_map(|chunk| chunk.into_iter())
+        .filter(|(slot, _)| (cursor..end).contains(slot))
+        .map(|(_, entry)| entry)
+        .collect();
+    Ok((entries, (end < head.slots).then_some(end)))
 }
 
 /// The sharded row index behind `list_processes`, `list_non_terminal` and prune.
@@ -99,8 +117,11 @@ impl ProcessDirectory {
         entry: Json<DirectoryEntry>,
     ) -> Result<(), TerminalError> {
         let entry = entry.into_inner();
-        ROWS.insert(&ctx, &entry.summary.id).await?;
-        ctx.set(&entry_key(&entry.summary.id), Json(entry));
+        let (slot, _) = ROWS.place(&ctx, &entry.summary.id).await?;
+        let key = chunk_key(slot);
+        let mut chunk: Chunk = ctx.read(&key).await?.unwrap_or_default();
+        chunk.insert(slot, entry);
+        ctx.set(&key, Json(chunk));
         Ok(())
     }
 
@@ -111,8 +132,17 @@ impl ProcessDirectory {
         ctx: ObjectContext<'_>,
         process_id: String,
     ) -> Result<(), TerminalError> {
-        ROWS.remove(&ctx, &process_id).await?;
-        ctx.clear(&entry_key(&process_id));
+        let Some(slot) = ROWS.take(&ctx, &process_id).await? else {
+            return Ok(());
+        };
+        let key = chunk_key(slot);
+        let mut chunk: Chunk = ctx.read(&key).await?.unwrap_or_default();
+        chunk.remove(&slot);
+        if chunk.is_empty() {
+            ctx.clear(&key);
+        } else {
+            ctx.set(&key, Json(chunk));
+        }
         Ok(())
     }
 

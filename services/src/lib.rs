@@ -3,25 +3,41 @@
 //!
 //! | Service | Kind | Key | Holds |
 //! |---|---|---|---|
-//! | `ProcessObject` | virtual object (lazy state) | process id | row, event log, lease, replay keys, wake acks, grants |
+//! | `ProcessObject` | virtual object (lazy state) | process id | row, event log (a key per event), lease, replay keys, unacked wakes (a key each), a mirror of its grants (≤ 64) |
 //! | `ProcessTerminal` | workflow | process id + incarnation | the durable promise of the outcome |
-//! | `ProcessDirectory` | virtual object (lazy state) | shard `0`..`31` | a copy of each row, for listing and prune |
-//! | `SessionGrants` | virtual object | session id | the session's grants and wake-holding processes |
+//! | `ProcessDirectory` | virtual object (lazy state) | shard `0`..`31` | one small entry per row (summary, plus the row when ≤ 4 KiB), in a slot set |
+//! | `SessionGrants` | virtual object (lazy state) | session id | **the authority** for the session's grants, a key each |
+//! | `SessionWakes` | virtual object (lazy state) | session id | the processes holding wakes aimed at the session |
 //! | `ProcessCoordinator` | service | — | nothing: journals transfers, session deletes, prunes |
 //!
-//! Call graph (an arrow is a call; there is no cycle between keyed
-//! objects, so no exclusive handler ever waits on one that waits on it):
+//! No state value grows with the number of rows, events, grants or wakes:
+//! collections are slot sets (a key per member and a small fixed head),
+//! except a process's grant mirror, bounded by the 64-grant limit.
+//!
+//! Call graph (an arrow is a call an exclusive handler waits on; `send` is
+//! one-way). Between keyed objects the exclusive calls only ever go
+//! `SessionGrants → ProcessObject → {ProcessDirectory, SessionWakes}`, so
+//! no exclusive handler ever waits on one that waits on it. The directory's
+//! `prune_page` calls `ProcessObject::prune`, which calls the directory
+//! back, but `prune_page` is a shared handler and holds no lock.
 //!
 //! ```text
-//! ingress ──► ProcessObject ──► ProcessDirectory   (put / remove; leaf)
-//!    │             ├──────────► SessionGrants      (put / remove / note_wake / drop_process; leaf)
-//!    │             └──send────► ProcessTerminal    (run at register, finish at the outcome; leaf)
-//!    ├──────► ProcessCoordinator ──► ProcessObject (move_grant / forget_session / prune / get)
-//!    │                         ├──► SessionGrants  (list / members, shared)
-//!    │                         └──► ProcessDirectory (terminal_before, shared)
-//!    ├──────► ProcessDirectory / SessionGrants     (list, shared)
-//!    └──────► ProcessTerminal                      (attach)
+//! ingress ──► SessionGrants ──► ProcessObject        (mirror_put / mirror_drop / get)
+//!    │
+//!    ├──────► ProcessObject ──► ProcessDirectory     (put / remove; leaf)
+//!    │             ├──────────► SessionWakes         (note / drop; leaf)
+//!    │             ├──send────► SessionGrants        (drop_pruned, at prune)
+//!    │             └──send────► ProcessTerminal      (run at register, finish at the outcome)
+//!    ├──────► ProcessCoordinator ──► SessionGrants   (take / give / drain)
+//!    │                         ├──► SessionWakes     (holders, shared)
+//!    │                         ├──► ProcessObject    (forget_wakes)
+//!    │                         └──► ProcessDirectory (prune_page, shared ──► ProcessObject prune)
+//!    ├──────► ProcessDirectory / SessionGrants       (list, shared)
+//!    └──────► ProcessTerminal                        (attach)
 //! ```
+//!
+//! How transfers, session deletes and prunes stay atomic under races is
+//! argued in the coordinator's docs ([`ProcessCoordinator`]).
 //!
 //! Bind them all into your own endpoint with [`bind_services`], or run
 //! `procreg serve`.

@@ -75,17 +75,35 @@ impl<'p> SlotSet<'p> {
         Ok(ctx.read(&self.head_key()).await?.unwrap_or_default())
     }
 
+    /// The slot `member` sits in, if present.
+    pub(crate) async fn slot_of<C: ReadState>(
+        &self,
+        ctx: &C,
+        member: &str,
+    ) -> Result<Option<u64>, TerminalError> {
+        ctx.read(&self.member_key(member)).await
+    }
+
     /// Adds `member`; false when it was already there.
     pub(crate) async fn insert(
         &self,
         ctx: &ObjectContext<'_>,
         member: &str,
     ) -> Result<bool, TerminalError> {
+        Ok(self.place(ctx, member).await?.1)
+    }
+
+    /// Adds `member` if absent; answers its slot and whether it is new.
+    pub(crate) async fn place(
+        &self,
+        ctx: &ObjectContext<'_>,
+        member: &str,
+    ) -> Result<(u64, bool), TerminalError> {
         let (head_key, member_key) = (self.head_key(), self.member_key(member));
         let (head, existing) = (ctx.read::<Head>(&head_key), ctx.read::<u64>(&member_key));
         let mut head = head.await?.unwrap_or_default();
-        if existing.await?.is_some() {
-            return Ok(false);
+        if let Some(slot) = existing.await? {
+            return Ok((slot, false));
         }
         let slot = match head.free {
             Some(free) => match ctx.read::<Slot>(&self.slot_key(free)).await? {
@@ -104,7 +122,7 @@ impl<'p> SlotSet<'p> {
         ctx.set(&self.slot_key(slot), Json(Slot::Member(member.to_owned())));
         ctx.set(&member_key, Json(slot));
         ctx.set(&head_key, Json(head));
-        Ok(true)
+        Ok((slot, true))
     }
 
     /// Removes `member`; false when it was not there.
@@ -113,18 +131,27 @@ impl<'p> SlotSet<'p> {
         ctx: &ObjectContext<'_>,
         member: &str,
     ) -> Result<bool, TerminalError> {
+        Ok(self.take(ctx, member).await?.is_some())
+    }
+
+    /// Removes `member`; answers the slot it left, if it was there.
+    pub(crate) async fn take(
+        &self,
+        ctx: &ObjectContext<'_>,
+        member: &str,
+    ) -> Result<Option<u64>, TerminalError> {
         let (head_key, member_key) = (self.head_key(), self.member_key(member));
         let (head, slot) = (ctx.read::<Head>(&head_key), ctx.read::<u64>(&member_key));
         let mut head = head.await?.unwrap_or_default();
         let Some(slot) = slot.await? else {
-            return Ok(false);
+            return Ok(None);
         };
         ctx.set(&self.slot_key(slot), Json(Slot::Free(head.free)));
         ctx.clear(&member_key);
         head.free = Some(slot);
         head.len = head.len.saturating_sub(1);
         ctx.set(&head_key, Json(head));
-        Ok(true)
+        Ok(Some(slot))
     }
 
     /// The members in slots `[cursor, cursor + limit)`.

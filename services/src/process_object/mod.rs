@@ -242,11 +242,16 @@ impl ProcessObject {
             let already = ctx.read::<bool>(&delivered).await?.unwrap_or(false);
             delivery = append::wake_delivery(&plan, already);
             if let Some(delivery) = &delivery {
+                let session_id = &delivery.scope.session_id;
+                // The session's index lists this process while any wake
+                // delivered to it is pending: note it on the first one only.
+                if !wakes::is_aimed(&ctx, session_id).await? {
+                    wakes_index(&ctx, session_id)
+                        .note(record.id.clone())
+                        .call()
+                        .await?;
+                }
                 ctx.set(&delivered, Json(true));
-                wakes_index(&ctx, &delivery.scope.session_id)
-                    .note(record.id.clone())
-                    .call()
-                    .await?;
             }
         }
         if let Some(key) = &replay {

@@ -41,6 +41,15 @@ fn delivered_to(session_id: &str) -> String {
     format!("ws/{session_id}")
 }
 
+/// Whether unacknowledged wakes of this process are already aimed at
+/// `session_id` (so the session's wake index already lists it).
+pub(crate) async fn is_aimed<C: ReadState>(
+    ctx: &C,
+    session_id: &str,
+) -> Result<bool, TerminalError> {
+    Ok(AIMED.slot_of(ctx, session_id).await?.is_some())
+}
+
 /// Records wake event `sequence`, the `ordinal`-th of the process.
 pub(crate) async fn record(
     ctx: &ObjectContext<'_>,

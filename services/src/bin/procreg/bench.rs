@@ -17,8 +17,9 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use restate_process_registry::{
     ProcessAttach, ProcessAwaitOutput, ProcessAwaiter, ProcessEventAppendRequest, ProcessEventType,
-    ProcessInput, ProcessProvenance, ProcessRegistration, ProcessRegistry, RestateProcessAttach,
-    RestateProcessRegistry,
+    ProcessHandleDescriptor, ProcessInput, ProcessProvenance, ProcessRegistration, ProcessRegistry,
+    ProcessValueSelector, ProcessWakeDedupeKey, ProcessWakeSpec, RestateProcessAttach,
+    RestateProcessRegistry, SessionScope,
 };
 use restate_process_registry_services::{bind_services, EngineBaseline};
 use restate_sdk::endpoint::Endpoint;
@@ -31,6 +32,8 @@ use crate::common::{
 
 /// The benchmark's event type.
 const TICK: &str = "bench.tick";
+/// The benchmark's wake-carrying event type.
+const WAKE: &str = "bench.wake";
 /// Upper bound on one terminal wait.
 const WAIT_LIMIT: Duration = Duration::from_secs(60);
 /// How long waiters get to reach the engine before outcomes are written.
@@ -68,6 +71,8 @@ struct Plan {
     history: usize,
     samples: usize,
     listed: usize,
+    /// Live rows for the registration-at-scale and first-page phases.
+    rows: usize,
 }
 
 impl Plan {
@@ -76,10 +81,10 @@ impl Plan {
             "--concurrency must be at least 1".into()
         })?;
         ensure(args.rounds >= 1, || "--rounds must be at least 1".into())?;
-        let (processes, waiters, history, samples, listed) = if args.quick {
-            (100, 20, 1_000, 50, 1_000)
+        let (processes, waiters, history, samples, listed, rows) = if args.quick {
+            (100, 20, 1_000, 50, 1_000, 3_000)
         } else {
-            (1_000, 100, 10_000, 200, 10_000)
+            (1_000, 100, 10_000, 200, 10_000, 50_000)
         };
         let processes = args.processes.unwrap_or(processes);
         ensure(processes >= 1, || "--processes must be at least 1".into())?;
@@ -91,6 +96,7 @@ impl Plan {
             history,
             samples,
             listed,
+            rows,
         })
     }
 
@@ -137,6 +143,9 @@ pub async fn run(args: BenchArgs) -> CliResult<()> {
     let load = register_all(&registry, Arc::clone(&ids), plan.concurrency, "register").await?;
     table.load("register_process (setup)", &load);
     summary.push("register_per_s", format!("{:.0}", load.per_second()));
+
+    // Registration with only the setup rows live (compared at scale below).
+    let few_rows = register_batch(&registry, &plan, "few-rows", &mut table).await?;
 
     // Warm connections and the endpoint before anything is measured.
     let warm = (plan.concurrency * 4).min(plan.throughput_ops());
@@ -202,6 +211,10 @@ pub async fn run(args: BenchArgs) -> CliResult<()> {
         "append_vs_noop_keyed",
         format!("{:.3}", append.per_second() / noop_keyed.per_second()),
     );
+    summary.push(
+        "register_vs_noop",
+        format!("{:.3}", load.per_second() / noop_per_s),
+    );
     summary.push("get_per_s", format!("{:.0}", get.per_second()));
     summary.push(
         "get_vs_noop",
@@ -236,14 +249,42 @@ pub async fn run(args: BenchArgs) -> CliResult<()> {
     summary.push("append_10_ms", format!("{:.2}", ms(cost.small)));
     summary.push("append_10k_ms", format!("{:.2}", ms(cost.big)));
     summary.push(
-        "append_cost_10k_vs_10",
-        format!("{:.3}", cost.big.as_secs_f64() / cost.small.as_secs_f64()),
+        &format!("append_cost_{}_vs_{SMALL_HISTORY}", size(plan.history)),
+        format!("{:.3}", cost.ratio()),
+    );
+    let grants = grant_cost(&registry, &plan, &mut table).await?;
+    summary.push(
+        &format!("grant_cost_{}_vs_{SMALL_HISTORY}", size(plan.history)),
+        format!("{:.3}", grants.ratio()),
+    );
+    let wakes = wake_append_cost(&registry, &plan, &mut table).await?;
+    summary.push(
+        &format!("wake_append_cost_{}_vs_{SMALL_HISTORY}", size(plan.history)),
+        format!("{:.3}", wakes.ratio()),
     );
 
     // Listing every live row.
     let (rows, median) = list_phase(&registry, &plan, &mut table).await?;
     summary.push("listed", rows);
-    summary.push("list_non_terminal_10k_ms", format!("{:.0}", ms(median)));
+    summary.push(
+        &format!("list_non_terminal_{}_ms", size(rows)),
+        format!("{:.0}", ms(median)),
+    );
+
+    // Registration and the first listing page as rows pile up.
+    let scale = scale_phase(&registry, &plan, &few_rows, &mut table).await?;
+    summary.push(
+        &format!(
+            "register_at_{}_vs_{}",
+            size(scale.big_rows),
+            size(scale.small_rows)
+        ),
+        format!("{:.3}", scale.big_rate / scale.small_rate),
+    );
+    summary.push(
+        &format!("list_page_{}_ms", size(scale.big_rows)),
+        format!("{:.1}", ms(scale.first_page)),
+    );
 
     summary.push("wall_s", format!("{:.1}", wall.elapsed().as_secs_f64()));
     println!(
@@ -309,7 +350,14 @@ fn registration(id: &str) -> ProcessRegistration {
         },
         ProcessProvenance::host(),
     )
-    .with_extra_event_types([ProcessEventType::any(TICK)])
+    .with_extra_event_types([
+        ProcessEventType::any(TICK),
+        ProcessEventType::any(WAKE).with_wake(ProcessWakeSpec {
+            when: None,
+            input: ProcessValueSelector::Payload,
+            dedupe_key: ProcessWakeDedupeKey::EventIdentity,
+        }),
+    ])
 }
 
 /// Runs `total` operations under a progress bar named `label`.
@@ -516,10 +564,248 @@ async fn wake_phase(
     })
 }
 
-/// Median append latencies on a short and a long history.
+/// Median latencies of one operation on a small and a big subject.
 struct AppendCost {
     small: Duration,
     big: Duration,
+}
+
+impl AppendCost {
+    fn ratio(&self) -> f64 {
+        self.big.as_secs_f64() / self.small.as_secs_f64()
+    }
+}
+
+/// `10`, `1k`, `50k`: how a size reads in a summary key.
+fn size(n: usize) -> String {
+    if n >= 1_000 && n % 1_000 == 0 {
+        format!("{}k", n / 1_000)
+    } else {
+        n.to_string()
+    }
+}
+
+/// Alternates `samples` sequential calls of `op` on the small and the big
+/// subject (so drift hits both alike) and returns the two medians.
+async fn alternate<F, Fut>(
+    label: &str,
+    samples: usize,
+    table: &mut Table,
+    mut op: F,
+) -> CliResult<AppendCost>
+where
+    F: FnMut(bool, usize) -> Fut,
+    Fut: std::future::Future<Output = CliResult<()>>,
+{
+    let progress = bar(samples * 2, label);
+    let (mut on_small, mut on_big) = (Vec::new(), Vec::new());
+    for i in 0..samples {
+        for (big, samples) in [(false, &mut on_small), (true, &mut on_big)] {
+            let call = Instant::now();
+            op(big, i).await?;
+            samples.push(call.elapsed());
+            progress.inc(1);
+        }
+    }
+    progress.finish_and_clear();
+    let sum = |samples: &[Duration]| samples.iter().sum::<Duration>();
+    table.latencies(&format!("{label} (small)"), &on_small, sum(&on_small));
+    table.latencies(&format!("{label} (big)"), &on_big, sum(&on_big));
+    Ok(AppendCost {
+        small: quantile(&on_small, 0.5),
+        big: quantile(&on_big, 0.5),
+    })
+}
+
+/// A grant into a session holding `SMALL_HISTORY` grants against one
+/// holding `plan.history` (spread over frames and the bench processes).
+async fn grant_cost(
+    registry: &RestateProcessRegistry,
+    plan: &Plan,
+    table: &mut Table,
+) -> CliResult<AppendCost> {
+    const PER_FRAME: usize = 50;
+    let per_frame = PER_FRAME;
+    let grant = |registry: RestateProcessRegistry, session: &'static str, n: usize| async move {
+        let scope = SessionScope::frame(session, format!("f{}", n / PER_FRAME));
+        let id = format!("bench-{:06}", n % PER_FRAME);
+        registry
+            .grant_handle(
+                &scope,
+                &id,
+                ProcessHandleDescriptor {
+                    kind: "bench".into(),
+                    label: format!("grant {n}"),
+                },
+            )
+            .await
+            .map(drop)
+            .context(format!("grant_handle {session} {n}"))
+    };
+    ensure(plan.processes >= per_frame, || {
+        format!("the grant phase needs at least {per_frame} processes")
+    })?;
+    let filler = registry.clone();
+    let fill = phase(
+        &format!("granting {} into one session", plan.history),
+        plan.history,
+        plan.concurrency,
+        move |n| grant(filler.clone(), "bench-big-session", n),
+    )
+    .await?;
+    table.load(&format!("grant_handle (fill {})", plan.history), &fill);
+    for n in 0..SMALL_HISTORY {
+        grant(registry.clone(), "bench-small-session", n).await?;
+    }
+    alternate(
+        &format!("grant @{SMALL_HISTORY} vs @{} grants", plan.history),
+        plan.samples,
+        table,
+        |big, i| {
+            let (session, base) = if big {
+                ("bench-big-session", plan.history)
+            } else {
+                ("bench-small-session", SMALL_HISTORY)
+            };
+            grant(registry.clone(), session, base + i)
+        },
+    )
+    .await
+}
+
+/// An append of a wake-carrying event on a process with `SMALL_HISTORY`
+/// unacknowledged wakes against one with `plan.history`.
+async fn wake_append_cost(
+    registry: &RestateProcessRegistry,
+    plan: &Plan,
+    table: &mut Table,
+) -> CliResult<AppendCost> {
+    let (big, small) = ("wakes-big", "wakes-small");
+    let target = SessionScope::session("bench-wake-target");
+    for id in [big, small] {
+        registry
+            .register_process(registration(id).with_wake_target(target.clone()))
+            .await
+            .context(format!("register_process {id}"))?;
+    }
+    let wake = |registry: RestateProcessRegistry, id: &'static str, n: usize| async move {
+        let result = registry
+            .append_event(id, ProcessEventAppendRequest::new(WAKE, json!({ "n": n })))
+            .await
+            .context(format!("append_event {id}"))?;
+        ensure(result.wake_delivery.is_some(), || {
+            format!("append_event {id} delivered no wake")
+        })
+    };
+    let filler = registry.clone();
+    let fill = phase(
+        &format!("appending {} unacked wakes", plan.history),
+        plan.history,
+        plan.concurrency,
+        move |n| wake(filler.clone(), big, n),
+    )
+    .await?;
+    table.load(&format!("wake append (fill {})", plan.history), &fill);
+    for n in 0..SMALL_HISTORY {
+        wake(registry.clone(), small, n).await?;
+    }
+    alternate(
+        &format!("wake append @{SMALL_HISTORY} vs @{} unacked", plan.history),
+        plan.samples,
+        table,
+        |is_big, i| wake(registry.clone(), if is_big { big } else { small }, i),
+    )
+    .await
+}
+
+/// Registration rates with few and with many live rows, and the first
+/// page of a listing with many.
+struct Scale {
+    small_rows: usize,
+    big_rows: usize,
+    small_rate: f64,
+    big_rate: f64,
+    first_page: Duration,
+}
+
+/// Registrations timed in one batch.
+const BATCH: usize = 500;
+
+/// Registers one timed batch of `BATCH` rows.
+async fn register_batch(
+    registry: &RestateProcessRegistry,
+    plan: &Plan,
+    tag: &str,
+    table: &mut Table,
+) -> CliResult<Load> {
+    let ids = Arc::new((0..BATCH).map(|i| format!("scale-{tag}-{i:04}")).collect());
+    let live = count_rows(registry).await?;
+    let load = register_all(
+        registry,
+        ids,
+        plan.concurrency,
+        &format!("register ({tag})"),
+    )
+    .await?;
+    table.load(&format!("register_process x{BATCH} @{live} rows"), &load);
+    Ok(load)
+}
+
+async fn count_rows(registry: &RestateProcessRegistry) -> CliResult<usize> {
+    Ok(registry
+        .directory_entries(&restate_process_registry::ProcessListFilter::any())
+        .await
+        .context("counting rows")?
+        .len())
+}
+
+async fn scale_phase(
+    registry: &RestateProcessRegistry,
+    plan: &Plan,
+    small: &Load,
+    table: &mut Table,
+) -> CliResult<Scale> {
+    let live = count_rows(registry).await?;
+    let fill_to = plan.rows.saturating_sub(live + BATCH);
+    let ids: Arc<Vec<String>> = Arc::new((0..fill_to).map(|i| format!("fill-{i:06}")).collect());
+    let fill = register_all(
+        registry,
+        ids,
+        plan.concurrency,
+        &format!("registering up to {} rows", plan.rows),
+    )
+    .await?;
+    table.load(&format!("register_process (fill to {})", plan.rows), &fill);
+    let big = register_batch(registry, plan, "many-rows", table).await?;
+    let mut pages = Vec::with_capacity(LIST_RUNS);
+    for _ in 0..LIST_RUNS {
+        let call = Instant::now();
+        let (rows, _) = registry
+            .list_processes_page(
+                &restate_process_registry::ProcessListFilter::any(),
+                None,
+                256,
+            )
+            .await
+            .context("list_processes_page")?;
+        pages.push(call.elapsed());
+        ensure(rows.len() >= 256, || {
+            format!("the first page held {} rows", rows.len())
+        })?;
+    }
+    let total = pages.iter().sum();
+    table.latencies(
+        &format!("list_processes first page @{} rows", plan.rows),
+        &pages,
+        total,
+    );
+    Ok(Scale {
+        small_rows: plan.processes,
+        big_rows: plan.rows,
+        small_rate: small.per_second(),
+        big_rate: big.per_second(),
+        first_page: quantile(&pages, 0.5),
+    })
 }
 
 async fn append_cost(
