@@ -93,8 +93,9 @@ pub use terminal::ProcessTerminal;
 
 use std::time::Duration;
 
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use restate_sdk::endpoint::{Builder, Endpoint, ServiceOptions};
-use restate_sdk::http_server::HttpServer;
+use restate_sdk::hyper::HyperEndpoint;
 use restate_sdk::service::{IntoServiceDefinition, ServiceDefinition};
 use tokio::net::TcpListener;
 
@@ -155,7 +156,31 @@ pub async fn serve(listener: TcpListener) {
 }
 
 /// Serves any endpoint (HTTP/2) on `listener`, e.g. the registry plus
-/// services of your own.
+/// services of your own, until the task is dropped.
+///
+/// Unlike the SDK's `HttpServer` it turns Nagle's algorithm off on every
+/// connection: the engine and the endpoint exchange many small HTTP/2
+/// frames, and with Nagle on a response that ends in a small frame waits
+/// for the peer's delayed ACK (about 40 ms) before it leaves.
 pub async fn serve_endpoint(endpoint: Endpoint, listener: TcpListener) {
-    HttpServer::new(endpoint).serve(listener).await;
+    let service = HyperEndpoint::new(endpoint);
+    loop {
+        let (stream, remote) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                tracing::warn!(%error, "accepting a connection failed");
+                continue;
+            }
+        };
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::warn!(%error, "could not disable Nagle on {remote}");
+        }
+        let connection = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+            .serve_connection(TokioIo::new(stream), service.clone());
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "connection from {remote} ended");
+            }
+        });
+    }
 }
