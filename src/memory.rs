@@ -22,7 +22,7 @@ use crate::model::{
 use crate::registry::ProcessRegistry;
 use crate::rules::append::{self, CompletionPlan};
 use crate::rules::grants::{self, grant_for, SessionDeleteTally};
-use crate::rules::lease::{self, LeaseState};
+use crate::rules::lease::{self, LeaseSlot};
 use crate::rules::limits::check_key;
 use crate::rules::validate::{check_transfer, Validate};
 use crate::rules::{prune, record as row, registration, wakes};
@@ -36,8 +36,7 @@ struct Slot {
     /// Unacknowledged wake events and the scope each was delivered to.
     unacked_wakes: BTreeMap<u64, Option<SessionScope>>,
     delivered_wake_keys: HashSet<String>,
-    lease: Option<ProcessLease>,
-    last_fencing_token: u64,
+    lease: LeaseSlot,
     /// Grants by scope id.
     grants: BTreeMap<String, ProcessHandleGrant>,
 }
@@ -50,8 +49,7 @@ impl Slot {
             replay_keys: HashMap::new(),
             unacked_wakes: BTreeMap::new(),
             delivered_wake_keys: HashSet::new(),
-            lease: None,
-            last_fencing_token: 0,
+            lease: LeaseSlot::default(),
             grants: BTreeMap::new(),
         }
     }
@@ -65,21 +63,6 @@ impl Slot {
 
     fn next_sequence(&self) -> u64 {
         self.events.len() as u64 + 1
-    }
-
-    fn lease_state(&self, now_ms: u64) -> LeaseState<'_> {
-        LeaseState {
-            current: self.lease.as_ref(),
-            last_fencing_token: self.last_fencing_token,
-            now_ms,
-        }
-    }
-
-    fn store_claim(&mut self, outcome: &ProcessLeaseClaimOutcome) {
-        if let ProcessLeaseClaimOutcome::Acquired(lease) = outcome {
-            self.last_fencing_token = lease.fencing_token;
-            self.lease = Some(lease.clone());
-        }
     }
 }
 
@@ -415,7 +398,7 @@ impl ProcessRegistry for InMemoryProcessRegistry {
     ) -> ProcessResult<ProcessRecord> {
         started.validate()?;
         self.with_slot(process_id, |slot, now| {
-            let lease = slot.lease_state(now);
+            let lease = slot.lease.state(now);
             if let Some(changed) = row::record_first_started(&slot.record, lease, started, now)? {
                 slot.record = changed;
             }
@@ -490,12 +473,12 @@ impl ProcessRegistry for InMemoryProcessRegistry {
         self.with_slot(process_id, |slot, now| {
             let outcome = lease::claim(
                 &slot.record,
-                slot.lease_state(now),
+                slot.lease.state(now),
                 owner,
                 lease_ttl_ms,
                 || self.tokens.next(),
             )?;
-            slot.store_claim(&outcome);
+            slot.lease.store_claim(&outcome);
             Ok(outcome)
         })
     }
@@ -511,13 +494,13 @@ impl ProcessRegistry for InMemoryProcessRegistry {
         self.with_slot(process_id, |slot, now| {
             let outcome = lease::reclaim(
                 &slot.record,
-                slot.lease_state(now),
+                slot.lease.state(now),
                 owner,
                 observed_holder,
                 lease_ttl_ms,
                 || self.tokens.next(),
             )?;
-            slot.store_claim(&outcome);
+            slot.lease.store_claim(&outcome);
             Ok(outcome)
         })
     }
@@ -529,8 +512,8 @@ impl ProcessRegistry for InMemoryProcessRegistry {
     ) -> ProcessResult<ProcessLease> {
         lease.validate()?;
         self.with_slot(&lease.process_id, |slot, now| {
-            let renewed = lease::renew(slot.lease_state(now), lease, lease_ttl_ms)?;
-            slot.lease = Some(renewed.clone());
+            let renewed = lease::renew(slot.lease.state(now), lease, lease_ttl_ms)?;
+            slot.lease.lease = Some(renewed.clone());
             Ok(renewed)
         })
     }
@@ -539,7 +522,7 @@ impl ProcessRegistry for InMemoryProcessRegistry {
         Ok(self
             .lock()
             .get(process_id)
-            .and_then(|slot| slot.lease.clone()))
+            .and_then(|slot| slot.lease.lease.clone()))
     }
 
     async fn complete_process_lease(
@@ -548,9 +531,7 @@ impl ProcessRegistry for InMemoryProcessRegistry {
     ) -> ProcessResult<()> {
         completion.validate()?;
         self.with_slot(&completion.process_id, |slot, _| {
-            if lease::releases(slot.lease.as_ref(), completion) {
-                slot.lease = None;
-            }
+            slot.lease.release(completion);
             Ok(())
         })
     }

@@ -1,6 +1,8 @@
 //! The lease state machine. A registry keeps the current lease (if any) and
 //! the highest fencing token ever issued; these functions decide every move.
 
+use serde::{Deserialize, Serialize};
+
 use super::limits::check_ttl;
 use super::validate::Validate;
 use crate::error::{ProcessError, ProcessResult};
@@ -8,6 +10,46 @@ use crate::model::{
     LeaseOwnerIdentity, ProcessLease, ProcessLeaseClaimOutcome, ProcessLeaseCompletion,
     ProcessRecord, ProcessStarted,
 };
+
+/// What a registry stores per process for leases: the current lease
+/// (possibly expired) and the highest fencing token ever issued.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseSlot {
+    /// The stored lease, possibly expired.
+    pub lease: Option<ProcessLease>,
+    /// The highest fencing token issued so far (0 when never leased).
+    pub last_fencing_token: u64,
+}
+
+impl LeaseSlot {
+    /// What the lease rules decide on, at `now_ms`.
+    pub fn state(&self, now_ms: u64) -> LeaseState<'_> {
+        LeaseState {
+            current: self.lease.as_ref(),
+            last_fencing_token: self.last_fencing_token,
+            now_ms,
+        }
+    }
+
+    /// Keeps an acquired lease and its fence; true when anything changed.
+    pub fn store_claim(&mut self, outcome: &ProcessLeaseClaimOutcome) -> bool {
+        let ProcessLeaseClaimOutcome::Acquired(lease) = outcome else {
+            return false;
+        };
+        self.last_fencing_token = lease.fencing_token;
+        self.lease = Some(lease.clone());
+        true
+    }
+
+    /// Releases the lease when `completion` names it; true when it did.
+    pub fn release(&mut self, completion: &ProcessLeaseCompletion) -> bool {
+        let matched = releases(self.lease.as_ref(), completion);
+        if matched {
+            self.lease = None;
+        }
+        matched
+    }
+}
 
 /// Everything a lease decision needs to know about the stored state.
 #[derive(Debug, Clone, Copy)]

@@ -9,6 +9,7 @@ use super::support::{
     snapshot, ErrorKind, Namespace, NOTE, PING,
 };
 use super::ConformanceTarget;
+use crate::error::ProcessError;
 use crate::model::PayloadSchema;
 use crate::model::{
     AbandonRequest, ProcessAwaitOutput, ProcessEventAppendRequest, ProcessEventType,
@@ -16,7 +17,8 @@ use crate::model::{
     ProcessProvenance, ProcessRegistration, SessionScope, WaitKind, WaitState,
 };
 use crate::rules::limits::{
-    MAX_JSON_DEPTH, MAX_KEY_BYTES, MAX_LEASE_TTL_MS, MAX_TEXT_BYTES, MAX_TRANSFER_IDS,
+    MAX_GRANTS_PER_PROCESS, MAX_JSON_DEPTH, MAX_KEY_BYTES, MAX_LEASE_TTL_MS, MAX_TEXT_BYTES,
+    MAX_TRANSFER_IDS,
 };
 
 /// An array nested `levels` deep around a number.
@@ -264,8 +266,9 @@ pub async fn strings_at_their_limits(target: &ConformanceTarget) {
             "wake target scope",
         ),
     ];
+    let mut refusals = Vec::new();
     for (request, what) in over_limit_appends {
-        refused(
+        let error = refused(
             target,
             &id,
             &before,
@@ -274,7 +277,16 @@ pub async fn strings_at_their_limits(target: &ConformanceTarget) {
             what,
         )
         .await;
+        refusals.push(error);
     }
+    // Every registry words a refusal the same way.
+    assert_eq!(
+        refusals[0],
+        ProcessError::invalid(format!(
+            "replay key is {} bytes; the limit is {MAX_KEY_BYTES}",
+            MAX_KEY_BYTES + 1
+        ))
+    );
 
     // Row facts.
     let wait = |wait_key: &str| WaitState {
@@ -589,5 +601,53 @@ pub async fn scope_ids_never_collide(target: &ConformanceTarget) {
             .await
             .expect("grants"),
         vec![left[0].0.clone()]
+    );
+}
+
+/// A process carries at most [`MAX_GRANTS_PER_PROCESS`] grants: one more
+/// scope is refused with nothing changed (here or in the session), while
+/// upserting a held scope's grant still works.
+pub async fn grants_per_process_are_capped(target: &ConformanceTarget) {
+    let ns = Namespace::new("limits-grant-cap");
+    let registry = &target.registry;
+    let id = ns.id("p");
+    register_typed(target, &id).await;
+    let session = ns.id("S");
+    let frame = |n: usize| SessionScope::frame(&session, format!("f{n}"));
+    for n in 0..MAX_GRANTS_PER_PROCESS {
+        registry
+            .grant_handle(&frame(n), &id, descriptor("held"))
+            .await
+            .expect("a grant under the cap");
+    }
+    let before = snapshot(target, &id).await;
+    refused(
+        target,
+        &id,
+        &before,
+        registry
+            .grant_handle(&frame(MAX_GRANTS_PER_PROCESS), &id, descriptor("one more"))
+            .await,
+        ErrorKind::InvalidInput,
+        "a grant past the per-process cap",
+    )
+    .await;
+    assert!(registry
+        .list_handle_grants(&frame(MAX_GRANTS_PER_PROCESS))
+        .await
+        .expect("list")
+        .is_empty());
+    let upserted = registry
+        .grant_handle(&frame(0), &id, descriptor("relabelled"))
+        .await
+        .expect("upserting a held scope");
+    assert_eq!(upserted.descriptor, descriptor("relabelled"));
+    assert_eq!(
+        registry
+            .handle_grants_for_process(&id)
+            .await
+            .expect("grants")
+            .len(),
+        MAX_GRANTS_PER_PROCESS
     );
 }

@@ -217,6 +217,7 @@ macro_rules! conformance_tests {
                 Shared documents_at_the_depth_limit_round_trip,
                 Shared strings_at_their_limits,
                 Shared scope_ids_never_collide,
+                Shared grants_per_process_are_capped,
             }
             prune {
                 Alone prune_deletes_old_terminal_rows,

@@ -228,11 +228,7 @@ impl ProcessObject {
                 TerminalError::new(format!("replayed event {sequence} is missing"))
             })?;
             append::check_replay(&original, &request).or_terminal()?;
-            return Ok(Json(ProcessEventAppendResult {
-                event: original,
-                wake_delivery: None,
-                deduplicated: true,
-            }));
+            return Ok(Json(rules::wakes::replayed(original)));
         }
         let plan =
             append::plan_append(&record, &request, head.last_sequence + 1, now).or_terminal()?;
@@ -570,8 +566,7 @@ impl ProcessObject {
         let completion = completion.into_inner();
         require_record(&ctx).await?;
         let mut slot: LeaseSlot = ctx.read(LEASE).await?.unwrap_or_default();
-        if lease::releases(slot.lease.as_ref(), &completion) {
-            slot.lease = None;
+        if slot.release(&completion) {
             ctx.set(LEASE, Json(slot));
         }
         Ok(Json(()))
@@ -715,9 +710,7 @@ impl ProcessObject {
 }
 
 fn store_claim(ctx: &ObjectContext<'_>, slot: &mut LeaseSlot, outcome: &ProcessLeaseClaimOutcome) {
-    if let ProcessLeaseClaimOutcome::Acquired(lease) = outcome {
-        slot.last_fencing_token = lease.fencing_token;
-        slot.lease = Some(lease.clone());
+    if slot.store_claim(outcome) {
         ctx.set(LEASE, Json(slot.clone()));
     }
 }

@@ -11,10 +11,8 @@
 use std::collections::BTreeMap;
 
 use restate_process_registry::restate::wire::directory_shard;
-use restate_process_registry::rules::lease::LeaseState;
-use restate_process_registry::{
-    ProcessError, ProcessEvent, ProcessHandleGrant, ProcessLease, ProcessRecord,
-};
+pub(crate) use restate_process_registry::rules::lease::LeaseSlot;
+use restate_process_registry::{ProcessError, ProcessEvent, ProcessHandleGrant, ProcessRecord};
 use restate_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -28,7 +26,7 @@ pub(crate) const RECORD: &str = "record";
 pub(crate) const LOG: &str = "log";
 /// `ProcessTerminal` key of this incarnation.
 pub(crate) const TERMINAL_KEY: &str = "terminal";
-/// [`LeaseSlot`].
+/// The lease slot (`rules::lease::LeaseSlot`).
 pub(crate) const LEASE: &str = "lease";
 /// Grants by scope id.
 pub(crate) const GRANTS: &str = "grants";
@@ -46,24 +44,6 @@ pub(crate) fn replay_key(key: &str) -> String {
 /// Key marking a wake dedupe key as delivered.
 pub(crate) fn delivered_key(dedupe_key: &str) -> String {
     format!("d/{dedupe_key}")
-}
-
-/// The stored lease (possibly expired) and the highest fencing token issued.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub(crate) struct LeaseSlot {
-    pub(crate) lease: Option<ProcessLease>,
-    pub(crate) last_fencing_token: u64,
-}
-
-impl LeaseSlot {
-    /// What the lease rules decide on, at `now_ms`.
-    pub(crate) fn state(&self, now_ms: u64) -> LeaseState<'_> {
-        LeaseState {
-            current: self.lease.as_ref(),
-            last_fencing_token: self.last_fencing_token,
-            now_ms,
-        }
-    }
 }
 
 pub(crate) type Grants = BTreeMap<String, ProcessHandleGrant>;
