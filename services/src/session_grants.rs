@@ -109,6 +109,30 @@ fn check_session<K: AsRef<str>>(key: K, scope: &SessionScope) -> Result<(), Term
     ))))
 }
 
+/// The grants in up to `limit` slots from `cursor` whose member starts
+/// with `prefix` (a scope's, or every grant with an empty prefix).
+async fn grants_page(
+    ctx: &SharedObjectContext<'_>,
+    cursor: u64,
+    limit: u32,
+    prefix: &str,
+) -> Result<GrantsPage, TerminalError> {
+    let page = GRANTS
+        .page(ctx, cursor, u64::from(limit.clamp(1, PAGE_LIMIT)))
+        .await?;
+    let keys: Vec<String> = page
+        .members
+        .iter()
+        .filter(|member| member.starts_with(prefix))
+        .map(|member| grant_key(member))
+        .collect();
+    let grants = in_order(keys.iter().map(|key| ctx.read::<ProcessHandleGrant>(key))).await?;
+    Ok(GrantsPage {
+        grants: grants.into_iter().flatten().collect(),
+        next_cursor: page.next,
+    })
+}
+
 /// Drops one grant here after the process has dropped it from its mirror.
 async fn forget(ctx: &ObjectContext<'_>, member: &str) -> Result<(), TerminalError> {
     GRANTS.remove(ctx, member).await?;
@@ -183,28 +207,9 @@ impl SessionGrants {
             cursor,
             limit,
         } = request.into_inner();
-        if scope.session_id != ctx.key() {
-            return Err(terminal(ProcessError::invalid(format!(
-                "scope of session `{}` sent to session `{}`",
-                scope.session_id,
-                ctx.key()
-            ))));
-        }
-        let page = GRANTS
-            .page(&ctx, cursor, u64::from(limit.clamp(1, PAGE_LIMIT)))
-            .await?;
+        check_session(ctx.key(), &scope)?;
         let prefix = format!("{}\n", scope.id());
-        let keys: Vec<String> = page
-            .members
-            .iter()
-            .filter(|member| member.starts_with(&prefix))
-            .map(|member| grant_key(member))
-            .collect();
-        let grants = in_order(keys.iter().map(|key| ctx.read::<ProcessHandleGrant>(key))).await?;
-        Ok(Json(GrantsPage {
-            grants: grants.into_iter().flatten().collect(),
-            next_cursor: page.next,
-        }))
+        Ok(Json(grants_page(&ctx, cursor, limit, &prefix).await?))
     }
 
     /// One page of every grant the session holds, any scope (for
@@ -215,17 +220,7 @@ impl SessionGrants {
         ctx: SharedObjectContext<'_>,
         cursor: u64,
     ) -> Result<Json<GrantsPage>, TerminalError> {
-        let page = GRANTS.page(&ctx, cursor, u64::from(PAGE_LIMIT)).await?;
-        let keys: Vec<String> = page
-            .members
-            .iter()
-            .map(|member| grant_key(member))
-            .collect();
-        let grants = in_order(keys.iter().map(|key| ctx.read::<ProcessHandleGrant>(key))).await?;
-        Ok(Json(GrantsPage {
-            grants: grants.into_iter().flatten().collect(),
-            next_cursor: page.next,
-        }))
+        Ok(Json(grants_page(&ctx, cursor, PAGE_LIMIT, "").await?))
     }
 
     /// Internal (`transfer_handle_grants`, source side): all or nothing,

@@ -39,6 +39,21 @@ fn with_metadata(id: &str, metadata: Value) -> ProcessRegistration {
     )
 }
 
+/// A registration refused as invalid input, leaving its id unknown.
+async fn refused_registration(
+    target: &ConformanceTarget,
+    registration: ProcessRegistration,
+    what: &str,
+) {
+    let id = registration.id.clone();
+    expect_error(
+        target.registry.register_process(registration).await,
+        ErrorKind::InvalidInput,
+        what,
+    );
+    assert_unknown(target, &id, what).await;
+}
+
 /// Documents nested exactly [`MAX_JSON_DEPTH`] deep are stored and read
 /// back equal; one level more is refused everywhere a document goes.
 pub async fn documents_at_the_depth_limit_round_trip(target: &ConformanceTarget) {
@@ -86,12 +101,7 @@ pub async fn documents_at_the_depth_limit_round_trip(target: &ConformanceTarget)
             "payload schema",
         ),
     ] {
-        expect_error(
-            registry.register_process(registration).await,
-            ErrorKind::InvalidInput,
-            what,
-        );
-        assert_unknown(target, &rejected, what).await;
+        refused_registration(target, registration, what).await;
     }
 
     // Event payloads.
@@ -218,12 +228,7 @@ pub async fn strings_at_their_limits(target: &ConformanceTarget) {
             "originator frame",
         ),
     ] {
-        expect_error(
-            registry.register_process(registration).await,
-            ErrorKind::InvalidInput,
-            what,
-        );
-        assert_unknown(target, &rejected, what).await;
+        refused_registration(target, registration, what).await;
     }
 
     // Appends: replay keys, type names, a dedupe key selected from the payload.
