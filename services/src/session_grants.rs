@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::errors::terminal;
 use crate::input::Input;
-use crate::process_object::ProcessObjectClient;
+use crate::process_object::{MirrorPut, ProcessObjectClient};
 use crate::slots::SlotSet;
 use crate::state::{in_order, ReadState};
 
@@ -170,8 +170,12 @@ impl SessionGrants {
         } = request.into_inner();
         check_session(ctx.key(), &scope)?;
         let grant = grant_for(&scope, &process_id, descriptor);
+        let mirrored = MirrorPut {
+            grant: grant.clone(),
+            moved: false,
+        };
         process(&ctx, &process_id)
-            .mirror_put(Json(grant.clone()))
+            .mirror_put(Json(mirrored))
             .call()
             .await?;
         remember(&ctx, &grant).await?;
@@ -262,14 +266,22 @@ impl SessionGrants {
         if check_only {
             return Ok(Json(taken));
         }
-        for grant in &taken {
-            process(&ctx, &grant.process_id)
+        let mut moving = Vec::with_capacity(taken.len());
+        for grant in taken {
+            let dropped = process(&ctx, &grant.process_id)
                 .mirror_drop(scope_id.clone())
                 .call()
-                .await?;
+                .await;
+            match dropped {
+                Ok(_) => moving.push(grant.clone()),
+                // Pruned since the check: as if the transfer came first and
+                // the prune after, the grant is gone with its process.
+                Err(error) if error.code() == UNKNOWN_PROCESS => {}
+                Err(error) => return Err(error),
+            }
             forget(&ctx, &member(&scope_id, &grant.process_id)).await?;
         }
-        Ok(Json(taken))
+        Ok(Json(moving))
     }
 
     /// Internal (`transfer_handle_grants`, destination side): holds the
@@ -284,8 +296,14 @@ impl SessionGrants {
         check_session(ctx.key(), &to)?;
         for held in grants {
             let grant = grant_for(&to, &held.process_id, held.descriptor);
+            // A moved grant never raises the count the source lowered, so
+            // the per-process cap does not apply to it.
+            let moved = MirrorPut {
+                grant: grant.clone(),
+                moved: true,
+            };
             let mirrored = process(&ctx, &grant.process_id)
-                .mirror_put(Json(grant.clone()))
+                .mirror_put(Json(moved))
                 .call()
                 .await;
             match mirrored {

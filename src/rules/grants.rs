@@ -24,10 +24,12 @@ pub fn grant_for(
     }
 }
 
-/// A new grant on a process already carrying `held` grants (upserting an
-/// existing scope's grant always fits).
-pub fn check_capacity(process_id: &str, held: usize, upsert: bool) -> ProcessResult<()> {
-    if !upsert && held >= MAX_GRANTS_PER_PROCESS {
+/// A new grant on a process already carrying `held` grants. `exempt`
+/// grants always fit: replacing a held scope's grant, or (in the Restate
+/// registry) a grant a transfer moves in, whose source side just lowered
+/// the count.
+pub fn check_capacity(process_id: &str, held: usize, exempt: bool) -> ProcessResult<()> {
+    if !exempt && held >= MAX_GRANTS_PER_PROCESS {
         return Err(ProcessError::invalid(format!(
             "process `{process_id}` already carries {held} grants; the limit is {MAX_GRANTS_PER_PROCESS}"
         )));

@@ -33,6 +33,7 @@ use restate_process_registry::{
 use std::collections::{BTreeMap, BTreeSet};
 
 use restate_sdk::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use self::slot::*;
 use crate::directory::ProcessDirectoryClient;
@@ -43,6 +44,16 @@ use crate::session_grants::{PrunedGrants, SessionGrantsClient};
 use crate::session_wakes::SessionWakesClient;
 use crate::state::{in_order, ReadState};
 use crate::terminal::ProcessTerminalClient;
+
+/// Internal: a grant `SessionGrants` decided, for the process's mirror.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MirrorPut {
+    /// The grant.
+    pub grant: ProcessHandleGrant,
+    /// Arriving by transfer (exempt from the per-process cap: the source
+    /// side just lowered the count).
+    pub moved: bool,
+}
 
 /// The per-process virtual object.
 pub struct ProcessObject;
@@ -578,16 +589,16 @@ impl ProcessObject {
     async fn mirror_put(
         &self,
         ctx: ObjectContext<'_>,
-        grant: Json<ProcessHandleGrant>,
+        request: Json<MirrorPut>,
     ) -> Result<(), TerminalError> {
-        let grant = grant.into_inner();
+        let MirrorPut { grant, moved } = request.into_inner();
         let (record, grants) = (
             ctx.read::<ProcessRecord>(RECORD),
             ctx.read::<Grants>(GRANTS),
         );
         let record = record.await?.ok_or_else(|| unknown(&ctx))?;
         let mut grants = grants.await?.unwrap_or_default();
-        let upsert = grants.contains_key(&grant.scope_id);
+        let upsert = moved || grants.contains_key(&grant.scope_id);
         rules::grants::check_capacity(&record.id, grants.len(), upsert).or_terminal()?;
         grants.insert(grant.scope_id.clone(), grant);
         ctx.set(GRANTS, Json(grants));
