@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
+use restate_process_registry::rules::limits::MAX_GRANTS_PER_PROCESS;
 use restate_process_registry::{
     ProcessAttach, ProcessAwaitOutput, ProcessAwaiter, ProcessEventAppendRequest, ProcessEventType,
     ProcessHandleDescriptor, ProcessInput, ProcessProvenance, ProcessRegistration, ProcessRegistry,
@@ -624,11 +625,12 @@ async fn grant_cost(
     plan: &Plan,
     table: &mut Table,
 ) -> CliResult<AppendCost> {
-    const PER_FRAME: usize = 50;
-    let per_frame = PER_FRAME;
-    let grant = |registry: RestateProcessRegistry, session: &'static str, n: usize| async move {
-        let scope = SessionScope::frame(session, format!("f{}", n / PER_FRAME));
-        let id = format!("bench-{:06}", n % PER_FRAME);
+    // Spread over the bench processes, one frame per round of them, so no
+    // process nears its grant cap (history / processes grants each).
+    let processes = plan.processes;
+    let grant = move |registry: RestateProcessRegistry, session: &'static str, n: usize| async move {
+        let scope = SessionScope::frame(session, format!("f{}", n / processes));
+        let id = format!("bench-{:06}", n % processes);
         registry
             .grant_handle(
                 &scope,
@@ -642,9 +644,15 @@ async fn grant_cost(
             .map(drop)
             .context(format!("grant_handle {session} {n}"))
     };
-    ensure(plan.processes >= per_frame, || {
-        format!("the grant phase needs at least {per_frame} processes")
-    })?;
+    ensure(
+        plan.history.div_ceil(processes) < MAX_GRANTS_PER_PROCESS,
+        || {
+            format!(
+                "{} grants over {processes} processes would pass the per-process cap",
+                plan.history
+            )
+        },
+    )?;
     let filler = registry.clone();
     let fill = phase(
         &format!("granting {} into one session", plan.history),
