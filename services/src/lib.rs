@@ -107,6 +107,14 @@ pub const RETRY_POLICY: RetryPolicy = RetryPolicy {
     max_attempts: 30,
 };
 
+/// How long a `ProcessTerminal` run may sit idle awaiting its outcome
+/// before the engine suspends it. Every registration starts a run that
+/// waits (often for minutes) on its promise; at the engine's default (one
+/// minute) thousands of them stay "running", each holding an invocation
+/// slot and an HTTP/2 stream to the endpoint, and new calls queue behind
+/// them. Suspended, a run costs nothing until its promise resolves.
+pub const TERMINAL_SUSPEND_AFTER: Duration = Duration::from_secs(1);
+
 /// Bounded retries for failures that are not terminal, then pause.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
@@ -137,7 +145,13 @@ pub fn bind_services(builder: Builder) -> Builder {
     let with_policy = |service: ServiceDefinition| service.options(RETRY_POLICY.options());
     builder
         .bind(with_policy(ProcessObject.into_service_definition()))
-        .bind(with_policy(ProcessTerminal.into_service_definition()))
+        .bind(
+            ProcessTerminal.into_service_definition().options(
+                RETRY_POLICY
+                    .options()
+                    .inactivity_timeout(TERMINAL_SUSPEND_AFTER),
+            ),
+        )
         .bind(with_policy(ProcessDirectory.into_service_definition()))
         .bind(with_policy(SessionGrants.into_service_definition()))
         .bind(with_policy(SessionWakes.into_service_definition()))

@@ -247,11 +247,24 @@ pub async fn run(args: BenchArgs) -> CliResult<()> {
     // Append cost as history grows.
     let cost = append_cost(&registry, &plan, &mut table).await?;
     summary.push("history", plan.history);
-    summary.push("append_10_ms", format!("{:.2}", ms(cost.small)));
-    summary.push("append_10k_ms", format!("{:.2}", ms(cost.big)));
+    summary.push(
+        &format!("append_{SMALL_HISTORY}_ms"),
+        format!("{:.2}", ms(cost.small)),
+    );
+    summary.push(
+        &format!("append_{}_ms", size(plan.history)),
+        format!("{:.2}", ms(cost.big)),
+    );
     summary.push(
         &format!("append_cost_{}_vs_{SMALL_HISTORY}", size(plan.history)),
         format!("{:.3}", cost.ratio()),
+    );
+    // The engine's own share: the same growth for a no-op on a key that
+    // took as many keyed invocations.
+    let floor = noop_cost(&baseline, &plan, &mut table).await?;
+    summary.push(
+        &format!("noop_cost_{}_vs_{SMALL_HISTORY}", size(plan.history)),
+        format!("{:.3}", floor.ratio()),
     );
     let grants = grant_cost(&registry, &plan, &mut table).await?;
     summary.push(
@@ -616,6 +629,50 @@ where
         small: quantile(&on_small, 0.5),
         big: quantile(&on_big, 0.5),
     })
+}
+
+/// The no-op with an idempotency key on a key that took `plan.history`
+/// such calls against one that took `SMALL_HISTORY`: how much of a growth
+/// in per-key cost the engine itself shows (retained invocations, journals).
+async fn noop_cost(baseline: &Baseline, plan: &Plan, table: &mut Table) -> CliResult<AppendCost> {
+    let (big, small) = ("noop-history-big", "noop-history-small");
+    let run = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_nanos());
+    let call = move |baseline: Baseline, key: &'static str, n: usize| async move {
+        baseline
+            .noop(key.to_owned(), Some(format!("bench-floor-{run}-{key}-{n}")))
+            .await
+    };
+    let filler = baseline.clone();
+    let fill = phase(
+        &format!("{} keyed no-ops on one key", plan.history),
+        plan.history,
+        plan.concurrency,
+        move |n| call(filler.clone(), big, n),
+    )
+    .await?;
+    table.load(
+        &format!("noop + key, one key (fill {})", plan.history),
+        &fill,
+    );
+    for n in 0..SMALL_HISTORY {
+        call(baseline.clone(), small, n).await?;
+    }
+    alternate(
+        &format!("noop @{SMALL_HISTORY} vs @{} calls", plan.history),
+        plan.samples,
+        table,
+        |is_big, i| {
+            let (key, base) = if is_big {
+                (big, plan.history)
+            } else {
+                (small, SMALL_HISTORY)
+            };
+            call(baseline.clone(), key, base + i)
+        },
+    )
+    .await
 }
 
 /// A grant into a session holding `SMALL_HISTORY` grants against one
