@@ -631,76 +631,73 @@ where
     })
 }
 
-/// The no-op with an idempotency key on a key that took `plan.history`
-/// such calls against one that took `SMALL_HISTORY`: how much of a growth
-/// in per-key cost the engine itself shows (retained invocations, journals).
-async fn noop_cost(baseline: &Baseline, plan: &Plan, table: &mut Table) -> CliResult<AppendCost> {
-    let (big, small) = ("noop-history-big", "noop-history-small");
-    let run = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_nanos());
-    let call = move |baseline: Baseline, key: &'static str, n: usize| async move {
-        baseline
-            .noop(key.to_owned(), Some(format!("bench-floor-{run}-{key}-{n}")))
-            .await
-    };
-    let filler = baseline.clone();
+/// The cost of `op` on a subject that took `plan.history` calls of it
+/// against one that took `SMALL_HISTORY`: fills the big subject under load,
+/// seeds the small one, then alternates fresh calls on both.
+/// `op(big, n)` makes the `n`-th call on the big or the small subject.
+async fn cost_at_two_sizes<F, Fut>(
+    what: &str,
+    plan: &Plan,
+    table: &mut Table,
+    op: F,
+) -> CliResult<AppendCost>
+where
+    F: Fn(bool, usize) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = CliResult<()>> + Send + 'static,
+{
+    let filler = op.clone();
     let fill = phase(
-        &format!("{} keyed no-ops on one key", plan.history),
+        &format!("{what}: filling {}", plan.history),
         plan.history,
         plan.concurrency,
-        move |n| call(filler.clone(), big, n),
+        move |n| filler(true, n),
     )
     .await?;
-    table.load(
-        &format!("noop + key, one key (fill {})", plan.history),
-        &fill,
-    );
+    table.load(&format!("{what} (fill {})", plan.history), &fill);
     for n in 0..SMALL_HISTORY {
-        call(baseline.clone(), small, n).await?;
+        op(false, n).await?;
     }
     alternate(
-        &format!("noop @{SMALL_HISTORY} vs @{} calls", plan.history),
+        &format!("{what} @{SMALL_HISTORY} vs @{}", plan.history),
         plan.samples,
         table,
-        |is_big, i| {
-            let (key, base) = if is_big {
-                (big, plan.history)
-            } else {
-                (small, SMALL_HISTORY)
-            };
-            call(baseline.clone(), key, base + i)
-        },
+        |big, i| op(big, i + if big { plan.history } else { SMALL_HISTORY }),
     )
     .await
 }
 
+/// The no-op with an idempotency key on a key that took `plan.history`
+/// such calls against one that took `SMALL_HISTORY`: how much of a growth
+/// in per-key cost the engine itself shows (retained invocations, journals).
+async fn noop_cost(baseline: &Baseline, plan: &Plan, table: &mut Table) -> CliResult<AppendCost> {
+    let run = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_nanos());
+    let baseline = baseline.clone();
+    cost_at_two_sizes("noop + key", plan, table, move |big, n| {
+        let baseline = baseline.clone();
+        let key = if big {
+            "noop-history-big"
+        } else {
+            "noop-history-small"
+        };
+        async move {
+            let idempotency_key = format!("bench-floor-{run}-{key}-{n}");
+            baseline.noop(key.to_owned(), Some(idempotency_key)).await
+        }
+    })
+    .await
+}
+
 /// A grant into a session holding `SMALL_HISTORY` grants against one
-/// holding `plan.history` (spread over frames and the bench processes).
+/// holding `plan.history`, spread over the bench processes one frame per
+/// round of them, so no process nears its grant cap.
 async fn grant_cost(
     registry: &RestateProcessRegistry,
     plan: &Plan,
     table: &mut Table,
 ) -> CliResult<AppendCost> {
-    // Spread over the bench processes, one frame per round of them, so no
-    // process nears its grant cap (history / processes grants each).
     let processes = plan.processes;
-    let grant = move |registry: RestateProcessRegistry, session: &'static str, n: usize| async move {
-        let scope = SessionScope::frame(session, format!("f{}", n / processes));
-        let id = format!("bench-{:06}", n % processes);
-        registry
-            .grant_handle(
-                &scope,
-                &id,
-                ProcessHandleDescriptor {
-                    kind: "bench".into(),
-                    label: format!("grant {n}"),
-                },
-            )
-            .await
-            .map(drop)
-            .context(format!("grant_handle {session} {n}"))
-    };
     ensure(
         plan.history.div_ceil(processes) < MAX_GRANTS_PER_PROCESS,
         || {
@@ -710,31 +707,27 @@ async fn grant_cost(
             )
         },
     )?;
-    let filler = registry.clone();
-    let fill = phase(
-        &format!("granting {} into one session", plan.history),
-        plan.history,
-        plan.concurrency,
-        move |n| grant(filler.clone(), "bench-big-session", n),
-    )
-    .await?;
-    table.load(&format!("grant_handle (fill {})", plan.history), &fill);
-    for n in 0..SMALL_HISTORY {
-        grant(registry.clone(), "bench-small-session", n).await?;
-    }
-    alternate(
-        &format!("grant @{SMALL_HISTORY} vs @{} grants", plan.history),
-        plan.samples,
-        table,
-        |big, i| {
-            let (session, base) = if big {
-                ("bench-big-session", plan.history)
-            } else {
-                ("bench-small-session", SMALL_HISTORY)
+    let registry = registry.clone();
+    cost_at_two_sizes("grant_handle", plan, table, move |big, n| {
+        let registry = registry.clone();
+        let session = if big {
+            "bench-big-session"
+        } else {
+            "bench-small-session"
+        };
+        async move {
+            let scope = SessionScope::frame(session, format!("f{}", n / processes));
+            let descriptor = ProcessHandleDescriptor {
+                kind: "bench".into(),
+                label: format!("grant {n}"),
             };
-            grant(registry.clone(), session, base + i)
-        },
-    )
+            registry
+                .grant_handle(&scope, &format!("bench-{:06}", n % processes), descriptor)
+                .await
+                .map(drop)
+                .context(format!("grant_handle {session} {n}"))
+        }
+    })
     .await
 }
 
@@ -753,33 +746,21 @@ async fn wake_append_cost(
             .await
             .context(format!("register_process {id}"))?;
     }
-    let wake = |registry: RestateProcessRegistry, id: &'static str, n: usize| async move {
-        let result = registry
-            .append_event(id, ProcessEventAppendRequest::new(WAKE, json!({ "n": n })))
-            .await
-            .context(format!("append_event {id}"))?;
-        ensure(result.wake_delivery.is_some(), || {
-            format!("append_event {id} delivered no wake")
-        })
-    };
-    let filler = registry.clone();
-    let fill = phase(
-        &format!("appending {} unacked wakes", plan.history),
-        plan.history,
-        plan.concurrency,
-        move |n| wake(filler.clone(), big, n),
-    )
-    .await?;
-    table.load(&format!("wake append (fill {})", plan.history), &fill);
-    for n in 0..SMALL_HISTORY {
-        wake(registry.clone(), small, n).await?;
-    }
-    alternate(
-        &format!("wake append @{SMALL_HISTORY} vs @{} unacked", plan.history),
-        plan.samples,
-        table,
-        |is_big, i| wake(registry.clone(), if is_big { big } else { small }, i),
-    )
+    let registry = registry.clone();
+    cost_at_two_sizes("wake append", plan, table, move |is_big, n| {
+        let registry = registry.clone();
+        let id = if is_big { big } else { small };
+        async move {
+            let append = ProcessEventAppendRequest::new(WAKE, json!({ "n": n }));
+            let result = registry
+                .append_event(id, append)
+                .await
+                .context(format!("append_event {id}"))?;
+            ensure(result.wake_delivery.is_some(), || {
+                format!("append_event {id} delivered no wake")
+            })
+        }
+    })
     .await
 }
 
