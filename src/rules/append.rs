@@ -6,7 +6,6 @@ use serde_json::Value;
 use super::limits::check_key;
 use super::schema::check_payload;
 use super::selector::{is_truthy, key_text, select};
-use super::validate::Validate;
 use crate::error::{ProcessError, ProcessResult};
 use crate::model::{
     ProcessAwaitOutput, ProcessEvent, ProcessEventAppendRequest, ProcessEventSemantics,
@@ -92,14 +91,12 @@ pub fn plan_append(
         occurred_at_ms: now_ms,
         replay_key: request.replay_key.clone(),
     };
-    let terminal_record = match terminal {
-        Some(spec) => {
-            let output = terminal_output(spec, &request.payload);
-            output.validate()?;
-            Some(ended(record, output, now_ms))
-        }
-        None => None,
-    };
+    // Derived from a validated payload, the outcome nests at most two levels
+    // deeper and weighs a few payloads at most: always readable. It is not
+    // held to the caller-facing text limits (a derived failure message is
+    // the payload's text when it names none).
+    let terminal_record =
+        terminal.map(|spec| ended(record, terminal_output(spec, &request.payload), now_ms));
     Ok(AppendPlan {
         event,
         terminal_record,

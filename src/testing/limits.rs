@@ -656,3 +656,28 @@ pub async fn grants_per_process_are_capped(target: &ConformanceTarget) {
         MAX_GRANTS_PER_PROCESS
     );
 }
+
+/// An outcome the registry derives from a terminal event's payload is not
+/// held to the caller-facing text limits: a failure whose payload names no
+/// message takes the payload's text as its message, however long.
+pub async fn derived_outcomes_are_not_held_to_text_limits(target: &ConformanceTarget) {
+    let ns = Namespace::new("limits-derived");
+    let registry = &target.registry;
+    let id = ns.id("p");
+    register_typed(target, &id).await;
+    let payload = json!({ "detail": text(MAX_TEXT_BYTES * 2) });
+    let crashed = ProcessEventAppendRequest::new(super::support::CRASHED, payload.clone())
+        .with_replay_key("crash");
+    registry
+        .append_event(&id, crashed)
+        .await
+        .expect("a terminal append whose derived message is long");
+    let row = registry.get_process(&id).await.expect("row");
+    match row.status.await_output() {
+        Some(ProcessAwaitOutput::Failure { message, raw, .. }) => {
+            assert_eq!(message, &payload.to_string());
+            assert_eq!(raw.as_ref(), Some(&payload));
+        }
+        other => panic!("expected a failure, got {other:?}"),
+    }
+}

@@ -218,6 +218,7 @@ macro_rules! conformance_tests {
                 Shared strings_at_their_limits,
                 Shared scope_ids_never_collide,
                 Shared grants_per_process_are_capped,
+                Shared derived_outcomes_are_not_held_to_text_limits,
             }
             prune {
                 Alone prune_deletes_old_terminal_rows,
