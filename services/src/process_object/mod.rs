@@ -71,7 +71,17 @@ async fn change_row(
     let record = ctx.read::<ProcessRecord>(RECORD);
     let now = now_ms(ctx).await?;
     let record = record.await?.ok_or_else(|| unknown(ctx))?;
-    match change(&record, now).or_terminal()? {
+    let changed = change(&record, now).or_terminal()?;
+    keep_change(ctx, record, changed).await
+}
+
+/// Stores `changed` when there is a change and answers the row as it now is.
+async fn keep_change(
+    ctx: &ObjectContext<'_>,
+    record: ProcessRecord,
+    changed: Option<ProcessRecord>,
+) -> Result<Json<ProcessRecord>, TerminalError> {
+    match changed {
         Some(changed) => {
             store_record(ctx, &changed).await?;
             Ok(Json(changed))
@@ -98,10 +108,7 @@ async fn announce_outcome(
     ctx: &ObjectContext<'_>,
     output: &ProcessAwaitOutput,
 ) -> Result<(), TerminalError> {
-    let key: String = ctx
-        .read(TERMINAL_KEY)
-        .await?
-        .ok_or_else(|| TerminalError::new("process has no terminal workflow key"))?;
+    let key = terminal_key(ctx).await?;
     let _ = ctx
         .workflow_client::<ProcessTerminalClient>(key)
         .finish(Json(output.clone()))
@@ -378,13 +385,9 @@ impl ProcessObject {
     ) -> Result<Json<ProcessRecord>, TerminalError> {
         let started = started.into_inner();
         let (record, slot, now) = lease_inputs(&ctx).await?;
-        match row::record_first_started(&record, slot.state(now), started, now).or_terminal()? {
-            Some(changed) => {
-                store_record(&ctx, &changed).await?;
-                Ok(Json(changed))
-            }
-            None => Ok(Json(record)),
-        }
+        let changed =
+            row::record_first_started(&record, slot.state(now), started, now).or_terminal()?;
+        keep_change(&ctx, record, changed).await
     }
 
     /// `request_process_abandon` (first writer wins).
@@ -437,10 +440,7 @@ impl ProcessObject {
         ctx: SharedObjectContext<'_>,
     ) -> Result<Json<AttachTarget>, TerminalError> {
         let record = require_record(&ctx).await?;
-        let workflow_key: String = ctx
-            .read(TERMINAL_KEY)
-            .await?
-            .ok_or_else(|| TerminalError::new("process has no terminal workflow key"))?;
+        let workflow_key = terminal_key(&ctx).await?;
         Ok(Json(AttachTarget {
             output: record.status.await_output().cloned(),
             workflow_key,
@@ -453,10 +453,7 @@ impl ProcessObject {
     #[handler]
     async fn start_terminal(&self, ctx: SharedObjectContext<'_>) -> Result<(), TerminalError> {
         require_record(&ctx).await?;
-        let workflow_key: String = ctx
-            .read(TERMINAL_KEY)
-            .await?
-            .ok_or_else(|| TerminalError::new("process has no terminal workflow key"))?;
+        let workflow_key = terminal_key(&ctx).await?;
         let _ = ctx
             .workflow_client::<ProcessTerminalClient>(workflow_key)
             .run()

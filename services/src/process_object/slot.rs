@@ -98,6 +98,13 @@ impl KeyOf for SharedObjectContext<'_> {
     }
 }
 
+/// This incarnation's `ProcessTerminal` key (written at registration).
+pub(crate) async fn terminal_key<C: ReadState>(ctx: &C) -> Result<String, TerminalError> {
+    ctx.read(TERMINAL_KEY)
+        .await?
+        .ok_or_else(|| TerminalError::new("process has no terminal workflow key"))
+}
+
 /// Event `sequence` as stored, if written.
 pub(crate) async fn stored_event<C: ReadState>(
     ctx: &C,
