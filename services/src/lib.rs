@@ -5,6 +5,7 @@
 //! |---|---|---|---|
 //! | `ProcessObject` | virtual object (lazy state) | process id | row, event log (a key per event), lease, replay keys, unacked wakes (a key each), a mirror of its grants (≤ 64) |
 //! | `ProcessTerminal` | workflow | process id + incarnation | the durable promise of the outcome |
+//! | `ProcessMilestone` | workflow | incarnation + event type + sequence | one parked milestone wait (an awakeable) |
 //! | `ProcessDirectory` | virtual object (lazy state) | shard `0`..`31` | one small entry per row (summary, plus the row when ≤ 4 KiB), in a slot set |
 //! | `SessionGrants` | virtual object (lazy state) | session id | **the authority** for the session's grants, a key each |
 //! | `SessionWakes` | virtual object (lazy state) | session id | the processes holding wakes aimed at the session |
@@ -33,8 +34,17 @@
 //!    │                         ├──► ProcessObject    (forget_wakes)
 //!    │                         └──► ProcessDirectory (prune_page, shared ──► ProcessObject prune)
 //!    ├──────► ProcessDirectory / SessionGrants       (list, shared)
-//!    └──────► ProcessTerminal                        (attach)
+//!    ├──────► ProcessTerminal                        (attach)
+//!    └──────► ProcessMilestone ──► ProcessObject     (park; the object
+//!                                                     completes the awakeable)
 //! ```
+//!
+//! Milestone waits: `ProcessObject.milestone` (shared) answers an event
+//! already logged; otherwise the host starts the wait's `ProcessMilestone`
+//! run and attaches to it. The run parks an awakeable through
+//! `ProcessObject.park`; the append that logs the event completes it, and
+//! the step that ends the process rejects it with `AlreadyTerminal`. Why
+//! none is lost or completed twice is argued in `process_object::milestones`.
 //!
 //! How transfers, session deletes and prunes stay atomic under races is
 //! argued in the coordinator's docs ([`ProcessCoordinator`]).
@@ -76,6 +86,7 @@ mod input;
 mod journal;
 pub mod local_server;
 pub mod local_stack;
+mod milestone;
 mod process_object;
 mod session_grants;
 mod session_wakes;
@@ -86,6 +97,7 @@ mod terminal;
 pub use baseline::EngineBaseline;
 pub use coordinator::ProcessCoordinator;
 pub use directory::ProcessDirectory;
+pub use milestone::ProcessMilestone;
 pub use process_object::ProcessObject;
 pub use session_grants::SessionGrants;
 pub use session_wakes::SessionWakes;
@@ -94,7 +106,7 @@ pub use terminal::ProcessTerminal;
 use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use restate_sdk::endpoint::{Builder, Endpoint, ServiceOptions};
+use restate_sdk::endpoint::{Builder, Endpoint, HandlerOptions, ServiceOptions};
 use restate_sdk::hyper::HyperEndpoint;
 use restate_sdk::service::{IntoServiceDefinition, ServiceDefinition};
 use tokio::net::TcpListener;
@@ -114,6 +126,12 @@ pub const RETRY_POLICY: RetryPolicy = RetryPolicy {
 /// slot and an HTTP/2 stream to the endpoint, and new calls queue behind
 /// them. Suspended, a run costs nothing until its promise resolves.
 pub const TERMINAL_SUSPEND_AFTER: Duration = Duration::from_secs(1);
+
+/// How long the engine keeps a finished `ProcessMilestone` run, so a waiter
+/// cut off by a restart attaches again to the same answer. After that the
+/// next waiter on the same milestone starts a fresh run, which finds the
+/// same answer (it never changes for a key).
+pub const MILESTONE_RETENTION: Duration = Duration::from_secs(3600);
 
 /// Bounded retries for failures that are not terminal, then pause.
 #[derive(Debug, Clone, Copy)]
@@ -150,6 +168,17 @@ pub fn bind_services(builder: Builder) -> Builder {
                 RETRY_POLICY
                     .options()
                     .inactivity_timeout(TERMINAL_SUSPEND_AFTER),
+            ),
+        )
+        .bind(
+            ProcessMilestone.into_service_definition().options(
+                RETRY_POLICY
+                    .options()
+                    .inactivity_timeout(TERMINAL_SUSPEND_AFTER)
+                    .handler(
+                        "run",
+                        HandlerOptions::new().workflow_retention(MILESTONE_RETENTION),
+                    ),
             ),
         )
         .bind(with_policy(ProcessDirectory.into_service_definition()))

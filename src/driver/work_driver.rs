@@ -80,7 +80,8 @@ impl ProcessWorkDriver {
         Self::from_watched(registry, hub, run_handle)
     }
 
-    /// Waits for outcomes through `attach` instead of the change hub.
+    /// Waits through `attach` instead of the change hub: outcomes always,
+    /// milestone events when the attach offers them.
     pub fn with_attach(mut self, attach: Arc<dyn ProcessAttach>) -> Self {
         self.attach = Some(attach);
         self
@@ -115,14 +116,25 @@ impl ProcessWorkDriver {
         }
     }
 
-    /// The first `event_type` event above `after_sequence` (see
-    /// [`ProcessAwaiter::await_event`]). Unbounded: wrap it in a timeout.
+    /// The first `event_type` event above `after_sequence`; fails with
+    /// `AlreadyTerminal` when the process ends without one. Through the
+    /// attach when it has engine-native milestone waits (authoritative, no
+    /// polling fallback), else through the awaiter
+    /// ([`ProcessAwaiter::await_event`]). Unbounded: wrap it in a timeout.
     pub async fn await_event(
         &self,
         process_id: &str,
         event_type: &str,
         after_sequence: u64,
     ) -> ProcessResult<ProcessEvent> {
+        if let Some(attach) = &self.attach {
+            if let Some(answer) = attach
+                .await_event(process_id, event_type, after_sequence)
+                .await
+            {
+                return answer;
+            }
+        }
         self.awaiter()
             .await_event(process_id, event_type, after_sequence)
             .await

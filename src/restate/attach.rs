@@ -1,23 +1,52 @@
-//! [`RestateProcessAttach`]: terminal waits on the engine's durable promise.
+//! [`RestateProcessAttach`]: terminal and milestone waits on the engine's
+//! durable promises.
+
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use reqwest::StatusCode;
+use serde::de::DeserializeOwned;
 
 use crate::attach::ProcessAttach;
 use crate::error::{ProcessError, ProcessResult};
-use crate::model::ProcessAwaitOutput;
+use crate::model::{ProcessAwaitOutput, ProcessEvent};
 use crate::restate::ingress::decode_failure;
-use crate::restate::registry::{attach_target, start_terminal, RestateProcessRegistry};
-use crate::restate::wire::PROCESS_TERMINAL;
+use crate::restate::registry::{attach_target, milestone, start_terminal, RestateProcessRegistry};
+use crate::restate::wire::{Milestone, MilestoneWait, PROCESS_MILESTONE, PROCESS_TERMINAL};
 
-/// Waits for outcomes through Restate ingress attach to the
-/// `ProcessTerminal` workflow of the process: one long-lived request that the
-/// engine answers when the process's durable promise resolves. No polling.
+/// How long an attach cut off by the engine (a restart, a lost connection)
+/// keeps attaching again before the wait fails with `Unavailable`.
+pub const REATTACH_WINDOW: Duration = Duration::from_secs(300);
+/// First pause before attaching again; doubles up to [`REATTACH_PAUSE_MAX`].
+const REATTACH_PAUSE: Duration = Duration::from_millis(50);
+/// Longest pause between attach attempts.
+const REATTACH_PAUSE_MAX: Duration = Duration::from_secs(2);
+
+/// Waits through Restate ingress attach: one long-lived request that the
+/// engine answers when a durable promise resolves. No polling.
 ///
-/// An already-terminal process answers from its row without attaching.
+/// - Terminal waits attach to the process's `ProcessTerminal` workflow; an
+///   already-terminal process answers from its row.
+/// - Milestone waits ([`ProcessAttach::await_event`]) answer an event
+///   already logged at once; otherwise they start the milestone's
+///   `ProcessMilestone` workflow, parked on an awakeable that the append
+///   logging the event completes, and attach to it. Waiters on the same
+///   milestone share one run.
+///
+/// An attach cut off before the engine answers (the server restarting, the
+/// connection lost) attaches again, for up to [`REATTACH_WINDOW`].
 #[derive(Clone)]
 pub struct RestateProcessAttach {
     registry: RestateProcessRegistry,
+}
+
+/// One attach attempt's result.
+enum Attached<T> {
+    Answer(T),
+    /// The engine does not know the workflow.
+    Unknown,
+    /// No answer: the request or the engine failed on the way.
+    Cut(ProcessError),
 }
 
 impl RestateProcessAttach {
@@ -26,42 +55,119 @@ impl RestateProcessAttach {
         Self { registry }
     }
 
-    fn url(&self, key: &str, tail: &[&str]) -> ProcessResult<reqwest::Url> {
+    /// `{ingress}/{segments…}`, each segment escaped.
+    fn url(&self, segments: &[&str]) -> ProcessResult<reqwest::Url> {
         let (_, base) = self.registry.ingress().http();
         let mut url = base.clone();
         url.path_segments_mut()
             .map_err(|()| ProcessError::invalid(format!("ingress url `{base}` cannot be a base")))?
             .pop_if_empty()
-            .extend(["restate", "workflow", PROCESS_TERMINAL, key])
-            .extend(tail);
+            .extend(segments);
         Ok(url)
     }
 
-    /// Attaches to the workflow; `None` when the engine does not know it.
-    async fn attach(&self, key: &str) -> ProcessResult<Option<ProcessAwaitOutput>> {
+    async fn attach_once<T: DeserializeOwned>(
+        &self,
+        service: &str,
+        key: &str,
+    ) -> ProcessResult<Attached<T>> {
         let (http, _) = self.registry.ingress().http();
-        let response = http
-            .get(self.url(key, &["attach"])?)
+        let cut = |err: reqwest::Error| {
+            Attached::Cut(ProcessError::Unavailable(format!("attach failed: {err}")))
+        };
+        let response = match http
+            .get(self.url(&["restate", "workflow", service, key, "attach"])?)
             .send()
             .await
-            .map_err(|err| ProcessError::Unavailable(format!("attach failed: {err}")))?;
+        {
+            Ok(response) => response,
+            Err(err) => return Ok(cut(err)),
+        };
         let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|err| ProcessError::Unavailable(format!("attach failed: {err}")))?;
+        let body = match response.bytes().await {
+            Ok(body) => body,
+            Err(err) => return Ok(cut(err)),
+        };
         match status {
-            StatusCode::OK => serde_json::from_slice(&body).map(Some).map_err(|err| {
-                ProcessError::Unavailable(format!("attach answered an unreadable outcome: {err}"))
-            }),
-            StatusCode::NOT_FOUND => Ok(None),
+            StatusCode::OK => serde_json::from_slice(&body)
+                .map(Attached::Answer)
+                .map_err(|err| {
+                    ProcessError::Unavailable(format!("attach answered an unreadable value: {err}"))
+                }),
+            StatusCode::NOT_FOUND => Ok(Attached::Unknown),
+            // The ingress or a partition is not serving yet (a restart).
+            StatusCode::BAD_GATEWAY
+            | StatusCode::SERVICE_UNAVAILABLE
+            | StatusCode::GATEWAY_TIMEOUT => {
+                Ok(Attached::Cut(decode_failure(status.as_u16(), &body)))
+            }
             _ => Err(decode_failure(status.as_u16(), &body)),
         }
     }
 
-    /// Has the process start its workflow run; a no-op when it exists.
-    async fn start(&self, process_id: &str) -> ProcessResult<()> {
-        start_terminal(&self.registry, process_id).await
+    /// Attaches to workflow `service/key` until it answers. `start` has the
+    /// workflow started when the engine does not know it (`started`: it was
+    /// just started); a cut attach attaches again (see [`REATTACH_WINDOW`]).
+    async fn attach<T, F, Fut>(
+        &self,
+        service: &str,
+        key: &str,
+        mut started: bool,
+        mut start: F,
+    ) -> ProcessResult<T>
+    where
+        T: DeserializeOwned,
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = ProcessResult<()>>,
+    {
+        let mut cut_since: Option<Instant> = None;
+        let mut pause = REATTACH_PAUSE;
+        loop {
+            let failure = match self.attach_once(service, key).await? {
+                Attached::Answer(answer) => return Ok(answer),
+                Attached::Unknown if !started => {
+                    start().await?;
+                    started = true;
+                    continue;
+                }
+                Attached::Unknown => ProcessError::Unavailable(format!(
+                    "workflow {service}/{key} is unknown to the engine"
+                )),
+                Attached::Cut(failure) => failure,
+            };
+            let since = *cut_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= REATTACH_WINDOW {
+                return Err(failure);
+            }
+            tracing::debug!(%failure, ?pause, "attach cut off; attaching again");
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(REATTACH_PAUSE_MAX);
+            // After a restart the engine may have lost a run it never
+            // stored; starting again is a no-op when it has it.
+            started = false;
+        }
+    }
+
+    /// Submits the run of the milestone wait's workflow (a no-op when the
+    /// engine already has it).
+    async fn start_milestone(&self, wait: &MilestoneWait) -> ProcessResult<()> {
+        let (http, _) = self.registry.ingress().http();
+        let url = self.url(&[PROCESS_MILESTONE, &wait.key(), "run", "send"])?;
+        let unavailable = |err: reqwest::Error| {
+            ProcessError::Unavailable(format!("starting a milestone wait failed: {err}"))
+        };
+        let response = http
+            .post(url)
+            .json(wait)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let body = response.bytes().await.map_err(unavailable)?;
+        Err(decode_failure(status.as_u16(), &body))
     }
 }
 
@@ -72,18 +178,40 @@ impl ProcessAttach for RestateProcessAttach {
         if let Some(output) = target.output {
             return Ok(output);
         }
-        if let Some(output) = self.attach(&target.workflow_key).await? {
-            return Ok(output);
-        }
         // Registration submits the workflow one-way; if the engine has not
-        // created it yet, have the process submit it again (idempotent per
-        // key; `run` itself is private) and attach.
-        self.start(process_id).await?;
-        self.attach(&target.workflow_key).await?.ok_or_else(|| {
-            ProcessError::Unavailable(format!(
-                "workflow {PROCESS_TERMINAL}/{} is unknown to the engine",
-                target.workflow_key
-            ))
+        // created it yet, the process submits it again (idempotent per key;
+        // `run` itself is private).
+        self.attach(PROCESS_TERMINAL, &target.workflow_key, false, || {
+            start_terminal(&self.registry, process_id)
         })
+        .await
+    }
+
+    async fn await_event(
+        &self,
+        process_id: &str,
+        event_type: &str,
+        after_sequence: u64,
+    ) -> Option<ProcessResult<ProcessEvent>> {
+        let wait = match milestone(&self.registry, process_id, event_type, after_sequence).await {
+            Ok(Milestone::Found { event }) => return Some(Ok(event)),
+            Ok(Milestone::Pending { incarnation }) => MilestoneWait {
+                process_id: process_id.to_owned(),
+                incarnation,
+                event_type: event_type.to_owned(),
+                after_sequence,
+            },
+            Err(err) => return Some(Err(err)),
+        };
+        if let Err(err) = self.start_milestone(&wait).await {
+            return Some(Err(err));
+        }
+        let key = wait.key();
+        Some(
+            self.attach(PROCESS_MILESTONE, &key, true, || {
+                self.start_milestone(&wait)
+            })
+            .await,
+        )
     }
 }

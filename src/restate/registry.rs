@@ -20,8 +20,8 @@ use crate::registry::ProcessRegistry;
 use crate::restate::ingress::{Call, Ingress};
 use crate::restate::wire::{
     self, AttachTarget, ClaimRequest, CountRequest, EventsPage, EventsPageRequest, GrantRequest,
-    GrantsPage, GrantsPageRequest, ListCursor, ListPage, ListPageRequest, ListedRow,
-    ReclaimRequest, RenewRequest, RevokeRequest, TransferRequest, PAGE_LIMIT,
+    GrantsPage, GrantsPageRequest, ListCursor, ListPage, ListPageRequest, ListedRow, Milestone,
+    MilestoneRequest, ReclaimRequest, RenewRequest, RevokeRequest, TransferRequest, PAGE_LIMIT,
 };
 use crate::rules::limits::{check_key, check_process_id};
 use crate::rules::validate::Validate;
@@ -625,6 +625,24 @@ pub(crate) async fn attach_target(
 ) -> ProcessResult<AttachTarget> {
     registry
         .on_empty(process_id, "attach_target", Call::Read)
+        .await
+}
+
+/// The first `event_type` event above `after_sequence` if logged, else
+/// the incarnation to park a milestone wait on.
+pub(crate) async fn milestone(
+    registry: &RestateProcessRegistry,
+    process_id: &str,
+    event_type: &str,
+    after_sequence: u64,
+) -> ProcessResult<Milestone> {
+    let request = MilestoneRequest {
+        event_type: event_type.to_owned(),
+        after_sequence,
+    };
+    request.validate()?;
+    registry
+        .on(process_id, "milestone", &request, Call::Read)
         .await
 }
 

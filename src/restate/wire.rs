@@ -8,13 +8,15 @@ use crate::model::{
     LeaseOwnerIdentity, ProcessAwaitOutput, ProcessEvent, ProcessHandleDescriptor,
     ProcessHandleGrant, ProcessLease, ProcessListFilter, ProcessRecord, SessionScope,
 };
-use crate::rules::limits::{check_key, check_process_id, check_ttl};
+use crate::rules::limits::{check_key, check_process_id, check_text, check_ttl};
 use crate::rules::validate::{check_transfer, Validate};
 
 /// Virtual object keyed by process id: the row, its log, lease and grants.
 pub const PROCESS_OBJECT: &str = "ProcessObject";
 /// Workflow keyed by [`AttachTarget::workflow_key`]: resolves on the outcome.
 pub const PROCESS_TERMINAL: &str = "ProcessTerminal";
+/// Workflow keyed by [`milestone_key`]: one parked milestone wait.
+pub const PROCESS_MILESTONE: &str = "ProcessMilestone";
 /// Virtual object keyed by shard number: a copy of every row in the shard.
 pub const PROCESS_DIRECTORY: &str = "ProcessDirectory";
 /// Virtual object keyed by session id: the authority for the session's grants.
@@ -150,6 +152,64 @@ pub struct AttachTarget {
     pub workflow_key: String,
 }
 
+/// `ProcessObject/milestone` input: the first `event_type` event above
+/// `after_sequence`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MilestoneRequest {
+    /// The event type awaited.
+    pub event_type: String,
+    /// Only events with a greater sequence count.
+    pub after_sequence: u64,
+}
+
+/// `ProcessObject/milestone` output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Milestone {
+    /// The event is in the log.
+    Found {
+        /// The first matching event.
+        event: ProcessEvent,
+    },
+    /// Not yet: park a `ProcessMilestone` wait on this incarnation.
+    Pending {
+        /// The process's incarnation (its `ProcessTerminal` key).
+        incarnation: String,
+    },
+}
+
+/// `ProcessMilestone/run` input: what one parked wait waits for. The
+/// workflow's key must be [`milestone_key`] of it, so a key always names
+/// the same wait and every waiter on it may share the answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MilestoneWait {
+    /// The process.
+    pub process_id: String,
+    /// Its incarnation when the wait was asked for.
+    pub incarnation: String,
+    /// The event type awaited.
+    pub event_type: String,
+    /// Only events with a greater sequence count.
+    pub after_sequence: u64,
+}
+
+impl MilestoneWait {
+    /// The `ProcessMilestone` key of this wait. The incarnation comes first
+    /// with its length, so the key decodes one way only; the incarnation
+    /// names the process, so the id is not repeated.
+    pub fn key(&self) -> String {
+        milestone_key(&self.incarnation, &self.event_type, self.after_sequence)
+    }
+}
+
+/// See [`MilestoneWait::key`].
+pub fn milestone_key(incarnation: &str, event_type: &str, after_sequence: u64) -> String {
+    format!(
+        "{}:{incarnation}:{after_sequence}:{event_type}",
+        incarnation.len()
+    )
+}
+
 /// `ProcessDirectory/list` input.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ListPageRequest {
@@ -255,6 +315,22 @@ impl Validate for RenewRequest {
 
 impl Validate for CountRequest {
     fn validate(&self) -> ProcessResult<()> {
+        check_key("event type", &self.event_type)
+    }
+}
+
+impl Validate for MilestoneRequest {
+    fn validate(&self) -> ProcessResult<()> {
+        check_key("event type", &self.event_type)
+    }
+}
+
+impl Validate for MilestoneWait {
+    fn validate(&self) -> ProcessResult<()> {
+        check_process_id(&self.process_id)?;
+        // `{process id}#i-{seed}`: compared with the stored key, so only
+        // its size matters here.
+        check_text("incarnation", &self.incarnation)?;
         check_key("event type", &self.event_type)
     }
 }

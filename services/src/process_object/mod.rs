@@ -14,18 +14,19 @@
 //! for `handle_grants_for_process` and to tell a session delete whether a
 //! process lost its last grant.
 
+mod milestones;
 mod slot;
 mod wakes;
 
 use restate_process_registry::restate::wire::{
-    AttachTarget, ClaimRequest, CountRequest, EventsPage, EventsPageRequest, ReclaimRequest,
-    RenewRequest, PAGE_BYTES, PAGE_LIMIT,
+    AttachTarget, ClaimRequest, CountRequest, EventsPage, EventsPageRequest, Milestone,
+    MilestoneRequest, MilestoneWait, ReclaimRequest, RenewRequest, PAGE_BYTES, PAGE_LIMIT,
 };
 use restate_process_registry::rules::append::{self, CompletionPlan};
 use restate_process_registry::rules::lease;
 use restate_process_registry::rules::{self, record as row, registration};
 use restate_process_registry::{
-    AbandonRequest, ProcessAwaitOutput, ProcessError, ProcessEventAppendRequest,
+    AbandonRequest, ProcessAwaitOutput, ProcessError, ProcessEvent, ProcessEventAppendRequest,
     ProcessEventAppendResult, ProcessExternalRef, ProcessHandleGrant, ProcessLease,
     ProcessLeaseClaimOutcome, ProcessLeaseCompletion, ProcessRecord, ProcessRegistration,
     ProcessResult, ProcessStarted, WaitState,
@@ -53,6 +54,15 @@ pub struct MirrorPut {
     /// Arriving by transfer (exempt from the per-process cap: the source
     /// side just lowered the count).
     pub moved: bool,
+}
+
+/// Internal: a `ProcessMilestone` wait to park.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ParkRequest {
+    /// What is awaited.
+    pub wait: MilestoneWait,
+    /// The awakeable the wait's run awaits.
+    pub awakeable_id: String,
 }
 
 /// The per-process virtual object.
@@ -282,6 +292,8 @@ impl ProcessObject {
                 announce_outcome(&ctx, output).await?;
             }
         }
+        let ends = plan.terminal_record.is_some();
+        milestones::settle(&ctx, &mut head, &plan.event, ends).await?;
         Ok(Json(ProcessEventAppendResult {
             event: plan.event,
             wake_delivery: delivery,
@@ -371,6 +383,7 @@ impl ProcessObject {
                 if let Some(output) = record.status.await_output() {
                     announce_outcome(&ctx, output).await?;
                 }
+                milestones::settle(&ctx, &mut head, &event, true).await?;
                 Ok(Json(*record))
             }
         }
@@ -445,6 +458,78 @@ impl ProcessObject {
             output: record.status.await_output().cloned(),
             workflow_key,
         }))
+    }
+
+    /// `await_event`'s first look: the first `event_type` event above
+    /// `after_sequence` when logged, else the incarnation to park a
+    /// `ProcessMilestone` wait on. `AlreadyTerminal` when the process ended
+    /// without one.
+    #[handler]
+    async fn milestone(
+        &self,
+        ctx: SharedObjectContext<'_>,
+        request: Input<MilestoneRequest>,
+    ) -> Result<Json<Milestone>, TerminalError> {
+        let MilestoneRequest {
+            event_type,
+            after_sequence,
+        } = request.into_inner();
+        let (record, head, incarnation) = (
+            ctx.read::<ProcessRecord>(RECORD),
+            ctx.read::<LogHead>(LOG),
+            ctx.read::<String>(TERMINAL_KEY),
+        );
+        let record = record.await?.ok_or_else(|| unknown(&ctx))?;
+        let head = head.await?.unwrap_or_default();
+        let incarnation = incarnation.await?;
+        if let Some(event) = milestones::find(&ctx, &head, &event_type, after_sequence).await? {
+            return Ok(Json(Milestone::Found { event }));
+        }
+        if record.is_terminal() {
+            return Err(terminal(ProcessError::terminal(&record.id)));
+        }
+        let incarnation =
+            incarnation.ok_or_else(|| TerminalError::new("process has no incarnation key"))?;
+        Ok(Json(Milestone::Pending { incarnation }))
+    }
+
+    /// Internal (`ProcessMilestone`): looks for the awaited event and, when
+    /// it is not logged yet, parks the wait in the same step, to be
+    /// completed through `awakeable_id` by the append that logs it (or
+    /// rejected when the process ends). Answers the event when found.
+    #[handler(ingress_private)]
+    async fn park(
+        &self,
+        ctx: ObjectContext<'_>,
+        request: Json<ParkRequest>,
+    ) -> Result<Json<Option<ProcessEvent>>, TerminalError> {
+        let ParkRequest { wait, awakeable_id } = request.into_inner();
+        let (record, head, incarnation) = (
+            ctx.read::<ProcessRecord>(RECORD),
+            ctx.read::<LogHead>(LOG),
+            ctx.read::<String>(TERMINAL_KEY),
+        );
+        let record = record.await?.ok_or_else(|| unknown(&ctx))?;
+        let mut head = head.await?.unwrap_or_default();
+        if incarnation.await?.as_deref() != Some(wait.incarnation.as_str()) {
+            // The incarnation waited on ended (it was pruned, so it ended).
+            return Err(terminal(ProcessError::terminal(&record.id)));
+        }
+        let found = milestones::find(&ctx, &head, &wait.event_type, wait.after_sequence).await?;
+        if found.is_some() {
+            return Ok(Json(found));
+        }
+        if record.is_terminal() {
+            return Err(terminal(ProcessError::terminal(&record.id)));
+        }
+        milestones::park(
+            &ctx,
+            &mut head,
+            &wait.event_type,
+            wait.after_sequence,
+            awakeable_id,
+        )?;
+        Ok(Json(None))
     }
 
     /// Starts this incarnation's `ProcessTerminal` run again (a no-op for the

@@ -16,6 +16,7 @@ use restate_process_registry::{ProcessError, ProcessEvent, ProcessHandleGrant, P
 use restate_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::milestones::{type_index_key, WaitersByType};
 use crate::directory::{DirectoryEntry, ProcessDirectoryClient};
 use crate::errors::terminal;
 use crate::state::ReadState;
@@ -57,6 +58,9 @@ pub(crate) struct LogHead {
     pub(crate) counts: TypeCounts,
     #[serde(default)]
     pub(crate) wakes: u64,
+    /// Milestone waits parked, by awaited type (see `milestones`).
+    #[serde(default, skip_serializing_if = "WaitersByType::is_empty")]
+    pub(crate) waiters: WaitersByType,
 }
 
 /// An event as stored: the event, the per-type counts through it and the
@@ -128,9 +132,15 @@ pub(crate) async fn log_head<C: ReadState>(ctx: &C) -> Result<LogHead, TerminalE
     Ok(ctx.read(LOG).await?.unwrap_or_default())
 }
 
-/// Writes an event and advances the log head past it.
+/// Writes an event, its entry in the per-type index, and the log head
+/// advanced past it.
 pub(crate) fn store_event(ctx: &ObjectContext<'_>, event: &ProcessEvent, head: &mut LogHead) {
-    *head.counts.entry(event.event_type.clone()).or_default() += 1;
+    let ordinal = head.counts.entry(event.event_type.clone()).or_default();
+    *ordinal += 1;
+    ctx.set(
+        &type_index_key(&event.event_type, *ordinal),
+        Json(event.sequence),
+    );
     head.last_sequence = event.sequence;
     if event.semantics.wake.is_some() {
         head.wakes += 1;
