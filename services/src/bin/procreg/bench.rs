@@ -224,7 +224,14 @@ pub async fn run(args: BenchArgs) -> CliResult<()> {
 
     // Terminal waits: engine attach, then a host that can only poll.
     let attach = Waiter::Attach(RestateProcessAttach::new(registry.clone()));
-    let wakes = wake_phase(&registry, &attach, "attach", plan.waiters).await?;
+    let wakes = wake_phase(
+        &registry,
+        &attach,
+        Awaited::Terminal,
+        "attach",
+        plan.waiters,
+    )
+    .await?;
     table.latencies(
         &format!("wake via attach ({} early)", wakes.early),
         &wakes.latencies,
@@ -235,7 +242,7 @@ pub async fn run(args: BenchArgs) -> CliResult<()> {
     let other_host = RestateProcessRegistry::connect(&stack.ingress_url())
         .context("connecting a second ingress client")?;
     let polling = Waiter::Poll(ProcessAwaiter::polling(Arc::new(other_host)));
-    let wakes = wake_phase(&registry, &polling, "poll", plan.waiters).await?;
+    let wakes = wake_phase(&registry, &polling, Awaited::Terminal, "poll", plan.waiters).await?;
     table.latencies(
         &format!("wake via polling ({} early)", wakes.early),
         &wakes.latencies,
@@ -243,6 +250,42 @@ pub async fn run(args: BenchArgs) -> CliResult<()> {
     );
     summary.push("poll_wake_p50_ms", format!("{:.1}", ms(wakes.p50())));
     summary.push("poll_wake_p99_ms", format!("{:.1}", ms(wakes.p99())));
+
+    // Milestone waits on a second client: engine-native, then polling.
+    let waiter_host = RestateProcessRegistry::connect(&stack.ingress_url())
+        .context("connecting a waiter's ingress client")?;
+    let engine = Waiter::Attach(RestateProcessAttach::new(waiter_host.clone()));
+    let wakes = wake_phase(
+        &registry,
+        &engine,
+        Awaited::Milestone,
+        "event",
+        plan.waiters,
+    )
+    .await?;
+    table.latencies(
+        &format!("milestone via attach ({} early)", wakes.early),
+        &wakes.latencies,
+        wakes.elapsed,
+    );
+    summary.push("event_wake_p50_ms", format!("{:.1}", ms(wakes.p50())));
+    summary.push("event_wake_p99_ms", format!("{:.1}", ms(wakes.p99())));
+    let polling = Waiter::Poll(ProcessAwaiter::polling(Arc::new(waiter_host)));
+    let wakes = wake_phase(
+        &registry,
+        &polling,
+        Awaited::Milestone,
+        "event-poll",
+        plan.waiters,
+    )
+    .await?;
+    table.latencies(
+        &format!("milestone via polling ({} early)", wakes.early),
+        &wakes.latencies,
+        wakes.elapsed,
+    );
+    summary.push("event_poll_wake_p50_ms", format!("{:.1}", ms(wakes.p50())));
+    summary.push("event_poll_wake_p99_ms", format!("{:.1}", ms(wakes.p99())));
 
     // Append cost as history grows.
     let cost = append_cost(&registry, &plan, &mut table).await?;
@@ -483,13 +526,64 @@ enum Waiter {
     Poll(ProcessAwaiter),
 }
 
+/// What a wake phase waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Awaited {
+    /// The outcome, written by `complete_process`.
+    Terminal,
+    /// The first `TICK` event, written by `append_event`.
+    Milestone,
+}
+
+impl Awaited {
+    /// The value the `i`-th waiter must resume with, as JSON.
+    fn expected(self, i: usize) -> serde_json::Value {
+        json!({ "i": i })
+    }
+
+    /// Writes what the `i`-th waiter waits for.
+    async fn write(self, registry: &RestateProcessRegistry, id: &str, i: usize) -> CliResult<()> {
+        match self {
+            Self::Terminal => registry
+                .complete_process(id, ProcessAwaitOutput::success(self.expected(i)))
+                .await
+                .map(drop)
+                .context(format!("complete_process {id}")),
+            Self::Milestone => registry
+                .append_event(id, ProcessEventAppendRequest::new(TICK, self.expected(i)))
+                .await
+                .map(drop)
+                .context(format!("append_event {id}")),
+        }
+    }
+}
+
 impl Waiter {
-    async fn await_terminal(&self, id: &str) -> CliResult<ProcessAwaitOutput> {
-        let output = match self {
-            Self::Attach(attach) => attach.await_terminal(id).await,
-            Self::Poll(awaiter) => awaiter.await_terminal(id).await,
-        };
-        output.context(format!("await_terminal {id}"))
+    /// Waits for `awaited` on `id`; answers the value it resumed with.
+    async fn wait(&self, awaited: Awaited, id: &str) -> CliResult<serde_json::Value> {
+        match awaited {
+            Awaited::Terminal => {
+                let output = match self {
+                    Self::Attach(attach) => attach.await_terminal(id).await,
+                    Self::Poll(awaiter) => awaiter.await_terminal(id).await,
+                };
+                match output.context(format!("await_terminal {id}"))? {
+                    ProcessAwaitOutput::Success { value, .. } => Ok(value),
+                    other => Err(CliError::new(format!("{id} ended with {other:?}"))),
+                }
+            }
+            Awaited::Milestone => {
+                let event = match self {
+                    Self::Attach(attach) => {
+                        attach.await_event(id, TICK, 0).await.ok_or_else(|| {
+                            CliError::new("the Restate attach offers no milestone waits")
+                        })?
+                    }
+                    Self::Poll(awaiter) => awaiter.await_event(id, TICK, 0).await,
+                };
+                Ok(event.context(format!("await_event {id}"))?.payload)
+            }
+        }
     }
 }
 
@@ -511,12 +605,13 @@ impl Wakes {
     }
 }
 
-/// Starts `count` waiters at once, lets them settle, then completes their
-/// processes one by one; a latency runs from `complete_process` returning
-/// to the waiter resuming (zero if it resumed first).
+/// Starts `count` waiters at once, lets them settle, then writes what
+/// they wait for, process by process; a latency runs from the write
+/// returning to the waiter resuming (zero if it resumed first).
 async fn wake_phase(
     registry: &RestateProcessRegistry,
     waiter: &Waiter,
+    awaited: Awaited,
     name: &str,
     count: usize,
 ) -> CliResult<Wakes> {
@@ -534,18 +629,15 @@ async fn wake_phase(
     for id in ids.iter() {
         let (waiter, id) = (waiter.clone(), id.clone());
         waiting.push(tokio::spawn(async move {
-            let output = tokio::time::timeout(WAIT_LIMIT, waiter.await_terminal(&id)).await;
+            let output = tokio::time::timeout(WAIT_LIMIT, waiter.wait(awaited, &id)).await;
             (Instant::now(), output)
         }));
     }
     tokio::time::sleep(WAIT_SETTLE).await;
-    let progress = bar(count, format!("complete + wake ({name})"));
+    let progress = bar(count, format!("write + wake ({name})"));
     let mut completed_at = Vec::with_capacity(count);
     for (i, id) in ids.iter().enumerate() {
-        registry
-            .complete_process(id, ProcessAwaitOutput::success(json!({ "i": i })))
-            .await
-            .context(format!("complete_process {id}"))?;
+        awaited.write(registry, id, i).await?;
         completed_at.push(Instant::now());
         progress.inc(1);
     }
@@ -561,10 +653,9 @@ async fn wake_phase(
                 ids[i]
             ))
         })??;
-        ensure(
-            output == ProcessAwaitOutput::success(json!({ "i": i })),
-            || format!("{name} waiter for {} resumed with {output:?}", ids[i]),
-        )?;
+        ensure(output == awaited.expected(i), || {
+            format!("{name} waiter for {} resumed with {output:?}", ids[i])
+        })?;
         if resumed < completed {
             early += 1;
         }
