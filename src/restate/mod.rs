@@ -13,5 +13,5 @@ mod ingress;
 mod registry;
 pub mod wire;
 
-pub use attach::RestateProcessAttach;
+pub use attach::{RestateProcessAttach, REATTACH_WINDOW};
 pub use registry::RestateProcessRegistry;
