@@ -457,6 +457,19 @@ async fn private_handlers_are_unreachable(battery: &mut Battery) {
             format!("ProcessObject/{id}/mirror_drop"),
             json!("s").to_string(),
         ),
+        (
+            format!("ProcessObject/{id}/park"),
+            json!({
+                "wait": {
+                    "process_id": id,
+                    "incarnation": "forged",
+                    "event_type": "note",
+                    "after_sequence": 0
+                },
+                "awakeable_id": "sign_1forged"
+            })
+            .to_string(),
+        ),
         ("SessionGrants/s/take".to_owned(), json!({}).to_string()),
         ("SessionGrants/s/drain".to_owned(), json!({}).to_string()),
         ("SessionWakes/s/note".to_owned(), json!(id).to_string()),
