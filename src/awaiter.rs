@@ -51,8 +51,9 @@ impl ProcessAwaiter {
     }
 
     /// The first `event_type` event above `after_sequence`. Events already
-    /// in the log resolve at once; if the process ends without one, the
-    /// wait fails with `AlreadyTerminal`.
+    /// in the log resolve at once; if the process ends without one (also
+    /// when `after_sequence` is at or past its terminal event), the wait
+    /// fails with `AlreadyTerminal`.
     pub async fn await_event(
         &self,
         process_id: &str,
@@ -61,15 +62,17 @@ impl ProcessAwaiter {
     ) -> ProcessResult<ProcessEvent> {
         let cursor = AtomicU64::new(after_sequence);
         self.wait(process_id, || async {
+            // The row first: if it had ended by then, the log read next
+            // holds every event it will ever have.
+            let ended = terminal_output(self.registry.as_ref(), process_id)
+                .await?
+                .is_some();
             let from = cursor.load(Ordering::Relaxed);
             let events = self.registry.events_after(process_id, from).await?;
             if let Some(found) = events.iter().find(|event| event.event_type == event_type) {
                 return Ok(Some(found.clone()));
             }
-            if events
-                .iter()
-                .any(|event| event.semantics.terminal.is_some())
-            {
+            if ended {
                 return Err(ProcessError::terminal(process_id));
             }
             if let Some(last) = events.last() {

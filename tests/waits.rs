@@ -182,6 +182,54 @@ async fn await_event_fails_when_the_process_ends_without_it() {
 }
 
 #[tokio::test]
+async fn await_event_at_or_past_the_terminal_event_fails_at_once() {
+    let (registry, hub) = watch_process_registry(memory());
+    registry
+        .register_process(registration("p", &["milestone"]))
+        .await
+        .unwrap();
+    registry
+        .append_event("p", ProcessEventAppendRequest::new("milestone", json!(1)))
+        .await
+        .unwrap();
+    let ended = registry
+        .complete_process("p", ProcessAwaitOutput::success(json!(null)))
+        .await
+        .unwrap();
+    assert!(ended.is_terminal());
+    let last = registry.events_after("p", 0).await.unwrap().len() as u64;
+    let awaiters = [
+        ProcessAwaiter::new(Arc::clone(&registry), hub),
+        ProcessAwaiter::polling(Arc::clone(&registry)),
+    ];
+    for awaiter in awaiters {
+        for after in [last, last + 5] {
+            let result = timeout(
+                Duration::from_secs(5),
+                awaiter.await_event("p", "milestone", after),
+            )
+            .await
+            .expect("the wait ends instead of polling forever");
+            assert_eq!(
+                result,
+                Err(ProcessError::AlreadyTerminal {
+                    process_id: "p".into()
+                }),
+                "after {after}"
+            );
+        }
+        // What was logged before the end still answers.
+        let found = awaiter.await_event("p", "milestone", 0).await.unwrap();
+        assert_eq!(found.sequence, 1);
+        let completed = awaiter
+            .await_event("p", "process.completed", 1)
+            .await
+            .unwrap();
+        assert_eq!(completed.sequence, last);
+    }
+}
+
+#[tokio::test]
 async fn awaiting_an_unknown_process_is_a_typed_error() {
     let registry = memory();
     let terminal = ProcessAwaiter::polling(Arc::clone(&registry))
