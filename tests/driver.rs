@@ -8,10 +8,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use restate_process_registry::{
     local_owner, AbandonRequest, DurableProcessWorker, InMemoryProcessRegistry, LeaseOwnerIdentity,
-    ManualClock, ProcessAttach, ProcessAwaitOutput, ProcessError, ProcessEventAppendRequest,
-    ProcessEventType, ProcessExecution, ProcessExecutor, ProcessInput, ProcessLeaseClaimOutcome,
-    ProcessProvenance, ProcessRegistration, ProcessRegistry, ProcessResult, ProcessRunHandle,
-    ProcessStarted, ProcessStatus, ProcessWorkDriver, RecoveryDisposition,
+    ManualClock, ProcessAttach, ProcessAwaitOutput, ProcessError, ProcessEvent,
+    ProcessEventAppendRequest, ProcessEventAppendResult, ProcessEventType, ProcessExecution,
+    ProcessExecutor, ProcessExternalRef, ProcessHandleDescriptor, ProcessHandleGrant,
+    ProcessHandleGrantEntry, ProcessInput, ProcessLease, ProcessLeaseClaimOutcome,
+    ProcessLeaseCompletion, ProcessListFilter, ProcessProvenance, ProcessPruneReport,
+    ProcessRecord, ProcessRegistration, ProcessRegistry, ProcessResult, ProcessRunHandle,
+    ProcessSessionDeleteReport, ProcessStarted, ProcessStatus, ProcessWorkDriver,
+    RecoveryDisposition, SessionScope, WaitState,
 };
 use serde_json::json;
 use tokio::sync::Notify;
@@ -576,4 +580,320 @@ async fn driver_hands_out_the_watched_registry_and_its_hub() {
         .unwrap()
         .unwrap();
     assert_eq!(event.payload, json!({"step": 2}));
+}
+
+/// The in-memory registry with faults a test switches on: renewals that
+/// fail with `Unavailable` a number of times, and a stale listing.
+struct Faulty {
+    inner: Arc<dyn ProcessRegistry>,
+    failing_renewals: AtomicUsize,
+    renewals: AtomicUsize,
+    stale_listing: std::sync::Mutex<Option<Vec<ProcessRecord>>>,
+}
+
+impl Faulty {
+    fn new(inner: Arc<dyn ProcessRegistry>) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            failing_renewals: AtomicUsize::new(0),
+            renewals: AtomicUsize::new(0),
+            stale_listing: std::sync::Mutex::new(None),
+        })
+    }
+}
+
+#[async_trait]
+impl ProcessRegistry for Faulty {
+    async fn register_process(&self, r: ProcessRegistration) -> ProcessResult<ProcessRecord> {
+        self.inner.register_process(r).await
+    }
+    async fn set_external_ref(
+        &self,
+        id: &str,
+        external_ref: ProcessExternalRef,
+    ) -> ProcessResult<ProcessRecord> {
+        self.inner.set_external_ref(id, external_ref).await
+    }
+    async fn grant_handle(
+        &self,
+        scope: &SessionScope,
+        id: &str,
+        descriptor: ProcessHandleDescriptor,
+    ) -> ProcessResult<ProcessHandleGrant> {
+        self.inner.grant_handle(scope, id, descriptor).await
+    }
+    async fn revoke_handle(&self, scope: &SessionScope, id: &str) -> ProcessResult<()> {
+        self.inner.revoke_handle(scope, id).await
+    }
+    async fn transfer_handle_grants(
+        &self,
+        from: &SessionScope,
+        to: &SessionScope,
+        ids: &[String],
+    ) -> ProcessResult<()> {
+        self.inner.transfer_handle_grants(from, to, ids).await
+    }
+    async fn list_handle_grants(
+        &self,
+        scope: &SessionScope,
+    ) -> ProcessResult<Vec<ProcessHandleGrantEntry>> {
+        self.inner.list_handle_grants(scope).await
+    }
+    async fn handle_grants_for_process(&self, id: &str) -> ProcessResult<Vec<ProcessHandleGrant>> {
+        self.inner.handle_grants_for_process(id).await
+    }
+    async fn delete_session_process_state(
+        &self,
+        session_id: &str,
+    ) -> ProcessResult<ProcessSessionDeleteReport> {
+        self.inner.delete_session_process_state(session_id).await
+    }
+    async fn append_event(
+        &self,
+        id: &str,
+        request: ProcessEventAppendRequest,
+    ) -> ProcessResult<ProcessEventAppendResult> {
+        self.inner.append_event(id, request).await
+    }
+    async fn events_after(&self, id: &str, after: u64) -> ProcessResult<Vec<ProcessEvent>> {
+        self.inner.events_after(id, after).await
+    }
+    async fn wake_events_after(&self, id: &str, after: u64) -> ProcessResult<Vec<ProcessEvent>> {
+        self.inner.wake_events_after(id, after).await
+    }
+    async fn complete_process(
+        &self,
+        id: &str,
+        output: ProcessAwaitOutput,
+    ) -> ProcessResult<ProcessRecord> {
+        self.inner.complete_process(id, output).await
+    }
+    async fn record_first_started(
+        &self,
+        id: &str,
+        started: ProcessStarted,
+    ) -> ProcessResult<ProcessRecord> {
+        self.inner.record_first_started(id, started).await
+    }
+    async fn request_process_abandon(
+        &self,
+        id: &str,
+        request: AbandonRequest,
+    ) -> ProcessResult<ProcessRecord> {
+        self.inner.request_process_abandon(id, request).await
+    }
+    async fn set_process_wait(&self, id: &str, wait: WaitState) -> ProcessResult<ProcessRecord> {
+        self.inner.set_process_wait(id, wait).await
+    }
+    async fn clear_process_wait(&self, id: &str) -> ProcessResult<ProcessRecord> {
+        self.inner.clear_process_wait(id).await
+    }
+    async fn get_process(&self, id: &str) -> Option<ProcessRecord> {
+        self.inner.get_process(id).await
+    }
+    async fn list_processes(
+        &self,
+        filter: &ProcessListFilter,
+    ) -> ProcessResult<Vec<ProcessRecord>> {
+        self.inner.list_processes(filter).await
+    }
+    async fn ack_wake(&self, id: &str, sequence: u64) -> ProcessResult<()> {
+        self.inner.ack_wake(id, sequence).await
+    }
+    async fn list_non_terminal(&self) -> ProcessResult<Vec<ProcessRecord>> {
+        let stale = self
+            .stale_listing
+            .lock()
+            .map(|stale| stale.clone())
+            .unwrap_or_default();
+        match stale {
+            Some(rows) => Ok(rows),
+            None => self.inner.list_non_terminal().await,
+        }
+    }
+    async fn claim_process_lease(
+        &self,
+        id: &str,
+        owner: &LeaseOwnerIdentity,
+        ttl_ms: u64,
+    ) -> ProcessResult<ProcessLeaseClaimOutcome> {
+        self.inner.claim_process_lease(id, owner, ttl_ms).await
+    }
+    async fn reclaim_process_lease(
+        &self,
+        id: &str,
+        owner: &LeaseOwnerIdentity,
+        observed: &ProcessLease,
+        ttl_ms: u64,
+    ) -> ProcessResult<ProcessLeaseClaimOutcome> {
+        self.inner
+            .reclaim_process_lease(id, owner, observed, ttl_ms)
+            .await
+    }
+    async fn renew_process_lease(
+        &self,
+        lease: &ProcessLease,
+        ttl_ms: u64,
+    ) -> ProcessResult<ProcessLease> {
+        self.renewals.fetch_add(1, Ordering::SeqCst);
+        let failing =
+            self.failing_renewals
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                    left.checked_sub(1)
+                });
+        if failing.is_ok() {
+            return Err(ProcessError::Unavailable("renewal lost on the way".into()));
+        }
+        self.inner.renew_process_lease(lease, ttl_ms).await
+    }
+    async fn get_process_lease(&self, id: &str) -> ProcessResult<Option<ProcessLease>> {
+        self.inner.get_process_lease(id).await
+    }
+    async fn complete_process_lease(
+        &self,
+        completion: &ProcessLeaseCompletion,
+    ) -> ProcessResult<()> {
+        self.inner.complete_process_lease(completion).await
+    }
+    async fn prune_terminal_processes(&self, cutoff_ms: u64) -> ProcessResult<ProcessPruneReport> {
+        self.inner.prune_terminal_processes(cutoff_ms).await
+    }
+}
+
+/// Runs for `hold`, then succeeds; records how many run at once.
+#[derive(Default)]
+struct SlowExecutor {
+    hold: Duration,
+    running: AtomicUsize,
+    most: AtomicUsize,
+    runs: AtomicUsize,
+}
+
+#[async_trait]
+impl ProcessExecutor for SlowExecutor {
+    async fn execute(&self, _execution: ProcessExecution) -> ProcessResult<ProcessAwaitOutput> {
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(self.hold).await;
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        Ok(ProcessAwaitOutput::success(json!("slow")))
+    }
+}
+
+fn faulty_driver(
+    executor: Arc<dyn ProcessExecutor>,
+    ttl: Duration,
+    limit: usize,
+) -> (Arc<Faulty>, ProcessWorkDriver) {
+    let faulty = Faulty::new(Arc::new(InMemoryProcessRegistry::new()));
+    let worker = DurableProcessWorker::new(executor)
+        .with_lease_ttl(ttl)
+        .with_max_concurrent_runs(limit);
+    let driver = ProcessWorkDriver::inline(faulty.clone(), worker);
+    (faulty, driver)
+}
+
+#[tokio::test]
+async fn a_transient_renewal_failure_is_retried_within_the_lease() {
+    let executor = Arc::new(SlowExecutor {
+        hold: Duration::from_millis(900),
+        ..SlowExecutor::default()
+    });
+    let (faulty, driver) = faulty_driver(executor.clone(), Duration::from_millis(600), 4);
+    faulty.failing_renewals.store(3, Ordering::SeqCst);
+    let registry = driver.process_registry();
+    registry
+        .register_process(job("flaky", RecoveryDisposition::Rerunnable))
+        .await
+        .unwrap();
+    driver.claim_and_run_pending("flaky").await.unwrap();
+    assert_eq!(
+        registry
+            .get_process("flaky")
+            .await
+            .unwrap()
+            .status
+            .await_output(),
+        Some(&ProcessAwaitOutput::success(json!("slow")))
+    );
+    assert!(
+        faulty.renewals.load(Ordering::SeqCst) > 3,
+        "the failed renewals were retried"
+    );
+}
+
+#[tokio::test]
+async fn runs_are_bounded_and_a_call_waits_only_for_its_own() {
+    let executor = Arc::new(SlowExecutor {
+        hold: Duration::from_millis(200),
+        ..SlowExecutor::default()
+    });
+    let (_, driver) = faulty_driver(executor.clone(), Duration::from_secs(30), 2);
+    let registry = driver.process_registry();
+    for n in 0..5 {
+        registry
+            .register_process(job(
+                &format!("bounded-{n}"),
+                RecoveryDisposition::Rerunnable,
+            ))
+            .await
+            .unwrap();
+    }
+    let first = tokio::spawn({
+        let driver = driver.clone();
+        async move { driver.claim_and_run_pending("first").await }
+    });
+    while executor.running.load(Ordering::SeqCst) == 0 {
+        tokio::task::yield_now().await;
+    }
+    // Every row is taken by the first call: the second returns without
+    // waiting for them.
+    tokio::time::timeout(
+        Duration::from_millis(150),
+        driver.claim_and_run_pending("second"),
+    )
+    .await
+    .expect("the second call does not wait for the first call's bodies")
+    .unwrap();
+    first.await.unwrap().unwrap();
+    assert_eq!(executor.runs.load(Ordering::SeqCst), 5);
+    assert_eq!(executor.most.load(Ordering::SeqCst), 2);
+    assert!(registry.list_non_terminal().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_row_that_ended_after_listing_is_skipped() {
+    let executor = Arc::new(SlowExecutor::default());
+    let (faulty, driver) = faulty_driver(executor.clone(), Duration::from_secs(30), 4);
+    let registry = driver.process_registry();
+    registry
+        .register_process(job("ended", RecoveryDisposition::Rerunnable))
+        .await
+        .unwrap();
+    registry
+        .register_process(job("gone", RecoveryDisposition::Rerunnable))
+        .await
+        .unwrap();
+    let listed = registry.list_non_terminal().await.unwrap();
+    assert_eq!(listed.len(), 2);
+    *faulty.stale_listing.lock().unwrap() = Some(listed);
+    for id in ["ended", "gone"] {
+        registry
+            .complete_process(id, ProcessAwaitOutput::success(json!("before")))
+            .await
+            .unwrap();
+    }
+    let far_future = u64::MAX / 2;
+    registry.prune_terminal_processes(far_future).await.unwrap();
+    registry
+        .register_process(job("ended", RecoveryDisposition::Rerunnable))
+        .await
+        .unwrap();
+    registry
+        .complete_process("ended", ProcessAwaitOutput::success(json!("before")))
+        .await
+        .unwrap();
+    driver.claim_and_run_pending("stale").await.unwrap();
+    assert_eq!(executor.runs.load(Ordering::SeqCst), 0);
 }

@@ -9,4 +9,4 @@ mod worker;
 pub use executor::{ProcessExecution, ProcessExecutor};
 pub use liveness::{host_name, local_owner, LivenessProbe, LocalLiveness};
 pub use work_driver::{ProcessRunHandle, ProcessWorkDriver};
-pub use worker::{DurableProcessWorker, DEFAULT_LEASE_TTL};
+pub use worker::{DurableProcessWorker, DEFAULT_LEASE_TTL, DEFAULT_MAX_CONCURRENT_RUNS};

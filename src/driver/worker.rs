@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::json;
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 use super::executor::{ProcessExecution, ProcessExecutor};
 use super::liveness::{local_owner, LivenessProbe, LocalLiveness};
@@ -22,6 +24,8 @@ use crate::registry::ProcessRegistry;
 
 /// Default lease TTL; the worker renews at a third of it.
 pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(30);
+/// Default bound on bodies one bound worker runs at once.
+pub const DEFAULT_MAX_CONCURRENT_RUNS: usize = 16;
 
 /// Runs a host's [`ProcessExecutor`] over the registry's pending rows.
 ///
@@ -32,11 +36,19 @@ pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(30);
 /// its holder is provably dead (see [`LivenessProbe`]) or an abandon request
 /// is pending and its lease has lapsed; then it is recorded `Abandoned` with
 /// the evidence. Elapsed time alone never writes a terminal.
+///
+/// A renewal that fails with `Unavailable` is retried within the lease; a
+/// run stops only when the lease is refused (expired, superseded, the row
+/// ended) or lapses before a renewal gets through. At most
+/// [`with_max_concurrent_runs`](Self::with_max_concurrent_runs) bodies run
+/// at once; a row that ended or went between listing and claiming is
+/// skipped.
 pub struct DurableProcessWorker {
     executor: Arc<dyn ProcessExecutor>,
     owner: LeaseOwnerIdentity,
     lease_ttl: Duration,
     liveness: Arc<dyn LivenessProbe>,
+    max_concurrent_runs: usize,
 }
 
 impl DurableProcessWorker {
@@ -47,7 +59,17 @@ impl DurableProcessWorker {
             owner: local_owner("process-worker"),
             lease_ttl: DEFAULT_LEASE_TTL,
             liveness: Arc::new(LocalLiveness::new()),
+            max_concurrent_runs: DEFAULT_MAX_CONCURRENT_RUNS,
         }
+    }
+
+    /// Runs at most `limit` bodies at once (at least one), across every
+    /// `claim_and_run_pending` call of the bound worker. Rows past the
+    /// limit wait for a slot inside the call that listed them; a call
+    /// never waits for bodies another call started.
+    pub fn with_max_concurrent_runs(mut self, limit: usize) -> Self {
+        self.max_concurrent_runs = limit.max(1);
+        self
     }
 
     /// Presents `owner` on every lease.
@@ -75,10 +97,12 @@ impl DurableProcessWorker {
 
     /// A run handle driving `registry` with this worker.
     pub fn bind(self, registry: Arc<dyn ProcessRegistry>) -> Arc<dyn ProcessRunHandle> {
+        let slots = Arc::new(Semaphore::new(self.max_concurrent_runs));
         Arc::new(BoundWorker(Arc::new(Bound {
             worker: self,
             registry,
             running: Mutex::new(HashSet::new()),
+            slots,
         })))
     }
 }
@@ -90,6 +114,8 @@ struct Bound {
     registry: Arc<dyn ProcessRegistry>,
     /// Processes this worker is handling now; a second pass skips them.
     running: Mutex<HashSet<String>>,
+    /// One permit per body allowed to run at once.
+    slots: Arc<Semaphore>,
 }
 
 /// Removes a process from the running set when its handling ends.
@@ -158,10 +184,21 @@ impl Bound {
         };
         let started_owner_bound =
             record.disposition == RecoveryDisposition::OwnerBound && record.first_started.is_some();
-        if record.abandon_request.is_some() || started_owner_bound {
+        let handled = if record.abandon_request.is_some() || started_owner_bound {
             self.sweep(&record).await
         } else {
+            let Ok(_slot) = Arc::clone(&self.slots).acquire_owned().await else {
+                return Err(ProcessError::Unavailable("worker slots closed".into()));
+            };
             self.execute(&record).await
+        };
+        match handled {
+            // The row ended or was pruned since it was listed: nothing to do.
+            Err(ProcessError::AlreadyTerminal { .. } | ProcessError::UnknownProcess { .. }) => {
+                tracing::debug!(process_id = %record.id, "row ended before it was claimed");
+                Ok(())
+            }
+            other => other,
         }
     }
 
@@ -269,18 +306,38 @@ impl Bound {
             .map(drop)
     }
 
-    /// Renews until a renewal fails; returns why the lease was lost.
+    /// Renews every third of the TTL until the lease is lost; returns why.
+    /// A renewal failing with `Unavailable` is tried again (from a
+    /// twentieth of the TTL, doubling) while the lease it would extend
+    /// still holds.
     async fn keep_renewing(&self, lease: &ProcessLease) -> ProcessError {
-        let period = self.worker.lease_ttl / 3;
+        let ttl = self.worker.lease_ttl;
+        let mut holds_until = Instant::now() + ttl;
         loop {
-            tokio::time::sleep(period).await;
-            if let Err(err) = self
-                .registry
-                .renew_process_lease(lease, self.ttl_ms())
-                .await
-            {
-                tracing::warn!(process_id = %lease.process_id, error = %err, "lease lost; run stopped");
-                return err;
+            tokio::time::sleep(ttl / 3).await;
+            let mut pause = ttl / 20;
+            loop {
+                match self
+                    .registry
+                    .renew_process_lease(lease, self.ttl_ms())
+                    .await
+                {
+                    Ok(_) => {
+                        holds_until = Instant::now() + ttl;
+                        break;
+                    }
+                    Err(err @ ProcessError::Unavailable(_))
+                        if Instant::now() + pause < holds_until =>
+                    {
+                        tracing::debug!(process_id = %lease.process_id, error = %err, ?pause, "renewal failed; retrying within the lease");
+                        tokio::time::sleep(pause).await;
+                        pause *= 2;
+                    }
+                    Err(err) => {
+                        tracing::warn!(process_id = %lease.process_id, error = %err, "lease lost; run stopped");
+                        return err;
+                    }
+                }
             }
         }
     }
