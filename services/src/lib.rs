@@ -90,6 +90,7 @@ mod milestone;
 mod process_object;
 mod session_grants;
 mod session_wakes;
+pub mod signing;
 mod slots;
 mod state;
 mod terminal;

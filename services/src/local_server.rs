@@ -13,6 +13,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::process::{Child, Command};
 
+use crate::signing::{SigningKeys, SERVER_KEY_ENV};
+
 /// Errors from finding, installing or running a local restate-server.
 #[derive(Debug, thiserror::Error)]
 pub enum LocalServerError {
@@ -184,6 +186,8 @@ pub struct LocalRestate {
     fabric_port: u16,
     admin_port: u16,
     ingress_port: u16,
+    /// The request identity private key the server signs with, if any.
+    identity_pem: Option<PathBuf>,
     child: Option<Child>,
     http: reqwest::Client,
 }
@@ -191,6 +195,16 @@ pub struct LocalRestate {
 impl LocalRestate {
     /// Starts a server in a fresh temp base dir (removed on drop).
     pub async fn start() -> Result<Self, LocalServerError> {
+        Self::start_with(None).await
+    }
+
+    /// Like [`start`](Self::start), the server signing every request to
+    /// deployments with `keys` (request identity).
+    pub async fn start_signing(keys: &SigningKeys) -> Result<Self, LocalServerError> {
+        Self::start_with(Some(keys)).await
+    }
+
+    async fn start_with(keys: Option<&SigningKeys>) -> Result<Self, LocalServerError> {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -201,18 +215,31 @@ impl LocalRestate {
             COUNTER.fetch_add(1, Ordering::Relaxed)
         );
         sweep_orphaned_dirs();
-        Self::launch(std::env::temp_dir().join(name), true).await
+        Self::launch(std::env::temp_dir().join(name), true, keys).await
     }
 
     /// Starts a server on an existing base dir that the caller keeps (not removed on drop).
     pub async fn start_in(base_dir: PathBuf) -> Result<Self, LocalServerError> {
-        Self::launch(base_dir, false).await
+        Self::launch(base_dir, false, None).await
     }
 
-    async fn launch(base_dir: PathBuf, owns_dir: bool) -> Result<Self, LocalServerError> {
+    async fn launch(
+        base_dir: PathBuf,
+        owns_dir: bool,
+        keys: Option<&SigningKeys>,
+    ) -> Result<Self, LocalServerError> {
         let bin = ensure_restate_server().await?;
         std::fs::create_dir_all(&base_dir)
             .map_err(io_err(format!("creating {}", base_dir.display())))?;
+        let identity_pem = match keys {
+            Some(keys) => {
+                let path = base_dir.join("request-identity.pem");
+                keys.write_private_pem(&path)
+                    .map_err(io_err(format!("writing {}", path.display())))?;
+                Some(path)
+            }
+            None => None,
+        };
         // Bind all three at once so the ports differ, then release them for the server.
         let listeners = (0..3)
             .map(|_| TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()))
@@ -233,6 +260,7 @@ impl LocalRestate {
             fabric_port: listeners[0].port(),
             admin_port: listeners[1].port(),
             ingress_port: listeners[2].port(),
+            identity_pem,
             child: None,
             http,
         };
@@ -358,6 +386,7 @@ impl LocalRestate {
             )
             // Plain text, so server.log and the tails in errors stay readable.
             .env("RESTATE_LOG_DISABLE_ANSI_CODES", "true")
+            .envs(self.identity_pem.iter().map(|pem| (SERVER_KEY_ENV, pem)))
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err)

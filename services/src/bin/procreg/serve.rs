@@ -3,6 +3,9 @@
 
 use clap::Args;
 use restate_process_registry_services::local_server::LocalRestate;
+use restate_process_registry_services::signing::SigningKeys;
+use restate_process_registry_services::{bind_services, serve_endpoint};
+use restate_sdk::endpoint::Endpoint;
 use tokio::net::TcpListener;
 
 use crate::common::{spinner, CliError, CliResult, Context};
@@ -17,6 +20,19 @@ pub struct ServeArgs {
     /// this endpoint with it.
     #[arg(long)]
     with_server: bool,
+    /// Only answer requests signed by a restate-server holding the matching
+    /// private key (request identity; repeat for several keys). Needed when
+    /// the endpoint is reachable beyond loopback.
+    #[arg(
+        long = "identity-key",
+        env = "PROCREG_IDENTITY_KEY",
+        value_name = "publickeyv1_…"
+    )]
+    identity_keys: Vec<String>,
+    /// With `--with-server`: generate a key pair, have the local server
+    /// sign with it and the endpoint require it.
+    #[arg(long, requires = "with_server")]
+    signed: bool,
 }
 
 /// Serves until Ctrl-C, then stops the server (if started) cleanly.
@@ -30,13 +46,35 @@ pub async fn run(args: ServeArgs) -> CliResult<()> {
         .context("reading the endpoint address")?
         .port();
     let endpoint_url = format!("http://127.0.0.1:{port}/");
-    let mut endpoint = tokio::spawn(restate_process_registry_services::serve(listener));
+    let keys = if args.signed {
+        Some(SigningKeys::generate().map_err(CliError::new)?)
+    } else {
+        None
+    };
+    let mut builder = bind_services(Endpoint::builder());
+    for key in args
+        .identity_keys
+        .iter()
+        .map(String::as_str)
+        .chain(keys.as_ref().map(SigningKeys::public_key))
+    {
+        builder = builder
+            .identity_key(key)
+            .map_err(|error| CliError::new(format!("identity key `{key}`: {error}")))?;
+    }
+    let mut endpoint = tokio::spawn(serve_endpoint(builder.build(), listener));
     println!("registry endpoint serving on {endpoint_url}");
+    if let Some(keys) = &keys {
+        println!("  requires requests signed for {}", keys.public_key());
+    }
 
     let mut server = None;
     if args.with_server {
         let spin = spinner("starting restate-server");
-        let started = LocalRestate::start().await;
+        let started = match &keys {
+            Some(keys) => LocalRestate::start_signing(keys).await,
+            None => LocalRestate::start().await,
+        };
         spin.finish_and_clear();
         let started = started.context("starting restate-server")?;
         started
