@@ -84,6 +84,7 @@ mod directory;
 mod errors;
 mod input;
 mod journal;
+pub mod local_cluster;
 pub mod local_server;
 pub mod local_stack;
 mod milestone;

@@ -22,7 +22,7 @@ pub enum LocalServerError {
     #[error("RESTATE_SERVER_BIN is set to {0}, which is not an existing file")]
     BinNotFound(PathBuf),
     /// The binary is not installed and `npm` cannot be run to install it.
-    #[error("restate-server is missing and npm is not available: install Node.js/npm or set RESTATE_SERVER_BIN")]
+    #[error("restate-server or restatectl is missing and npm is not available: install Node.js/npm or set RESTATE_SERVER_BIN / RESTATECTL_BIN")]
     NpmNotFound,
     /// `npm install` ran but failed.
     #[error("npm install of @restatedev/restate-server failed ({status}):\n{stderr}")]
@@ -86,7 +86,21 @@ fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> LocalSer
 
 /// Path of restate-server: RESTATE_SERVER_BIN, else the project-local install, installing it with npm when missing.
 pub async fn ensure_restate_server() -> Result<PathBuf, LocalServerError> {
-    if let Some(bin) = std::env::var_os("RESTATE_SERVER_BIN").filter(|v| !v.is_empty()) {
+    ensure_npm_tool("restate-server", "RESTATE_SERVER_BIN").await
+}
+
+/// Path of restatectl (the cluster tool, same version as the server):
+/// RESTATECTL_BIN, else the project-local install, installing it with npm
+/// when missing. The cluster harness reads partition leaders with it.
+pub async fn ensure_restatectl() -> Result<PathBuf, LocalServerError> {
+    ensure_npm_tool("restatectl", "RESTATECTL_BIN").await
+}
+
+/// `.tools/{tool}/node_modules/@restatedev/{tool}-{os}-{arch}/bin/{tool}`,
+/// from the pinned npm package `@restatedev/{tool}` (one install dir per
+/// tool, so installing one never prunes the other).
+async fn ensure_npm_tool(tool: &str, override_var: &str) -> Result<PathBuf, LocalServerError> {
+    if let Some(bin) = std::env::var_os(override_var).filter(|v| !v.is_empty()) {
         let bin = PathBuf::from(bin);
         return if bin.is_file() {
             Ok(bin)
@@ -95,7 +109,8 @@ pub async fn ensure_restate_server() -> Result<PathBuf, LocalServerError> {
         };
     }
     let tools = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).join(".tools");
-    let install_dir = tools.join("restate");
+    // restate-server keeps its historical install dir.
+    let install_dir = tools.join(if tool == "restate-server" { "restate" } else { tool });
     let os = match std::env::consts::OS {
         "linux" => "linux",
         "macos" => "darwin",
@@ -108,14 +123,15 @@ pub async fn ensure_restate_server() -> Result<PathBuf, LocalServerError> {
     };
     let bin = install_dir
         .join("node_modules/@restatedev")
-        .join(format!("restate-server-{os}-{arch}"))
-        .join("bin/restate-server");
+        .join(format!("{tool}-{os}-{arch}"))
+        .join("bin")
+        .join(tool);
     if bin.is_file() {
         return Ok(bin);
     }
     std::fs::create_dir_all(&install_dir)
         .map_err(io_err(format!("creating {}", install_dir.display())))?;
-    let _lock = InstallLock::acquire(tools.join("restate.install.lock")).await?;
+    let _lock = InstallLock::acquire(tools.join(format!("{tool}.install.lock"))).await?;
     if bin.is_file() {
         return Ok(bin); // another process installed it while we waited
     }
@@ -124,9 +140,7 @@ pub async fn ensure_restate_server() -> Result<PathBuf, LocalServerError> {
         .arg("--prefix")
         .arg(&install_dir)
         .args(["--no-save", "--no-audit", "--no-fund"])
-        .arg(format!(
-            "@restatedev/restate-server@{RESTATE_SERVER_VERSION}"
-        ))
+        .arg(format!("@restatedev/{tool}@{RESTATE_SERVER_VERSION}"))
         .stdin(Stdio::null())
         .output()
         .await
@@ -188,6 +202,8 @@ pub struct LocalRestate {
     ingress_port: u16,
     /// The request identity private key the server signs with, if any.
     identity_pem: Option<PathBuf>,
+    /// The config file's text.
+    config: String,
     child: Option<Child>,
     http: reqwest::Client,
 }
@@ -261,11 +277,65 @@ impl LocalRestate {
             admin_port: listeners[1].port(),
             ingress_port: listeners[2].port(),
             identity_pem,
+            config: CONFIG.to_owned(),
             child: None,
             http,
         };
         server.spawn().await?;
         Ok(server)
+    }
+
+    /// A node of a cluster (see `local_cluster`): `config` is the whole
+    /// config file; ports are `(fabric, admin, ingress)`. Not started.
+    pub(crate) async fn node(
+        base_dir: PathBuf,
+        ports: (u16, u16, u16),
+        config: String,
+    ) -> Result<Self, LocalServerError> {
+        let bin = ensure_restate_server().await?;
+        std::fs::create_dir_all(&base_dir)
+            .map_err(io_err(format!("creating {}", base_dir.display())))?;
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .map_err(|source| LocalServerError::Http {
+                url: String::new(),
+                source,
+            })?;
+        Ok(Self {
+            bin,
+            base_dir,
+            owns_dir: false,
+            fabric_port: ports.0,
+            admin_port: ports.1,
+            ingress_port: ports.2,
+            identity_pem: None,
+            config,
+            child: None,
+            http,
+        })
+    }
+
+    /// Starts a node made by [`node`](Self::node) without waiting for it.
+    pub(crate) fn launch_node(&mut self) -> Result<(), LocalServerError> {
+        self.start_child()
+    }
+
+    /// Waits until a launched node answers on admin and ingress.
+    pub(crate) async fn wait_node(&mut self) -> Result<(), LocalServerError> {
+        self.wait_healthy().await
+    }
+
+    /// The node-to-node address, e.g. `http://127.0.0.1:5122/`.
+    pub fn fabric_url(&self) -> String {
+        format!("http://127.0.0.1:{}/", self.fabric_port)
+    }
+
+    /// Whether the child process is running.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|child| matches!(child.try_wait(), Ok(None)))
     }
 
     /// The ingress endpoint, e.g. `http://127.0.0.1:8080` (no trailing slash).
@@ -351,8 +421,15 @@ impl LocalRestate {
     }
 
     async fn spawn(&mut self) -> Result<(), LocalServerError> {
+        self.start_child()?;
+        self.wait_healthy().await
+    }
+
+    /// Starts the child process without waiting for it to be healthy.
+    fn start_child(&mut self) -> Result<(), LocalServerError> {
         let config = self.base_dir.join("restate.toml");
-        std::fs::write(&config, CONFIG).map_err(io_err(format!("writing {}", config.display())))?;
+        std::fs::write(&config, &self.config)
+            .map_err(io_err(format!("writing {}", config.display())))?;
         let log_path = self.log_path();
         let log = OpenOptions::new()
             .create(true)
@@ -394,7 +471,7 @@ impl LocalRestate {
             .spawn()
             .map_err(io_err(format!("starting {}", self.bin.display())))?;
         self.child = Some(child);
-        self.wait_healthy().await
+        Ok(())
     }
 
     async fn wait_healthy(&mut self) -> Result<(), LocalServerError> {

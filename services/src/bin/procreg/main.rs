@@ -8,7 +8,7 @@
 //!   baseline (`EngineBaseline/noop`) in the same run;
 //! - `procreg check` walks a running registry and reports any disagreement
 //!   between its directory, rows and session grant authorities;
-//! - `procreg install-server` installs the pinned restate-server (CI uses it).
+//! - `procreg install-server` installs the pinned restate-server and restatectl (CI uses it).
 //!
 //! Every verb exits non-zero with a one-line reason when something fails.
 
@@ -44,10 +44,11 @@ enum Command {
     InstallServer,
 }
 
-/// Finds or installs restate-server and prints where it is.
+/// Finds or installs restate-server and restatectl and prints where they are.
 async fn install_server() -> common::CliResult<()> {
-    let bin = restate_process_registry_services::local_server::ensure_restate_server().await?;
-    println!("{}", bin.display());
+    use restate_process_registry_services::local_server::{ensure_restate_server, ensure_restatectl};
+    println!("{}", ensure_restate_server().await?.display());
+    println!("{}", ensure_restatectl().await?.display());
     Ok(())
 }
 
