@@ -9,6 +9,7 @@
 //! | `SessionGrants` | virtual object (lazy state) | session id | **the authority** for the session's grants, a key each |
 //! | `SessionWakes` | virtual object (lazy state) | session id | the processes holding wakes aimed at the session |
 //! | `ProcessCoordinator` | service | — | nothing: journals transfers, session deletes, prunes |
+//! | `ProcessRunner` (optional) | workflow | process id + incarnation | a process body's journal: its steps and registry calls |
 //!
 //! No state value grows with the number of rows, events, grants or wakes:
 //! collections are slot sets (a key per member and a small fixed head),
@@ -34,13 +35,23 @@
 //!    │                         └──► ProcessDirectory (prune_page, shared ──► ProcessObject prune)
 //!    ├──────► ProcessDirectory / SessionGrants       (list, shared)
 //!    └──────► ProcessTerminal                        (attach)
+//!
+//! ProcessObject ──send──► ProcessRunner              (run, at register / start_run; runner bound only)
+//! ProcessRunner ──► ProcessObject                    (attach_target, get, claim_lease,
+//!                                                     record_first_started, append, set_wait,
+//!                                                     clear_wait, complete, complete_lease)
 //! ```
+//!
+//! `ProcessRunner` only calls `ProcessObject`, and `ProcessObject` only
+//! sends to it, so the runner adds no cycle: its body runs between those
+//! calls, holding no object's lock.
 //!
 //! How transfers, session deletes and prunes stay atomic under races is
 //! argued in the coordinator's docs ([`ProcessCoordinator`]).
 //!
 //! Bind them all into your own endpoint with [`bind_services`], or run
-//! `procreg serve`.
+//! `procreg serve`. To have the engine run process bodies durably too,
+//! bind them with [`bind_services_with_runner`] (see [`runner`]).
 //!
 //! ## What ingress can reach
 //!
@@ -77,6 +88,7 @@ mod journal;
 pub mod local_server;
 pub mod local_stack;
 mod process_object;
+pub mod runner;
 mod session_grants;
 mod session_wakes;
 mod slots;
@@ -87,6 +99,7 @@ pub use baseline::EngineBaseline;
 pub use coordinator::ProcessCoordinator;
 pub use directory::ProcessDirectory;
 pub use process_object::ProcessObject;
+pub use runner::{BodyError, ProcessBody, ProcessRunner, RunContext};
 pub use session_grants::SessionGrants;
 pub use session_wakes::SessionWakes;
 pub use terminal::ProcessTerminal;
@@ -115,6 +128,13 @@ pub const RETRY_POLICY: RetryPolicy = RetryPolicy {
 /// them. Suspended, a run costs nothing until its promise resolves.
 pub const TERMINAL_SUSPEND_AFTER: Duration = Duration::from_secs(1);
 
+/// How long a `ProcessRunner` run may keep computing (a step in flight)
+/// after its inactivity timeout ([`TERMINAL_SUSPEND_AFTER`]) asked it to
+/// suspend, before the engine aborts the attempt and retries it. A run
+/// parked in a sleep or a call suspends at once; a step longer than this
+/// is cut off and retried, so keep steps shorter.
+pub const RUNNER_ABORT_AFTER: Duration = Duration::from_secs(10 * 60);
+
 /// Bounded retries for failures that are not terminal, then pause.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
@@ -142,9 +162,29 @@ impl RetryPolicy {
 /// Adds every registry service to an endpoint builder, each with
 /// [`RETRY_POLICY`].
 pub fn bind_services(builder: Builder) -> Builder {
+    bind_registry(builder, ProcessObject::default())
+}
+
+/// Adds every registry service plus a [`ProcessRunner`] running `body`
+/// (with [`RETRY_POLICY`], suspending after [`TERMINAL_SUSPEND_AFTER`]
+/// idle, aborting a step after [`RUNNER_ABORT_AFTER`]). Registering an
+/// engine process that is not `ExternallyOwned` then starts its run.
+pub fn bind_services_with_runner(builder: Builder, body: impl ProcessBody) -> Builder {
+    let object = ProcessObject { runs_bodies: true };
+    bind_registry(builder, object).bind(
+        ProcessRunner::new(body).into_service_definition().options(
+            RETRY_POLICY
+                .options()
+                .inactivity_timeout(TERMINAL_SUSPEND_AFTER)
+                .abort_timeout(RUNNER_ABORT_AFTER),
+        ),
+    )
+}
+
+fn bind_registry(builder: Builder, object: ProcessObject) -> Builder {
     let with_policy = |service: ServiceDefinition| service.options(RETRY_POLICY.options());
     builder
-        .bind(with_policy(ProcessObject.into_service_definition()))
+        .bind(with_policy(object.into_service_definition()))
         .bind(
             ProcessTerminal.into_service_definition().options(
                 RETRY_POLICY
