@@ -1,7 +1,8 @@
 //! `procreg`: the durable process registry's command-line tool.
 //!
 //! - `procreg serve` serves the registry's Restate services (optionally
-//!   with a local restate-server, deployment registered);
+//!   with a local restate-server, deployment registered, and with
+//!   `--runner demo` running a demo process body durably);
 //! - `procreg demo` brings up a whole local stack and walks through the
 //!   registry's features, with timings;
 //! - `procreg bench` measures registry operations against the raw engine
@@ -16,6 +17,7 @@ mod bench;
 mod check;
 mod common;
 mod demo;
+mod demo_body;
 mod serve;
 
 use std::process::ExitCode;

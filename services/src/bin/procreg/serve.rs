@@ -1,11 +1,14 @@
 //! `procreg serve`: the registry endpoint on a loopback port, optionally
-//! with a local restate-server that has the deployment registered.
+//! with a local restate-server that has the deployment registered, and
+//! optionally running process bodies (`--runner demo`).
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 use restate_process_registry_services::local_server::LocalRestate;
+use restate_sdk::endpoint::Endpoint;
 use tokio::net::TcpListener;
 
 use crate::common::{spinner, CliError, CliResult, Context};
+use crate::demo_body::DemoBody;
 
 /// Options of `procreg serve`.
 #[derive(Debug, Args)]
@@ -17,6 +20,28 @@ pub struct ServeArgs {
     /// this endpoint with it.
     #[arg(long)]
     with_server: bool,
+    /// Also run engine process bodies durably with this body (the
+    /// `ProcessRunner` workflow); without it the endpoint runs none.
+    #[arg(long, value_enum)]
+    runner: Option<Runner>,
+}
+
+/// Bodies `procreg serve --runner` can run.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Runner {
+    /// The multi-step demo body (see `demo_body.rs` for its payload).
+    Demo,
+}
+
+/// The endpoint to serve: the registry, plus the runner when asked.
+fn endpoint(runner: Option<Runner>) -> Endpoint {
+    let builder = Endpoint::builder();
+    match runner {
+        None => restate_process_registry_services::bind_services(builder).build(),
+        Some(Runner::Demo) => {
+            restate_process_registry_services::bind_services_with_runner(builder, DemoBody).build()
+        }
+    }
 }
 
 /// Serves until Ctrl-C, then stops the server (if started) cleanly.
@@ -30,8 +55,16 @@ pub async fn run(args: ServeArgs) -> CliResult<()> {
         .context("reading the endpoint address")?
         .port();
     let endpoint_url = format!("http://127.0.0.1:{port}/");
-    let mut endpoint = tokio::spawn(restate_process_registry_services::serve(listener));
-    println!("registry endpoint serving on {endpoint_url}");
+    let mut endpoint = tokio::spawn(restate_process_registry_services::serve_endpoint(
+        endpoint(args.runner),
+        listener,
+    ));
+    match args.runner {
+        Some(runner) => {
+            println!("registry endpoint with the {runner:?} runner serving on {endpoint_url}")
+        }
+        None => println!("registry endpoint serving on {endpoint_url}"),
+    }
 
     let mut server = None;
     if args.with_server {
