@@ -63,7 +63,6 @@ fn stops_on_abandon() -> bool {
 }
 
 /// A registration of a demo process running `plan`.
-#[allow(dead_code)] // `procreg demo` uses it; `serve` only runs the body
 pub fn registration(id: &str, plan: &Plan) -> ProcessRegistration {
     let payload = serde_json::to_value(plan).unwrap_or_default();
     ProcessRegistration::new(

@@ -18,6 +18,7 @@ mod check;
 mod common;
 mod demo;
 mod demo_body;
+mod demo_runner;
 mod serve;
 
 use std::process::ExitCode;
