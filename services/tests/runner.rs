@@ -21,6 +21,7 @@ use restate_process_registry::{
     RecoveryDisposition, RestateProcessAttach, RestateProcessRegistry, RestateProcessRuns,
 };
 use restate_process_registry_services::local_server::LocalRestate;
+use restate_process_registry_services::runner::STEP_ATTEMPTS;
 use serde_json::{json, Value};
 use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, oneshot, RwLock};
@@ -381,6 +382,27 @@ async fn a_panicking_body_ends_failed_with_its_reason() {
     assert_eq!(code, "body_panicked");
     assert_eq!(message, "step 3 panicked: an invariant broke");
     assert_eq!(demo.lines(), step_lines(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_that_keeps_failing_gives_up_after_its_attempts() {
+    let stack = Stack::get();
+    let _shared = ENDPOINT_GATE.read().await;
+    let registry = stack.registry();
+    let demo = Demo::new("runner-flaky");
+    let extra = json!({ "flaky_at": 2, "reason": "the service is down" });
+    registry
+        .register_process(demo.registration(3, 0, extra))
+        .await
+        .expect("register");
+    let output = outcome(&registry, &demo.id).await;
+    let (code, message) = failure_of(&output);
+    assert_eq!(code, "body_failed");
+    assert_eq!(message, "step 2 failed: the service is down");
+    let mut expected = step_lines(1);
+    let attempts = usize::try_from(STEP_ATTEMPTS).expect("a count");
+    expected.insert("step 2 attempt".into(), attempts);
+    assert_eq!(demo.lines(), expected);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

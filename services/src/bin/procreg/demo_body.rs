@@ -13,6 +13,7 @@
 //! | `file` | the file each step appends its line to |
 //! | `fail_at` | fail with `reason` instead of running this step |
 //! | `panic_at` | panic with `reason` instead of running this step |
+//! | `flaky_at` | this step writes `step {i} attempt` and fails (retryably) with `reason` on every attempt |
 //! | `reason` | the failure or panic text |
 //! | `stop_on_abandon` | before each step, stop `Cancelled` when an abandon is requested (default true) |
 
@@ -50,6 +51,9 @@ pub struct Plan {
     /// Panic instead of running this step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub panic_at: Option<u32>,
+    /// This step fails, retryably, on every attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flaky_at: Option<u32>,
     /// The failure or panic text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -113,16 +117,27 @@ impl ProcessBody for DemoBody {
     }
 }
 
-/// One step's work: wait, then append its line to the file.
+/// One step's work: wait, then append its line to the file (or, for the
+/// flaky step, note the attempt and fail).
 async fn work(plan: &Plan, step: u32) -> Result<(), BodyError> {
     tokio::time::sleep(Duration::from_millis(plan.delay_ms)).await;
+    if plan.flaky_at == Some(step) {
+        write_line(plan, &format!("step {step} attempt")).await?;
+        let reason = plan.reason.as_deref().unwrap_or("flaky");
+        return Err(BodyError::new(format!("step {step} failed: {reason}")));
+    }
+    write_line(plan, &format!("step {step}")).await
+}
+
+/// Appends `line` to the plan's file.
+async fn write_line(plan: &Plan, line: &str) -> Result<(), BodyError> {
     let mut file = tokio::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&plan.file)
         .await
         .map_err(|err| BodyError::new(format!("opening {}: {err}", plan.file.display())))?;
-    file.write_all(format!("step {step}\n").as_bytes())
+    file.write_all(format!("{line}\n").as_bytes())
         .await
         .map_err(|err| BodyError::new(format!("writing {}: {err}", plan.file.display())))?;
     file.flush()

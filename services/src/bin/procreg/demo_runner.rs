@@ -135,6 +135,7 @@ pub async fn run() -> CliResult<()> {
         file: file.0.clone(),
         fail_at: None,
         panic_at: None,
+        flaky_at: None,
         reason: None,
         stop_on_abandon: true,
     };
