@@ -464,14 +464,17 @@ impl ProcessObject {
     /// engine when it exists). Attach asks for it when the engine does not
     /// know the run yet: registration only sends it one-way.
     #[handler]
-    async fn start_terminal(&self, ctx: SharedObjectContext<'_>) -> Result<(), TerminalError> {
+    async fn start_terminal(
+        &self,
+        ctx: SharedObjectContext<'_>,
+    ) -> Result<Json<()>, TerminalError> {
         require_record(&ctx).await?;
         let workflow_key = terminal_key(&ctx).await?;
         let _ = ctx
             .workflow_client::<ProcessTerminalClient>(workflow_key)
             .run()
             .send();
-        Ok(())
+        Ok(Json(()))
     }
 
     /// Asks this incarnation's `ProcessRunner` to run the body (a no-op for
