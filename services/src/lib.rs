@@ -60,9 +60,12 @@
 //! `SessionGrants`, `ProcessCoordinator`, and attach to `ProcessTerminal`.
 //! Index writers, the per-process steps of cross-process calls and the
 //! workflow's `run` and `finish` are `ingress_private`: only these services
-//! call them. Every ingress-facing handler decodes its request through
-//! `Input`, which runs the library's whole validation layer
-//! (`rules::validate`) before the handler body starts.
+//! call them. So is `ProcessRunner.run`: hosts ask for a run through
+//! `ProcessObject.start_run`, which only sends it for the row's current
+//! incarnation, and only when a runner is bound. Every ingress-facing
+//! handler decodes its request through `Input`, which runs the library's
+//! whole validation layer (`rules::validate`) before the handler body
+//! starts.
 //!
 //! ## Retry policy
 //!
@@ -77,6 +80,14 @@
 //! and an operator resumes it once the cause is fixed (`restate
 //! invocations resume`) or kills it. Killing instead would free the key at
 //! the price of leaving a multi-step write half done.
+//!
+//! A `ProcessRunner` run follows the same policy for what is not its
+//! body's fault (the endpoint killed or unreachable: the engine replays
+//! the journal and the body resumes). Its body's own failures are not
+//! retried as a whole: a step retries under its [bounded step
+//! policy](runner#step-retry-policy) (5 attempts from 100 ms), and a body
+//! that returns an error or panics ends its process `Failed` with the
+//! reason.
 
 mod baseline;
 pub mod check;

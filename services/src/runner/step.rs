@@ -1,20 +1,6 @@
 //! Durable steps: a body's side effects run once through `ctx.run` and
-//! are replayed from the journal afterwards.
-//!
-//! ## Step retry policy
-//!
-//! A step that fails with a retryable [`BodyError`] is tried again, up to
-//! [`STEP_ATTEMPTS`] attempts in all: the first retry after
-//! [`STEP_FIRST_RETRY`], doubling, at most [`STEP_MAX_DELAY`] apart (about
-//! 1.5 s from the first failure to the last attempt). Then the step fails
-//! terminally with the last reason, and so does the body unless it handles
-//! the error. A permanent error or a panic fails the step at once. A
-//! step's retries are retries of the whole run attempt: the engine replays
-//! the journal up to the step and runs it again.
-//!
-//! A step whose result was journaled never runs again. One that was
-//! running when the endpoint died runs again from its start: make its
-//! effect idempotent where that matters.
+//! are replayed from the journal afterwards (retry policy: the
+//! [`runner`](super) module docs).
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -48,7 +34,7 @@ impl RunContext<'_> {
     /// Runs `work` once as the journaled step `name` and answers its
     /// result; after a crash or a suspension the journaled result is
     /// answered without running `work` again. Fails with the step's last
-    /// error once the retry policy (see the module docs) gives up.
+    /// error once the [step retry policy](super#step-retry-policy) gives up.
     pub async fn step<'s, T, F>(&'s self, name: &str, work: F) -> Result<T, BodyError>
     where
         T: Serialize + DeserializeOwned + Send + 'static,

@@ -1,25 +1,5 @@
 //! `ProcessRunner`: the workflow that runs one process incarnation's body
-//! durably, keyed by the incarnation key (the same key as the process's
-//! `ProcessTerminal` workflow).
-//!
-//! `run`, from the top:
-//! 1. reads the process's current incarnation key and its row (two shared
-//!    `ProcessObject` calls) and [admits](super::admit) the row, or
-//!    returns [`RunReport::Skipped`] without touching it;
-//! 2. claims the row's lease for the runner (owner `ProcessRunner`, the
-//!    key's incarnation, 30 days) and records the first start with it; a
-//!    busy lease or a start someone else recorded ends the run, skipped;
-//! 3. runs the body under `catch_unwind`: an error or a panic becomes a
-//!    `Failed` outcome with the reason (codes `body_failed`,
-//!    `body_panicked`), never a retry of the whole body; the outcome is
-//!    journaled before it is written;
-//! 4. completes the row through `ProcessObject.complete` (so attach,
-//!    waiters and the directory see it) and releases the lease.
-//!
-//! A row whose abandon was requested before its run started is completed
-//! `Abandoned` without running. Everything the run does is a journaled
-//! call or step, so after the endpoint dies the engine replays the run:
-//! nothing is done twice except a step that was not journaled yet.
+//! durably (see [`ProcessRunner`]).
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -43,8 +23,34 @@ use super::outcome::{self, bounded, RunReport};
 /// registry (e.g. larger than the document limit).
 pub const OUTCOME_REFUSED: &str = "outcome_refused";
 
-/// The workflow running process bodies; bind it with
+/// The workflow running process bodies, keyed by the process's
+/// incarnation key (`{process id}#i-{16 hex}`, the key of its
+/// `ProcessTerminal` workflow too), so there is at most one run per
+/// incarnation. Bind it with
 /// [`bind_services_with_runner`](crate::bind_services_with_runner).
+///
+/// `run`, from the top:
+/// 1. reads the process's current incarnation key and its row (two shared
+///    `ProcessObject` calls) and runs only the current incarnation of a
+///    non-terminal row with engine input that is not `ExternallyOwned` and
+///    that nobody has started yet; otherwise it returns
+///    [`RunReport::Skipped`] without touching the row. A restart is a
+///    replay of this run's journal, never a fresh run, so a started
+///    `OwnerBound` body is resumed, not re-run;
+/// 2. claims the row's lease for the runner (owner `ProcessRunner`, the
+///    key's incarnation, 30 days) and records the first start with it; a
+///    busy lease or a start someone else recorded ends the run, skipped;
+/// 3. runs the body under `catch_unwind`: an error or a panic becomes a
+///    `Failed` outcome with the reason (codes `body_failed`,
+///    `body_panicked`), never a retry of the whole body; the outcome is
+///    journaled before it is written;
+/// 4. completes the row through `ProcessObject.complete` (so attach,
+///    waiters and the directory see it) and releases the lease.
+///
+/// A row whose abandon was requested before its run started is completed
+/// `Abandoned` without running. Everything the run does is a journaled
+/// call or step, so after the endpoint dies the engine replays the run:
+/// nothing is done twice except a step that was not journaled yet.
 pub struct ProcessRunner {
     body: Arc<dyn ProcessBody>,
 }
