@@ -22,7 +22,7 @@ pub use memory::InMemoryProcessRegistry;
 pub use model::*;
 pub use registry::ProcessRegistry;
 #[cfg(feature = "restate")]
-pub use restate::{RestateProcessAttach, RestateProcessRegistry};
+pub use restate::{RestateProcessAttach, RestateProcessRegistry, RestateProcessRuns};
 pub use watch::{
     watch_process_registry, watch_process_registry_with_sink, ProcessChangeHub, ProcessEventSink,
 };

@@ -210,3 +210,23 @@ async fn the_driver_with_attach_never_polls() {
         .unwrap();
     assert!(reads_of(&polled).await >= 4, "polling reads repeatedly");
 }
+
+#[tokio::test]
+async fn restarting_the_terminal_run_answers_a_json_body() {
+    let registry = common::registry();
+    let id = common::unique("attach-restart");
+    registry.register_process(external(&id)).await.unwrap();
+    let response = reqwest::Client::new()
+        .post(format!(
+            "{}/ProcessObject/{id}/start_terminal",
+            common::urls().ingress
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    let body = response.bytes().await.unwrap();
+    // The ingress client decodes every answer as JSON (`()` as `null`): an
+    // empty body failed every attach that had to restart the run.
+    serde_json::from_slice::<()>(&body).expect("a JSON body");
+}

@@ -10,6 +10,7 @@
 //! | `SessionGrants` | virtual object (lazy state) | session id | **the authority** for the session's grants, a key each |
 //! | `SessionWakes` | virtual object (lazy state) | session id | the processes holding wakes aimed at the session |
 //! | `ProcessCoordinator` | service | — | nothing: journals transfers, session deletes, prunes |
+//! | `ProcessRunner` (optional) | workflow | process id + incarnation | a process body's journal: its steps and registry calls |
 //!
 //! No state value grows with the number of rows, events, grants or wakes:
 //! collections are slot sets (a key per member and a small fixed head),
@@ -37,7 +38,16 @@
 //!    ├──────► ProcessTerminal                        (attach)
 //!    └──────► ProcessMilestone ──► ProcessObject     (park; the object
 //!                                                     completes the awakeable)
+//!
+//! ProcessObject ──send──► ProcessRunner              (run, at register / start_run; runner bound only)
+//! ProcessRunner ──► ProcessObject                    (attach_target, get, claim_lease,
+//!                                                     record_first_started, append, set_wait,
+//!                                                     clear_wait, complete, complete_lease)
 //! ```
+//!
+//! `ProcessRunner` only calls `ProcessObject`, and `ProcessObject` only
+//! sends to it, so the runner adds no cycle: its body runs between those
+//! calls, holding no object's lock.
 //!
 //! Milestone waits: `ProcessObject.milestone` (shared) answers an event
 //! already logged; otherwise the host starts the wait's `ProcessMilestone`
@@ -50,7 +60,8 @@
 //! argued in the coordinator's docs ([`ProcessCoordinator`]).
 //!
 //! Bind them all into your own endpoint with [`bind_services`], or run
-//! `procreg serve`.
+//! `procreg serve`. To have the engine run process bodies durably too,
+//! bind them with [`bind_services_with_runner`] (see [`runner`]).
 //!
 //! ## What ingress can reach
 //!
@@ -59,9 +70,12 @@
 //! `SessionGrants`, `ProcessCoordinator`, and attach to `ProcessTerminal`.
 //! Index writers, the per-process steps of cross-process calls and the
 //! workflow's `run` and `finish` are `ingress_private`: only these services
-//! call them. Every ingress-facing handler decodes its request through
-//! `Input`, which runs the library's whole validation layer
-//! (`rules::validate`) before the handler body starts.
+//! call them. So is `ProcessRunner.run`: hosts ask for a run through
+//! `ProcessObject.start_run`, which only sends it for the row's current
+//! incarnation, and only when a runner is bound. Every ingress-facing
+//! handler decodes its request through `Input`, which runs the library's
+//! whole validation layer (`rules::validate`) before the handler body
+//! starts.
 //!
 //! ## Retry policy
 //!
@@ -76,6 +90,14 @@
 //! and an operator resumes it once the cause is fixed (`restate
 //! invocations resume`) or kills it. Killing instead would free the key at
 //! the price of leaving a multi-step write half done.
+//!
+//! A `ProcessRunner` run follows the same policy for what is not its
+//! body's fault (the endpoint killed or unreachable: the engine replays
+//! the journal and the body resumes). Its body's own failures are not
+//! retried as a whole: a step retries under its [bounded step
+//! policy](runner#step-retry-policy) (5 attempts from 100 ms), and a body
+//! that returns an error or panics ends its process `Failed` with the
+//! reason.
 
 mod baseline;
 pub mod check;
@@ -89,6 +111,7 @@ pub mod local_server;
 pub mod local_stack;
 mod milestone;
 mod process_object;
+pub mod runner;
 mod session_grants;
 mod session_wakes;
 pub mod signing;
@@ -101,6 +124,7 @@ pub use coordinator::ProcessCoordinator;
 pub use directory::ProcessDirectory;
 pub use milestone::ProcessMilestone;
 pub use process_object::ProcessObject;
+pub use runner::{BodyError, ProcessBody, ProcessRunner, RunContext};
 pub use session_grants::SessionGrants;
 pub use session_wakes::SessionWakes;
 pub use terminal::ProcessTerminal;
@@ -135,6 +159,13 @@ pub const TERMINAL_SUSPEND_AFTER: Duration = Duration::from_secs(1);
 /// same answer (it never changes for a key).
 pub const MILESTONE_RETENTION: Duration = Duration::from_secs(3600);
 
+/// How long a `ProcessRunner` run may keep computing (a step in flight)
+/// after its inactivity timeout ([`TERMINAL_SUSPEND_AFTER`]) asked it to
+/// suspend, before the engine aborts the attempt and retries it. A run
+/// parked in a sleep or a call suspends at once; a step longer than this
+/// is cut off and retried, so keep steps shorter.
+pub const RUNNER_ABORT_AFTER: Duration = Duration::from_secs(10 * 60);
+
 /// Bounded retries for failures that are not terminal, then pause.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
@@ -162,9 +193,29 @@ impl RetryPolicy {
 /// Adds every registry service to an endpoint builder, each with
 /// [`RETRY_POLICY`].
 pub fn bind_services(builder: Builder) -> Builder {
+    bind_registry(builder, ProcessObject::default())
+}
+
+/// Adds every registry service plus a [`ProcessRunner`] running `body`
+/// (with [`RETRY_POLICY`], suspending after [`TERMINAL_SUSPEND_AFTER`]
+/// idle, aborting a step after [`RUNNER_ABORT_AFTER`]). Registering an
+/// engine process that is not `ExternallyOwned` then starts its run.
+pub fn bind_services_with_runner(builder: Builder, body: impl ProcessBody) -> Builder {
+    let object = ProcessObject { runs_bodies: true };
+    bind_registry(builder, object).bind(
+        ProcessRunner::new(body).into_service_definition().options(
+            RETRY_POLICY
+                .options()
+                .inactivity_timeout(TERMINAL_SUSPEND_AFTER)
+                .abort_timeout(RUNNER_ABORT_AFTER),
+        ),
+    )
+}
+
+fn bind_registry(builder: Builder, object: ProcessObject) -> Builder {
     let with_policy = |service: ServiceDefinition| service.options(RETRY_POLICY.options());
     builder
-        .bind(with_policy(ProcessObject.into_service_definition()))
+        .bind(with_policy(object.into_service_definition()))
         .bind(
             ProcessTerminal.into_service_definition().options(
                 RETRY_POLICY

@@ -90,7 +90,10 @@ impl LocalCluster {
     }
 
     /// Registers the endpoint through the first node that accepts it.
-    pub async fn register_deployment(&mut self, endpoint_url: &str) -> Result<(), LocalServerError> {
+    pub async fn register_deployment(
+        &mut self,
+        endpoint_url: &str,
+    ) -> Result<(), LocalServerError> {
         let mut last = None;
         for node in &mut self.nodes {
             if !node.is_running() {

@@ -110,7 +110,11 @@ async fn ensure_npm_tool(tool: &str, override_var: &str) -> Result<PathBuf, Loca
     }
     let tools = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).join(".tools");
     // restate-server keeps its historical install dir.
-    let install_dir = tools.join(if tool == "restate-server" { "restate" } else { tool });
+    let install_dir = tools.join(if tool == "restate-server" {
+        "restate"
+    } else {
+        tool
+    });
     let os = match std::env::consts::OS {
         "linux" => "linux",
         "macos" => "darwin",

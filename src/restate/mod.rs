@@ -4,14 +4,17 @@
 //!
 //! Rows live in the `ProcessObject` virtual object keyed by process id;
 //! terminal waits attach to the `ProcessTerminal` workflow's durable
-//! promise. See `shared/DESIGN.md` §5 and the services crate docs for the
-//! call graph.
+//! promise; [`RestateProcessRuns`] hands pending rows to the engine's
+//! `ProcessRunner` when the endpoint runs process bodies. See
+//! `shared/DESIGN.md` §5 and the services crate docs for the call graph.
 
 mod attach;
 pub mod codes;
 mod ingress;
 mod registry;
+mod runs;
 pub mod wire;
 
 pub use attach::{RestateProcessAttach, REATTACH_WINDOW};
 pub use registry::RestateProcessRegistry;
+pub use runs::RestateProcessRuns;

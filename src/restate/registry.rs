@@ -655,3 +655,14 @@ pub(crate) async fn start_terminal(
         .on_empty(process_id, "start_terminal", Call::Write)
         .await
 }
+
+/// Has the process start its `ProcessRunner` run; `false` when the row is
+/// not one a runner runs.
+pub(crate) async fn start_run(
+    registry: &RestateProcessRegistry,
+    process_id: &str,
+) -> ProcessResult<bool> {
+    registry
+        .on_empty(process_id, "start_run", Call::Write)
+        .await
+}

@@ -41,6 +41,7 @@ use crate::directory::ProcessDirectoryClient;
 use crate::errors::{terminal, OrTerminal};
 use crate::input::Input;
 use crate::journal::{now_ms, token};
+use crate::runner::{runs_body, ProcessRunnerClient};
 use crate::session_grants::{PrunedGrants, SessionGrantsClient};
 use crate::session_wakes::SessionWakesClient;
 use crate::state::{in_order, ReadState};
@@ -66,7 +67,13 @@ pub struct ParkRequest {
 }
 
 /// The per-process virtual object.
-pub struct ProcessObject;
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ProcessObject {
+    /// A `ProcessRunner` is bound next to it: registering a runnable row
+    /// starts its run. Never set when no runner is bound, so nothing is
+    /// ever sent to an unbound service.
+    pub(crate) runs_bodies: bool,
+}
 
 fn wakes_index<'a>(ctx: &'a ObjectContext<'a>, session_id: &str) -> SessionWakesClient<'a> {
     ctx.object_client::<SessionWakesClient>(session_id)
@@ -200,9 +207,15 @@ impl ProcessObject {
                 .await?;
         }
         let _ = ctx
-            .workflow_client::<ProcessTerminalClient>(workflow_key)
+            .workflow_client::<ProcessTerminalClient>(workflow_key.clone())
             .run()
             .send();
+        if self.runs_bodies && runs_body(&record) {
+            let _ = ctx
+                .workflow_client::<ProcessRunnerClient>(workflow_key)
+                .run()
+                .send();
+        }
         Ok(Json(record))
     }
 
@@ -536,14 +549,41 @@ impl ProcessObject {
     /// engine when it exists). Attach asks for it when the engine does not
     /// know the run yet: registration only sends it one-way.
     #[handler]
-    async fn start_terminal(&self, ctx: SharedObjectContext<'_>) -> Result<(), TerminalError> {
+    async fn start_terminal(
+        &self,
+        ctx: SharedObjectContext<'_>,
+    ) -> Result<Json<()>, TerminalError> {
         require_record(&ctx).await?;
         let workflow_key = terminal_key(&ctx).await?;
         let _ = ctx
             .workflow_client::<ProcessTerminalClient>(workflow_key)
             .run()
             .send();
-        Ok(())
+        Ok(Json(()))
+    }
+
+    /// Asks this incarnation's `ProcessRunner` to run the body (a no-op for
+    /// the engine when the run exists); answers whether the row is one a
+    /// runner runs. Registration already starts the run: hosts call this
+    /// for rows registered before a runner was bound. Refused (as
+    /// unavailable) when no runner is bound.
+    #[handler]
+    async fn start_run(&self, ctx: SharedObjectContext<'_>) -> Result<Json<bool>, TerminalError> {
+        let record = require_record(&ctx).await?;
+        if !self.runs_bodies {
+            return Err(terminal(ProcessError::Unavailable(
+                "no ProcessRunner is bound to this endpoint".into(),
+            )));
+        }
+        if !runs_body(&record) {
+            return Ok(Json(false));
+        }
+        let workflow_key = terminal_key(&ctx).await?;
+        let _ = ctx
+            .workflow_client::<ProcessRunnerClient>(workflow_key)
+            .run()
+            .send();
+        Ok(Json(true))
     }
 
     /// `count_events_through`: one read, from the counts stored with the

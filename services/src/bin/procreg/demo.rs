@@ -1,7 +1,8 @@
 //! `procreg demo`: a short, readable tour of the registry on a real local
 //! Restate stack — registration, the event sink, the work driver with
 //! success, failure and cancellation, waits resolved through ingress
-//! attach, a fenced lease contest, session grants and prune.
+//! attach, a fenced lease contest, session grants, prune, and a durable
+//! body on the engine's runner surviving a kill of its endpoint.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -301,6 +302,11 @@ pub async fn run() -> CliResult<()> {
     ensure(gone.is_none(), || "demo-build survived the prune".into())?;
     steps.done(t);
 
+    // 7. A durable body on the engine's runner.
+    let t = steps.begin("a durable body on ProcessRunner: kill -9 its endpoint mid-body");
+    crate::demo_runner::run().await?;
+    steps.done(t);
+
     println!(
         "\ndemo finished in {:.1} s; the stack shuts down with it",
         demo_started.elapsed().as_secs_f64()
@@ -404,7 +410,7 @@ impl ProcessExecutor for DemoExecutor {
 }
 
 /// A one-line rendering of an outcome.
-fn describe(output: &ProcessAwaitOutput) -> String {
+pub(crate) fn describe(output: &ProcessAwaitOutput) -> String {
     match output {
         ProcessAwaitOutput::Success { value, .. } => format!("completed {value}"),
         ProcessAwaitOutput::Failure { code, message, .. } => format!("failed {code}: {message}"),

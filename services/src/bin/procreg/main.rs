@@ -1,7 +1,8 @@
 //! `procreg`: the durable process registry's command-line tool.
 //!
 //! - `procreg serve` serves the registry's Restate services (optionally
-//!   with a local restate-server, deployment registered);
+//!   with a local restate-server, deployment registered, and with
+//!   `--runner demo` running a demo process body durably);
 //! - `procreg demo` brings up a whole local stack and walks through the
 //!   registry's features, with timings;
 //! - `procreg bench` measures registry operations against the raw engine
@@ -16,6 +17,8 @@ mod bench;
 mod check;
 mod common;
 mod demo;
+mod demo_body;
+mod demo_runner;
 mod serve;
 
 use std::process::ExitCode;
@@ -46,7 +49,9 @@ enum Command {
 
 /// Finds or installs restate-server and restatectl and prints where they are.
 async fn install_server() -> common::CliResult<()> {
-    use restate_process_registry_services::local_server::{ensure_restate_server, ensure_restatectl};
+    use restate_process_registry_services::local_server::{
+        ensure_restate_server, ensure_restatectl,
+    };
     println!("{}", ensure_restate_server().await?.display());
     println!("{}", ensure_restatectl().await?.display());
     Ok(())

@@ -1,14 +1,16 @@
 //! `procreg serve`: the registry endpoint on a loopback port, optionally
-//! with a local restate-server that has the deployment registered.
+//! with a local restate-server that has the deployment registered, and
+//! optionally running process bodies (`--runner demo`).
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 use restate_process_registry_services::local_server::LocalRestate;
 use restate_process_registry_services::signing::SigningKeys;
-use restate_process_registry_services::{bind_services, serve_endpoint};
-use restate_sdk::endpoint::Endpoint;
+use restate_process_registry_services::{bind_services, bind_services_with_runner, serve_endpoint};
+use restate_sdk::endpoint::{Builder, Endpoint};
 use tokio::net::TcpListener;
 
 use crate::common::{spinner, CliError, CliResult, Context};
+use crate::demo_body::DemoBody;
 
 /// Options of `procreg serve`.
 #[derive(Debug, Args)]
@@ -33,6 +35,26 @@ pub struct ServeArgs {
     /// sign with it and the endpoint require it.
     #[arg(long, requires = "with_server")]
     signed: bool,
+    /// Also run engine process bodies durably with this body (the
+    /// `ProcessRunner` workflow); without it the endpoint runs none.
+    #[arg(long, value_enum)]
+    runner: Option<Runner>,
+}
+
+/// Bodies `procreg serve --runner` can run.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Runner {
+    /// The multi-step demo body (see `demo_body.rs` for its payload).
+    Demo,
+}
+
+/// The registry services, plus the runner when asked.
+fn services(runner: Option<Runner>) -> Builder {
+    let builder = Endpoint::builder();
+    match runner {
+        None => bind_services(builder),
+        Some(Runner::Demo) => bind_services_with_runner(builder, DemoBody),
+    }
 }
 
 /// Serves until Ctrl-C, then stops the server (if started) cleanly.
@@ -51,7 +73,7 @@ pub async fn run(args: ServeArgs) -> CliResult<()> {
     } else {
         None
     };
-    let mut builder = bind_services(Endpoint::builder());
+    let mut builder = services(args.runner);
     for key in args
         .identity_keys
         .iter()
@@ -63,7 +85,12 @@ pub async fn run(args: ServeArgs) -> CliResult<()> {
             .map_err(|error| CliError::new(format!("identity key `{key}`: {error}")))?;
     }
     let mut endpoint = tokio::spawn(serve_endpoint(builder.build(), listener));
-    println!("registry endpoint serving on {endpoint_url}");
+    match args.runner {
+        Some(runner) => {
+            println!("registry endpoint with the {runner:?} runner serving on {endpoint_url}")
+        }
+        None => println!("registry endpoint serving on {endpoint_url}"),
+    }
     if let Some(keys) = &keys {
         println!("  requires requests signed for {}", keys.public_key());
     }
