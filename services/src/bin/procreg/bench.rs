@@ -22,11 +22,13 @@ use restate_process_registry::{
     ProcessValueSelector, ProcessWakeDedupeKey, ProcessWakeSpec, RestateProcessAttach,
     RestateProcessRegistry, SessionScope,
 };
+use restate_process_registry_services::local_stack::LocalStack;
 use restate_process_registry_services::{bind_services, EngineBaseline};
 use restate_sdk::endpoint::Endpoint;
 use restate_sdk::ingress::{Client, RequestTarget};
 use serde_json::json;
 
+use crate::cluster_stack::ClusterStack;
 use crate::common::{
     bar, ensure, ms, quantile, run_concurrent, start_stack, CliError, CliResult, Context, Load,
 };
@@ -60,6 +62,38 @@ pub struct BenchArgs {
     /// a 1,000-event history, 1,000 listed rows).
     #[arg(long)]
     quick: bool,
+    /// Run on a local cluster of this many restate-server nodes
+    /// (replication 2) instead of a single node.
+    #[arg(long, default_value_t = 1)]
+    nodes: usize,
+}
+
+/// The stack the bench runs on; dropped at the end.
+enum BenchStack {
+    Single(LocalStack),
+    Cluster(ClusterStack),
+}
+
+impl BenchStack {
+    async fn start(nodes: usize) -> CliResult<(Self, Duration)> {
+        let endpoint = bind_services(Endpoint::builder())
+            .bind(EngineBaseline)
+            .build();
+        if nodes > 1 {
+            let (stack, took) = ClusterStack::start(nodes, endpoint).await?;
+            Ok((Self::Cluster(stack), took))
+        } else {
+            let (stack, took) = start_stack(endpoint).await?;
+            Ok((Self::Single(stack), took))
+        }
+    }
+
+    fn ingress_url(&self) -> String {
+        match self {
+            Self::Single(stack) => stack.ingress_url(),
+            Self::Cluster(stack) => stack.ingress_url(),
+        }
+    }
 }
 
 /// Sizes of every phase.
@@ -110,12 +144,7 @@ impl Plan {
 pub async fn run(args: BenchArgs) -> CliResult<()> {
     let plan = Plan::from_args(&args)?;
     let wall = Instant::now();
-    let (stack, took) = start_stack(
-        bind_services(Endpoint::builder())
-            .bind(EngineBaseline)
-            .build(),
-    )
-    .await?;
+    let (stack, took) = BenchStack::start(args.nodes).await?;
     println!(
         "procreg bench: {} processes, concurrency {}, {} calls per process per phase{}",
         plan.processes,
@@ -124,14 +153,17 @@ pub async fn run(args: BenchArgs) -> CliResult<()> {
         if args.quick { " (--quick)" } else { "" }
     );
     println!(
-        "local stack up in {:.0} ms (ingress {})\n",
+        "local stack of {} node(s) up in {:.0} ms (ingress {})\n",
+        args.nodes.max(1),
         ms(took),
         stack.ingress_url()
     );
-    let registry = stack.registry().context("connecting to ingress")?;
+    let registry =
+        RestateProcessRegistry::connect(&stack.ingress_url()).context("connecting to ingress")?;
     let baseline = Baseline::connect(&stack.ingress_url())?;
     let mut table = Table::new();
     let mut summary = Summary::default();
+    summary.push("nodes", args.nodes.max(1));
     summary.push("processes", plan.processes);
     summary.push("concurrency", plan.concurrency);
 

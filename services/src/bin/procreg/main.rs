@@ -15,6 +15,7 @@
 
 mod bench;
 mod check;
+mod cluster_stack;
 mod common;
 mod demo;
 mod demo_body;

@@ -3,6 +3,7 @@
 //! optionally running process bodies (`--runner demo`).
 
 use clap::{Args, ValueEnum};
+use restate_process_registry_services::local_cluster::LocalCluster;
 use restate_process_registry_services::local_server::LocalRestate;
 use restate_process_registry_services::signing::SigningKeys;
 use restate_process_registry_services::{bind_services, bind_services_with_runner, serve_endpoint};
@@ -35,6 +36,16 @@ pub struct ServeArgs {
     /// sign with it and the endpoint require it.
     #[arg(long, requires = "with_server")]
     signed: bool,
+    /// With `--with-server`: start a cluster of this many restate-server
+    /// nodes on loopback (replicated log and metadata, replication 2)
+    /// instead of one.
+    #[arg(
+        long,
+        default_value_t = 1,
+        requires = "with_server",
+        conflicts_with = "signed"
+    )]
+    nodes: usize,
     /// Also run engine process bodies durably with this body (the
     /// `ProcessRunner` workflow); without it the endpoint runs none.
     #[arg(long, value_enum)]
@@ -96,7 +107,34 @@ pub async fn run(args: ServeArgs) -> CliResult<()> {
     }
 
     let mut server = None;
-    if args.with_server {
+    let mut cluster = None;
+    if args.with_server && args.nodes > 1 {
+        let spin = spinner(format!(
+            "starting a {}-node restate-server cluster",
+            args.nodes
+        ));
+        let started = LocalCluster::start(args.nodes).await;
+        spin.finish_and_clear();
+        let mut started = started.context("starting the cluster")?;
+        started
+            .register_deployment(&endpoint_url)
+            .await
+            .context("registering the endpoint with the cluster")?;
+        println!(
+            "restate-server cluster of {} nodes running, deployment registered",
+            args.nodes
+        );
+        for (i, node) in started.nodes().iter().enumerate() {
+            println!(
+                "  node {}  ingress {}  admin {}  fabric {}",
+                i + 1,
+                node.ingress_url(),
+                node.admin_url(),
+                node.fabric_url()
+            );
+        }
+        cluster = Some(started);
+    } else if args.with_server {
         let spin = spinner("starting restate-server");
         let started = match &keys {
             Some(keys) => LocalRestate::start_signing(keys).await,
@@ -139,6 +177,7 @@ pub async fn run(args: ServeArgs) -> CliResult<()> {
         Some(mut server) => server.stop().await.context("stopping restate-server"),
         None => Ok(()),
     };
+    drop(cluster);
     endpoint.abort();
     if args.with_server && stopped.is_ok() {
         println!("restate-server stopped");
