@@ -70,7 +70,7 @@ pub struct BenchArgs {
 
 /// The stack the bench runs on; dropped at the end.
 enum BenchStack {
-    Single(LocalStack),
+    Single(Box<LocalStack>),
     Cluster(ClusterStack),
 }
 
@@ -84,7 +84,7 @@ impl BenchStack {
             Ok((Self::Cluster(stack), took))
         } else {
             let (stack, took) = start_stack(endpoint).await?;
-            Ok((Self::Single(stack), took))
+            Ok((Self::Single(Box::new(stack)), took))
         }
     }
 
