@@ -339,10 +339,10 @@ async fn an_old_incarnation_never_resolves_a_new_waiter() {
     let stale = MilestoneWait {
         process_id: id.clone(),
         incarnation: old_incarnation.clone(),
-        event_type: NOTE.to_owned(),
+        event_type: Some(NOTE.to_owned()),
         after_sequence: 0,
     };
-    let fresh_key = milestone_key(&old_incarnation, NOTE, 0) + "x";
+    let fresh_key = milestone_key(&old_incarnation, Some(NOTE), 0) + "x";
     let (status, _) = run_wait(&ingress, &fresh_key, &stale).await;
     assert_eq!(status, 400, "a key that does not name its wait is refused");
     let stale_with_new_after = MilestoneWait {
@@ -433,5 +433,46 @@ async fn parked_waiters_survive_a_server_kill() {
         .expect("the terminal waiter attaches again and resumes")
         .unwrap();
     assert_eq!(terminal.unwrap(), outcome);
+    assert_eq!(parked_on(&admin, &id).await, 0);
+}
+
+#[tokio::test]
+async fn the_next_event_of_any_type_wakes_a_follower() {
+    let registry = common::registry();
+    let attach = common::attach();
+    let admin = common::urls().admin;
+    let id = common::unique("milestone-next");
+    registry.register_process(typed(&id)).await.unwrap();
+    registry.append_event(&id, note(1)).await.unwrap();
+    // Logged: answers at once.
+    assert_eq!(attach.await_next_event(&id, 0).await.unwrap().sequence, 1);
+
+    // Not yet: parks, and any type wakes it, next to a typed wait.
+    let next = tokio::spawn({
+        let (attach, id) = (attach.clone(), id.clone());
+        async move { attach.await_next_event(&id, 1).await }
+    });
+    let typed_wait = wait_for(&attach, &id, NOTE, 1);
+    until_parked(&admin, &id, 2).await;
+    let progress = registry
+        .append_event(
+            &id,
+            ProcessEventAppendRequest::new(PROGRESS, json!({ "pct": 1 })),
+        )
+        .await
+        .unwrap()
+        .event;
+    assert_eq!(answer(next).await.unwrap(), progress);
+    assert!(!typed_wait.is_finished(), "a progress event is no note");
+    let ended = registry
+        .complete_process(&id, ProcessAwaitOutput::success(json!("done")))
+        .await
+        .unwrap();
+    assert!(ended.is_terminal());
+    expect_terminal(answer(typed_wait).await, &id);
+    // The terminal event is itself the next event; past it, the log is closed.
+    let last = attach.await_next_event(&id, 2).await.unwrap();
+    assert_eq!(last.event_type, "process.completed");
+    expect_terminal(attach.await_next_event(&id, last.sequence).await, &id);
     assert_eq!(parked_on(&admin, &id).await, 0);
 }

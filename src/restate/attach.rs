@@ -148,6 +148,42 @@ impl RestateProcessAttach {
         }
     }
 
+    /// The next event above `after_sequence`, of any type, through the
+    /// engine: at once when logged, else when appended. Fails with
+    /// `AlreadyTerminal` once the process has ended and no event follows
+    /// (`procreg events --follow` reads a log this way).
+    pub async fn await_next_event(
+        &self,
+        process_id: &str,
+        after_sequence: u64,
+    ) -> ProcessResult<ProcessEvent> {
+        self.milestone(process_id, None, after_sequence).await
+    }
+
+    async fn milestone(
+        &self,
+        process_id: &str,
+        event_type: Option<&str>,
+        after_sequence: u64,
+    ) -> ProcessResult<ProcessEvent> {
+        let incarnation =
+            match milestone(&self.registry, process_id, event_type, after_sequence).await? {
+                Milestone::Found { event } => return Ok(event),
+                Milestone::Pending { incarnation } => incarnation,
+            };
+        let wait = MilestoneWait {
+            process_id: process_id.to_owned(),
+            incarnation,
+            event_type: event_type.map(str::to_owned),
+            after_sequence,
+        };
+        self.start_milestone(&wait).await?;
+        self.attach(PROCESS_MILESTONE, &wait.key(), true, || {
+            self.start_milestone(&wait)
+        })
+        .await
+    }
+
     /// Submits the run of the milestone wait's workflow (a no-op when the
     /// engine already has it).
     async fn start_milestone(&self, wait: &MilestoneWait) -> ProcessResult<()> {
@@ -193,25 +229,9 @@ impl ProcessAttach for RestateProcessAttach {
         event_type: &str,
         after_sequence: u64,
     ) -> Option<ProcessResult<ProcessEvent>> {
-        let wait = match milestone(&self.registry, process_id, event_type, after_sequence).await {
-            Ok(Milestone::Found { event }) => return Some(Ok(event)),
-            Ok(Milestone::Pending { incarnation }) => MilestoneWait {
-                process_id: process_id.to_owned(),
-                incarnation,
-                event_type: event_type.to_owned(),
-                after_sequence,
-            },
-            Err(err) => return Some(Err(err)),
-        };
-        if let Err(err) = self.start_milestone(&wait).await {
-            return Some(Err(err));
-        }
-        let key = wait.key();
         Some(
-            self.attach(PROCESS_MILESTONE, &key, true, || {
-                self.start_milestone(&wait)
-            })
-            .await,
+            self.milestone(process_id, Some(event_type), after_sequence)
+                .await,
         )
     }
 }

@@ -628,16 +628,17 @@ pub(crate) async fn attach_target(
         .await
 }
 
-/// The first `event_type` event above `after_sequence` if logged, else
-/// the incarnation to park a milestone wait on.
+/// The first `event_type` event (any event for `None`) above
+/// `after_sequence` if logged, else the incarnation to park a milestone
+/// wait on.
 pub(crate) async fn milestone(
     registry: &RestateProcessRegistry,
     process_id: &str,
-    event_type: &str,
+    event_type: Option<&str>,
     after_sequence: u64,
 ) -> ProcessResult<Milestone> {
     let request = MilestoneRequest {
-        event_type: event_type.to_owned(),
+        event_type: event_type.map(str::to_owned),
         after_sequence,
     };
     request.validate()?;

@@ -8,7 +8,9 @@ use crate::model::{
     LeaseOwnerIdentity, ProcessAwaitOutput, ProcessEvent, ProcessHandleDescriptor,
     ProcessHandleGrant, ProcessLease, ProcessListFilter, ProcessRecord, SessionScope,
 };
-use crate::rules::limits::{check_key, check_process_id, check_text, check_ttl};
+use crate::rules::limits::{
+    check_key, check_optional_key, check_process_id, check_text, check_ttl,
+};
 use crate::rules::validate::{check_transfer, Validate};
 
 /// Virtual object keyed by process id: the row, its log, lease and grants.
@@ -153,11 +155,12 @@ pub struct AttachTarget {
 }
 
 /// `ProcessObject/milestone` input: the first `event_type` event above
-/// `after_sequence`.
+/// `after_sequence` (any event when `event_type` is absent).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MilestoneRequest {
-    /// The event type awaited.
-    pub event_type: String,
+    /// The event type awaited; `None` for the next event of any type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_type: Option<String>,
     /// Only events with a greater sequence count.
     pub after_sequence: u64,
 }
@@ -187,8 +190,9 @@ pub struct MilestoneWait {
     pub process_id: String,
     /// Its incarnation when the wait was asked for.
     pub incarnation: String,
-    /// The event type awaited.
-    pub event_type: String,
+    /// The event type awaited; `None` for the next event of any type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_type: Option<String>,
     /// Only events with a greater sequence count.
     pub after_sequence: u64,
 }
@@ -198,16 +202,21 @@ impl MilestoneWait {
     /// with its length, so the key decodes one way only; the incarnation
     /// names the process, so the id is not repeated.
     pub fn key(&self) -> String {
-        milestone_key(&self.incarnation, &self.event_type, self.after_sequence)
+        milestone_key(
+            &self.incarnation,
+            self.event_type.as_deref(),
+            self.after_sequence,
+        )
     }
 }
 
-/// See [`MilestoneWait::key`].
-pub fn milestone_key(incarnation: &str, event_type: &str, after_sequence: u64) -> String {
-    format!(
-        "{}:{incarnation}:{after_sequence}:{event_type}",
-        incarnation.len()
-    )
+/// See [`MilestoneWait::key`]; a wait for any event has no type part.
+pub fn milestone_key(incarnation: &str, event_type: Option<&str>, after_sequence: u64) -> String {
+    let prefix = format!("{}:{incarnation}:{after_sequence}", incarnation.len());
+    match event_type {
+        Some(event_type) => format!("{prefix}:{event_type}"),
+        None => prefix,
+    }
 }
 
 /// `ProcessDirectory/list` input.
@@ -321,7 +330,7 @@ impl Validate for CountRequest {
 
 impl Validate for MilestoneRequest {
     fn validate(&self) -> ProcessResult<()> {
-        check_key("event type", &self.event_type)
+        check_optional_key("event type", self.event_type.as_deref())
     }
 }
 
@@ -331,7 +340,7 @@ impl Validate for MilestoneWait {
         // `{process id}#i-{seed}`: compared with the stored key, so only
         // its size matters here.
         check_text("incarnation", &self.incarnation)?;
-        check_key("event type", &self.event_type)
+        check_optional_key("event type", self.event_type.as_deref())
     }
 }
 

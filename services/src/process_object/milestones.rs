@@ -6,7 +6,8 @@
 //!   it, so "the first `type` event above `after`" is the `count(after)+1`-th
 //!   one: at most three reads, whatever the log's length.
 //! - `mw/{n}/{type}`: one parked wait ([`Parked`]): the `ProcessMilestone`
-//!   awakeable to complete. The log head keeps, per awaited type, the range
+//!   awakeable to complete; waits for any event park under the empty type
+//!   (`mw/{n}/`), which no event type can have. The log head keeps, per awaited type, the range
 //!   of wait numbers in use ([`Waiters`]), so an append reads nothing more
 //!   when no wait is parked on its type: the head is read by every append
 //!   anyway.
@@ -47,6 +48,9 @@ pub(crate) struct Waiters {
 /// Parked waits by event type.
 pub(crate) type WaitersByType = BTreeMap<String, Waiters>;
 
+/// Where waits for any event park: no event type is empty.
+const ANY: &str = "";
+
 /// One parked wait.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Parked {
@@ -63,13 +67,21 @@ fn parked_key(event_type: &str, number: u64) -> String {
     format!("mw/{number}/{event_type}")
 }
 
-/// The first `event_type` event above `after_sequence`, if in the log.
+/// The first `event_type` event (any event for `None`) above
+/// `after_sequence`, if in the log.
 pub(crate) async fn find<C: ReadState>(
     ctx: &C,
     head: &LogHead,
-    event_type: &str,
+    event_type: Option<&str>,
     after_sequence: u64,
 ) -> Result<Option<ProcessEvent>, TerminalError> {
+    let Some(event_type) = event_type else {
+        // Sequences are gapless: the next event is the next sequence.
+        if after_sequence >= head.last_sequence {
+            return Ok(None);
+        }
+        return event(ctx, after_sequence + 1).await;
+    };
     let total = head.counts.get(event_type).copied().unwrap_or(0);
     if after_sequence >= head.last_sequence || total == 0 {
         return Ok(None);
@@ -97,15 +109,17 @@ pub(crate) async fn find<C: ReadState>(
     event(ctx, sequence).await
 }
 
-/// Parks a wait for the first `event_type` event above `after_sequence`,
-/// to be completed through `awakeable_id`. Stores the head.
+/// Parks a wait for the first `event_type` event (any event for `None`)
+/// above `after_sequence`, to be completed through `awakeable_id`. Stores
+/// the head.
 pub(crate) fn park(
     ctx: &ObjectContext<'_>,
     head: &mut LogHead,
-    event_type: &str,
+    event_type: Option<&str>,
     after_sequence: u64,
     awakeable_id: String,
 ) -> Result<(), TerminalError> {
+    let event_type = event_type.unwrap_or(ANY);
     let parked: u64 = head.waiters.values().map(|w| w.parked).sum();
     if parked >= MAX_PARKED {
         return Err(terminal(ProcessError::Conflict(format!(
@@ -154,16 +168,19 @@ pub(crate) async fn settle(
     if head.waiters.is_empty() {
         return Ok(());
     }
-    if let Some(waiters) = head.waiters.get(&event.event_type).cloned() {
+    for awaited in [event.event_type.as_str(), ANY] {
+        let Some(waiters) = head.waiters.get(awaited).cloned() else {
+            continue;
+        };
         let mut kept = Waiters {
             first: waiters.next,
             next: waiters.next,
             parked: 0,
         };
-        for (number, parked) in parked_of(ctx, &event.event_type, &waiters).await? {
+        for (number, parked) in parked_of(ctx, awaited, &waiters).await? {
             if parked.after_sequence < event.sequence {
                 ctx.resolve_awakeable(&parked.awakeable_id, Json(event.clone()));
-                ctx.clear(&parked_key(&event.event_type, number));
+                ctx.clear(&parked_key(awaited, number));
             } else {
                 // Waits for a sequence the log has not reached yet.
                 kept.first = kept.first.min(number);
@@ -171,9 +188,9 @@ pub(crate) async fn settle(
             }
         }
         if kept.parked == 0 {
-            head.waiters.remove(&event.event_type);
+            head.waiters.remove(awaited);
         } else {
-            head.waiters.insert(event.event_type.clone(), kept);
+            head.waiters.insert(awaited.to_owned(), kept);
         }
     }
     if ends {

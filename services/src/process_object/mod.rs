@@ -495,7 +495,9 @@ impl ProcessObject {
         let record = record.await?.ok_or_else(|| unknown(&ctx))?;
         let head = head.await?.unwrap_or_default();
         let incarnation = incarnation.await?;
-        if let Some(event) = milestones::find(&ctx, &head, &event_type, after_sequence).await? {
+        if let Some(event) =
+            milestones::find(&ctx, &head, event_type.as_deref(), after_sequence).await?
+        {
             return Ok(Json(Milestone::Found { event }));
         }
         if record.is_terminal() {
@@ -528,7 +530,8 @@ impl ProcessObject {
             // The incarnation waited on ended (it was pruned, so it ended).
             return Err(terminal(ProcessError::terminal(&record.id)));
         }
-        let found = milestones::find(&ctx, &head, &wait.event_type, wait.after_sequence).await?;
+        let found =
+            milestones::find(&ctx, &head, wait.event_type.as_deref(), wait.after_sequence).await?;
         if found.is_some() {
             return Ok(Json(found));
         }
@@ -538,7 +541,7 @@ impl ProcessObject {
         milestones::park(
             &ctx,
             &mut head,
-            &wait.event_type,
+            wait.event_type.as_deref(),
             wait.after_sequence,
             awakeable_id,
         )?;
