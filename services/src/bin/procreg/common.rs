@@ -13,14 +13,31 @@ use restate_process_registry_services::local_stack::LocalStack;
 use restate_sdk::endpoint::Endpoint;
 use tokio::task::JoinSet;
 
-/// A failure of a verb, already phrased for the user.
+/// A failure of a verb, already phrased for the user, with the exit
+/// status it ends the process with.
 #[derive(Debug)]
-pub struct CliError(String);
+pub struct CliError(String, u8);
 
 impl CliError {
-    /// An error with this message.
+    /// An error with this message (exit status 1).
     pub fn new(message: impl Into<String>) -> Self {
-        Self(message.into())
+        Self(message.into(), 1)
+    }
+
+    /// Ends with `status`; nothing is printed when `message` is empty
+    /// (the verb already said what happened).
+    pub fn exit(status: u8, message: impl Into<String>) -> Self {
+        Self(message.into(), status)
+    }
+
+    /// The exit status.
+    pub fn status(&self) -> u8 {
+        self.1
+    }
+
+    /// Whether there is anything to print.
+    pub fn is_silent(&self) -> bool {
+        self.0.is_empty()
     }
 }
 
@@ -32,7 +49,7 @@ impl Display for CliError {
 
 impl<E: std::error::Error> From<E> for CliError {
     fn from(error: E) -> Self {
-        Self(error.to_string())
+        Self(error.to_string(), 1)
     }
 }
 
@@ -47,7 +64,7 @@ pub trait Context<T> {
 
 impl<T, E: Display> Context<T> for Result<T, E> {
     fn context(self, what: impl Display) -> CliResult<T> {
-        self.map_err(|error| CliError(format!("{what}: {error}")))
+        self.map_err(|error| CliError(format!("{what}: {error}"), 1))
     }
 }
 
@@ -56,7 +73,7 @@ pub fn ensure(condition: bool, message: impl FnOnce() -> String) -> CliResult<()
     if condition {
         Ok(())
     } else {
-        Err(CliError(message()))
+        Err(CliError(message(), 1))
     }
 }
 
@@ -186,7 +203,7 @@ where
                 first_error.get_or_insert(error);
             }
             Err(join) => {
-                first_error.get_or_insert(CliError(format!("load task failed: {join}")));
+                first_error.get_or_insert(CliError::new(format!("load task failed: {join}")));
             }
         }
     }

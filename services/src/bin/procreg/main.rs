@@ -9,9 +9,12 @@
 //!   baseline (`EngineBaseline/noop`) in the same run;
 //! - `procreg check` walks a running registry and reports any disagreement
 //!   between its directory, rows and session grant authorities;
-//! - `procreg install-server` installs the pinned restate-server and restatectl (CI uses it).
+//! - `procreg install-server` installs the pinned restate-server and restatectl (CI uses it);
+//! - `procreg get / ls / events / await / grants / prune` look at and tidy
+//!   a running registry (`--ingress`, `--json`; see `ops`).
 //!
-//! Every verb exits non-zero with a one-line reason when something fails.
+//! Every verb exits non-zero with a one-line reason when something fails
+//! (`procreg await` also tells the outcomes apart by exit status).
 
 mod bench;
 mod check;
@@ -20,6 +23,7 @@ mod common;
 mod demo;
 mod demo_body;
 mod demo_runner;
+mod ops;
 mod serve;
 
 use std::process::ExitCode;
@@ -46,6 +50,19 @@ enum Command {
     Check(check::CheckArgs),
     /// Install the pinned restate-server into `.tools/` when missing; print its path.
     InstallServer,
+    /// Show a process: row, lease, wait, grants and last events.
+    Get(ops::get::GetArgs),
+    /// List processes matching a filter, a page at a time.
+    Ls(ops::ls::LsArgs),
+    /// Print a process's events; `--follow` streams new ones until it ends.
+    Events(ops::events::EventsArgs),
+    /// Wait for a process's outcome; the exit status tells which (0 completed,
+    /// 3 failed, 4 cancelled, 5 abandoned, 124 timeout, 1 error).
+    Await(ops::await_outcome::AwaitArgs),
+    /// List the handle grants a session holds.
+    Grants(ops::grants::GrantsArgs),
+    /// Delete terminal processes last changed before an instant.
+    Prune(ops::prune::PruneArgs),
 }
 
 /// Finds or installs restate-server and restatectl and prints where they are.
@@ -67,12 +84,20 @@ async fn main() -> ExitCode {
         Command::Bench(args) => bench::run(args).await,
         Command::Check(args) => check::run(args).await,
         Command::InstallServer => install_server().await,
+        Command::Get(args) => ops::get::run(args).await,
+        Command::Ls(args) => ops::ls::run(args).await,
+        Command::Events(args) => ops::events::run(args).await,
+        Command::Await(args) => ops::await_outcome::run(args).await,
+        Command::Grants(args) => ops::grants::run(args).await,
+        Command::Prune(args) => ops::prune::run(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("procreg: error: {error}");
-            ExitCode::FAILURE
+            if !error.is_silent() {
+                eprintln!("procreg: error: {error}");
+            }
+            ExitCode::from(error.status())
         }
     }
 }
