@@ -11,6 +11,7 @@
 //! Rows are printed as each phase ends; the last line is one
 //! `key=value` summary for scripts.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,6 +29,7 @@ use restate_sdk::endpoint::Endpoint;
 use restate_sdk::ingress::{Client, RequestTarget};
 use serde_json::json;
 
+use crate::bench_report::Report;
 use crate::cluster_stack::ClusterStack;
 use crate::common::{
     bar, ensure, ms, quantile, run_concurrent, start_stack, CliError, CliResult, Context, Load,
@@ -66,6 +68,13 @@ pub struct BenchArgs {
     /// (replication 2) instead of a single node.
     #[arg(long, default_value_t = 1)]
     nodes: usize,
+    /// Also write every figure and table row to this file as JSON.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Also draw the wake latency distributions and each phase's ops/s
+    /// beside the no-op baseline into this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
 }
 
 /// The stack the bench runs on; dropped at the end.
@@ -385,6 +394,14 @@ pub async fn run(args: BenchArgs) -> CliResult<()> {
     );
     println!();
     println!("{}", summary.line());
+    if let Some(path) = &args.json {
+        table.report.write_json(path, &summary.pairs)?;
+        println!("figures written to {}", path.display());
+    }
+    if let Some(path) = &args.plot {
+        table.report.plot(path)?;
+        println!("plot drawn to {}", path.display());
+    }
     Ok(())
 }
 
@@ -1089,7 +1106,9 @@ async fn list_phase(
 }
 
 /// The result table, printed a row at a time as phases end.
-struct Table;
+struct Table {
+    report: Report,
+}
 
 impl Table {
     fn new() -> Self {
@@ -1098,10 +1117,14 @@ impl Table {
             "phase", "ops", "secs", "ops/s", "p50 ms", "p99 ms"
         );
         println!("{}", "-".repeat(89));
-        Self
+        Self {
+            report: Report::default(),
+        }
     }
 
     fn load(&mut self, name: &str, load: &Load) {
+        self.report
+            .load(name, load.ops(), load.elapsed, &load.latencies);
         println!(
             "{:<42} {:>7} {:>8.2} {:>9.0} {:>9.2} {:>9.2}",
             name,
@@ -1114,6 +1137,7 @@ impl Table {
     }
 
     fn latencies(&mut self, name: &str, samples: &[Duration], elapsed: Duration) {
+        self.report.latencies(name, samples, elapsed);
         println!(
             "{:<42} {:>7} {:>8.2} {:>9} {:>9.2} {:>9.2}",
             name,

@@ -17,6 +17,7 @@
 //! (`procreg await` also tells the outcomes apart by exit status).
 
 mod bench;
+mod bench_report;
 mod check;
 mod cluster_stack;
 mod common;
