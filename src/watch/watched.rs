@@ -55,6 +55,10 @@ impl WatchedProcessRegistry {
     }
 }
 
+// Every method, provided ones too, delegates to the inner registry: an
+// inherited default would silently replace the inner registry's own answer
+// (e.g. its durability tier, or its one-read event count).
+#[deny(clippy::missing_trait_methods)]
 #[async_trait]
 impl ProcessRegistry for WatchedProcessRegistry {
     async fn register_process(
