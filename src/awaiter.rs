@@ -25,6 +25,14 @@ pub struct ProcessAwaiter {
     hub: Option<ProcessChangeHub>,
 }
 
+impl std::fmt::Debug for ProcessAwaiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessAwaiter")
+            .field("wakes_on_hub", &self.hub.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 impl ProcessAwaiter {
     /// Wakes on `hub` bumps (the hub of the watched `registry`).
     pub fn new(registry: Arc<dyn ProcessRegistry>, hub: ProcessChangeHub) -> Self {

@@ -76,6 +76,13 @@ pub struct InMemoryProcessRegistry {
     tokens: Arc<TokenSource>,
 }
 
+impl std::fmt::Debug for InMemoryProcessRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InMemoryProcessRegistry")
+            .finish_non_exhaustive()
+    }
+}
+
 struct TokenSource {
     nonce: u64,
     counter: AtomicU64,

@@ -21,6 +21,15 @@ pub struct ProcessExecution {
     registry: Arc<dyn ProcessRegistry>,
 }
 
+impl std::fmt::Debug for ProcessExecution {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessExecution")
+            .field("record", &self.record)
+            .field("lease", &self.lease)
+            .finish_non_exhaustive()
+    }
+}
+
 impl ProcessExecution {
     pub(crate) fn new(
         record: ProcessRecord,

@@ -34,6 +34,15 @@ pub struct ProcessWorkDriver {
     attach: Option<Arc<dyn ProcessAttach>>,
 }
 
+impl std::fmt::Debug for ProcessWorkDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessWorkDriver")
+            .field("durability", &self.registry.durability_tier())
+            .field("attach", &self.attach.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 impl ProcessWorkDriver {
     /// Watches `registry` and drives it with `run_handle`.
     pub fn new(registry: Arc<dyn ProcessRegistry>, run_handle: Arc<dyn ProcessRunHandle>) -> Self {

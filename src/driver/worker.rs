@@ -51,6 +51,16 @@ pub struct DurableProcessWorker {
     max_concurrent_runs: usize,
 }
 
+impl std::fmt::Debug for DurableProcessWorker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DurableProcessWorker")
+            .field("owner", &self.owner)
+            .field("lease_ttl", &self.lease_ttl)
+            .field("max_concurrent_runs", &self.max_concurrent_runs)
+            .finish_non_exhaustive()
+    }
+}
+
 impl DurableProcessWorker {
     /// A worker for this OS process with the default TTL and local liveness.
     pub fn new(executor: Arc<dyn ProcessExecutor>) -> Self {

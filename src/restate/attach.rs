@@ -40,6 +40,14 @@ pub struct RestateProcessAttach {
     registry: RestateProcessRegistry,
 }
 
+impl std::fmt::Debug for RestateProcessAttach {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RestateProcessAttach")
+            .field("registry", &self.registry)
+            .finish()
+    }
+}
+
 /// One attach attempt's result.
 enum Attached<T> {
     Answer(T),

@@ -38,6 +38,14 @@ pub struct RestateProcessRegistry {
     ingress: Ingress,
 }
 
+impl std::fmt::Debug for RestateProcessRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RestateProcessRegistry")
+            .field("ingress", &self.ingress.http().1.as_str())
+            .finish()
+    }
+}
+
 impl RestateProcessRegistry {
     /// A registry talking to the Restate ingress at `ingress_url`
     /// (e.g. `http://127.0.0.1:8080`). Does no I/O.

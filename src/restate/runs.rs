@@ -43,6 +43,14 @@ pub struct RestateProcessRuns {
     registry: RestateProcessRegistry,
 }
 
+impl std::fmt::Debug for RestateProcessRuns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RestateProcessRuns")
+            .field("registry", &self.registry)
+            .finish()
+    }
+}
+
 impl RestateProcessRuns {
     /// Submits runs through the same ingress as `registry`.
     pub fn new(registry: RestateProcessRegistry) -> Self {

@@ -70,6 +70,14 @@ pub struct ConformanceTarget {
     pub clock: Arc<dyn ConformanceClock>,
 }
 
+impl std::fmt::Debug for ConformanceTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConformanceTarget")
+            .field("durability", &self.registry.durability_tier())
+            .finish_non_exhaustive()
+    }
+}
+
 /// Whether a vector may run beside others on the same registry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exclusivity {
@@ -86,6 +94,7 @@ pub fn gate() -> &'static tokio::sync::RwLock<()> {
 }
 
 /// Held while a vector runs; keeps lone vectors apart from everything else.
+#[derive(Debug)]
 pub enum GateGuard {
     /// Held by a shared vector.
     Shared(tokio::sync::RwLockReadGuard<'static, ()>),

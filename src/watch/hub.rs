@@ -15,6 +15,12 @@ pub struct ProcessChangeHub {
     channels: Arc<Mutex<HashMap<String, watch::Sender<u64>>>>,
 }
 
+impl std::fmt::Debug for ProcessChangeHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessChangeHub").finish_non_exhaustive()
+    }
+}
+
 impl ProcessChangeHub {
     /// An empty hub.
     pub fn new() -> Self {
