@@ -10,6 +10,7 @@
 use restate_sdk::prelude::*;
 
 /// The no-op virtual object `procreg bench` measures as the engine baseline.
+#[derive(Debug)]
 pub struct EngineBaseline;
 
 #[restate_sdk::object(name = "EngineBaseline")]

@@ -52,6 +52,7 @@ use crate::session_grants::{DrainRequest, GiveRequest, SessionGrantsClient, Take
 use crate::session_wakes::SessionWakesClient;
 
 /// The cross-process coordinator.
+#[derive(Debug)]
 pub struct ProcessCoordinator;
 
 #[restate_sdk::service(name = "ProcessCoordinator")]

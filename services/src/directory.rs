@@ -43,7 +43,7 @@ fn chunk_key(slot: u64) -> String {
 
 /// What the directory keeps per row.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DirectoryEntry {
+pub(crate) struct DirectoryEntry {
     /// The facts listings filter on.
     pub summary: ProcessSummary,
     /// The row, when small.
@@ -52,7 +52,7 @@ pub struct DirectoryEntry {
 
 impl DirectoryEntry {
     /// The entry for a row.
-    pub fn of(record: &ProcessRecord) -> Self {
+    pub(crate) fn of(record: &ProcessRecord) -> Self {
         let small = serde_json::to_vec(record).is_ok_and(|json| json.len() <= INLINE_RECORD_BYTES);
         Self {
             summary: ProcessSummary::of(record),
@@ -63,7 +63,7 @@ impl DirectoryEntry {
 
 /// `ProcessDirectory/prune_page` input.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-pub struct PrunePageRequest {
+pub(crate) struct PrunePageRequest {
     /// Prune terminal rows last changed before this.
     pub cutoff_ms: u64,
     /// Where to continue in the shard.
@@ -72,7 +72,7 @@ pub struct PrunePageRequest {
 
 /// What one page of a prune did.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct PrunePage {
+pub(crate) struct PrunePage {
     /// Rows and events deleted.
     pub report: ProcessPruneReport,
     /// Set when more entries follow.
@@ -105,6 +105,7 @@ async fn entries_page(
 }
 
 /// The sharded row index behind `list_processes`, `list_non_terminal` and prune.
+#[derive(Debug)]
 pub struct ProcessDirectory;
 
 #[restate_sdk::object(name = "ProcessDirectory", lazy_state)]

@@ -18,17 +18,17 @@ use restate_process_registry::ProcessError;
 use restate_sdk::serde::{Deserialize, PayloadMetadata, Serialize};
 
 /// A validated handler input.
-pub struct Input<T>(pub T);
+pub(crate) struct Input<T>(pub T);
 
 impl<T> Input<T> {
     /// The validated value.
-    pub fn into_inner(self) -> T {
+    pub(crate) fn into_inner(self) -> T {
         self.0
     }
 }
 
 /// Why an input was refused; reads as the model error it stands for.
-pub struct Refused(ProcessError);
+pub(crate) struct Refused(ProcessError);
 
 impl fmt::Display for Refused {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

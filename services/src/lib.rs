@@ -99,6 +99,8 @@
 //! that returns an error or panics ends its process `Failed` with the
 //! reason.
 
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+
 mod baseline;
 pub mod check;
 mod coordinator;

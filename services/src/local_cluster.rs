@@ -27,6 +27,7 @@ const PARTITIONS: u32 = 4;
 const REPLICATION: u32 = 2;
 
 /// A restate-server cluster of child processes on loopback.
+#[derive(Debug)]
 pub struct LocalCluster {
     nodes: Vec<LocalRestate>,
     dir: PathBuf,

@@ -26,7 +26,12 @@ pub enum LocalServerError {
     NpmNotFound,
     /// `npm install` ran but failed.
     #[error("npm install of @restatedev/restate-server failed ({status}):\n{stderr}")]
-    NpmFailed { status: String, stderr: String },
+    NpmFailed {
+        /// npm's exit status.
+        status: String,
+        /// What npm printed on stderr.
+        stderr: String,
+    },
     /// `npm install` succeeded but the expected binary is not there.
     #[error("npm install finished but {0} does not exist")]
     InstallIncomplete(PathBuf),
@@ -40,29 +45,39 @@ pub enum LocalServerError {
     /// A file-system or process operation failed.
     #[error("{context}: {source}")]
     Io {
+        /// What was being done.
         context: String,
+        /// The underlying error.
         #[source]
         source: std::io::Error,
     },
     /// An HTTP request to the server could not be made.
     #[error("HTTP request to {url} failed: {source}")]
     Http {
+        /// The URL requested.
         url: String,
+        /// The underlying error.
         #[source]
         source: reqwest::Error,
     },
     /// The admin API rejected a deployment registration.
     #[error("registering deployment {uri} failed with {status}: {body}")]
     Registration {
+        /// The endpoint URI.
         uri: String,
+        /// The admin API's status.
         status: u16,
+        /// The admin API's answer.
         body: String,
     },
     /// The server exited or did not become healthy in time.
     #[error("restate-server did not become healthy: {reason}\n--- last lines of {} ---\n{tail}", log.display())]
     Unhealthy {
+        /// Why it is considered unhealthy.
         reason: String,
+        /// The server's log file.
         log: PathBuf,
+        /// The last lines of that log.
         tail: String,
     },
     /// `restart` was called while the server is still running.
@@ -197,6 +212,7 @@ impl Drop for InstallLock {
 }
 
 /// A restate-server child process on free loopback ports with its own base dir.
+#[derive(Debug)]
 pub struct LocalRestate {
     bin: PathBuf,
     base_dir: PathBuf,

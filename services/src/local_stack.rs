@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 use crate::local_server::{LocalRestate, LocalServerError};
 
 /// restate-server plus the registry endpoint, wired together.
+#[derive(Debug)]
 pub struct LocalStack {
     server: LocalRestate,
     endpoint: JoinHandle<()>,

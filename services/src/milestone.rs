@@ -23,6 +23,7 @@ use crate::input::Input;
 use crate::process_object::{ParkRequest, ProcessObjectClient};
 
 /// The workflow carrying one milestone wait.
+#[derive(Debug)]
 pub struct ProcessMilestone;
 
 #[restate_sdk::workflow(name = "ProcessMilestone")]

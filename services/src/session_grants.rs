@@ -46,7 +46,7 @@ fn grant_key(member: &str) -> String {
 
 /// Internal: the source side of a transfer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TakeRequest {
+pub(crate) struct TakeRequest {
     /// The scope giving the grants up.
     pub from: SessionScope,
     /// The processes.
@@ -57,7 +57,7 @@ pub struct TakeRequest {
 
 /// Internal: one batch of a session delete, from `cursor`.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-pub struct DrainRequest {
+pub(crate) struct DrainRequest {
     /// Slot to start at.
     pub cursor: u64,
     /// Slots to read at most.
@@ -66,7 +66,7 @@ pub struct DrainRequest {
 
 /// Internal: the destination side of a transfer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct GiveRequest {
+pub(crate) struct GiveRequest {
     /// The scope receiving the grants.
     pub to: SessionScope,
     /// The grants as they were held at the source.
@@ -75,7 +75,7 @@ pub struct GiveRequest {
 
 /// Internal: one batch of a session delete.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Drained {
+pub(crate) struct Drained {
     /// `(process id, grants left on it)` per revoked grant.
     pub revoked: Vec<(String, usize)>,
     /// Grants still held by the session.
@@ -86,7 +86,7 @@ pub struct Drained {
 
 /// Internal: a pruned process's grants to forget.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PrunedGrants {
+pub(crate) struct PrunedGrants {
     /// The pruned process.
     pub process_id: String,
     /// Scope ids of this session that held it.
@@ -152,6 +152,7 @@ async fn remember(
 }
 
 /// The per-session grant authority.
+#[derive(Debug)]
 pub struct SessionGrants;
 
 #[restate_sdk::object(name = "SessionGrants", lazy_state)]

@@ -14,6 +14,7 @@ use restate_process_registry::restate::wire::PAGE_LIMIT;
 const HOLDERS: SlotSet<'static> = SlotSet::new("holders");
 
 /// The per-session index of wake-holding processes.
+#[derive(Debug)]
 pub struct SessionWakes;
 
 #[restate_sdk::object(name = "SessionWakes", lazy_state)]

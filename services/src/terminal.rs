@@ -13,6 +13,7 @@ use restate_sdk::prelude::*;
 const OUTCOME: &str = "outcome";
 
 /// The workflow carrying a process's outcome.
+#[derive(Debug)]
 pub struct ProcessTerminal;
 
 #[restate_sdk::workflow(name = "ProcessTerminal")]

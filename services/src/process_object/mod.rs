@@ -49,7 +49,7 @@ use crate::terminal::ProcessTerminalClient;
 
 /// Internal: a grant `SessionGrants` decided, for the process's mirror.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct MirrorPut {
+pub(crate) struct MirrorPut {
     /// The grant.
     pub grant: ProcessHandleGrant,
     /// Arriving by transfer (exempt from the per-process cap: the source
@@ -59,7 +59,7 @@ pub struct MirrorPut {
 
 /// Internal: a `ProcessMilestone` wait to park.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ParkRequest {
+pub(crate) struct ParkRequest {
     /// What is awaited.
     pub wait: MilestoneWait,
     /// The awakeable the wait's run awaits.

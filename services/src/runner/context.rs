@@ -20,6 +20,14 @@ pub struct RunContext<'a> {
     record: ProcessRecord,
 }
 
+impl std::fmt::Debug for RunContext<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunContext")
+            .field("record", &self.record)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<'a> RunContext<'a> {
     pub(super) fn new(
         ctx: &'a WorkflowContext<'a>,

@@ -55,6 +55,12 @@ pub struct ProcessRunner {
     body: Arc<dyn ProcessBody>,
 }
 
+impl std::fmt::Debug for ProcessRunner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessRunner").finish_non_exhaustive()
+    }
+}
+
 impl ProcessRunner {
     /// A runner for `body`.
     pub fn new(body: impl ProcessBody) -> Self {
