@@ -26,6 +26,7 @@ pub use registry::ProcessRegistry;
 pub use restate::{RestateProcessAttach, RestateProcessRegistry, RestateProcessRuns};
 pub use watch::{
     watch_process_registry, watch_process_registry_with_sink, ProcessChangeHub, ProcessEventSink,
+    WatchedProcessRegistry,
 };
 
 #[cfg(feature = "testing")]

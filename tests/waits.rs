@@ -8,7 +8,8 @@ use restate_process_registry::{
     watch_process_registry, watch_process_registry_with_sink, InMemoryProcessRegistry,
     ProcessAwaitOutput, ProcessAwaiter, ProcessChangeHub, ProcessError, ProcessEvent,
     ProcessEventAppendRequest, ProcessEventSink, ProcessEventType, ProcessInput, ProcessProvenance,
-    ProcessRegistration, ProcessRegistry,
+    ProcessRegistration, ProcessRegistry, ProcessRunHandle, ProcessWorkDriver,
+    WatchedProcessRegistry,
 };
 use serde_json::json;
 use tokio::time::{timeout, Instant};
@@ -410,4 +411,68 @@ async fn hub_still_bumps_with_a_sink_installed() {
         .unwrap();
     assert!(bumped(&mut rx).await);
     assert_eq!(sink.seen().len(), 1);
+}
+
+#[tokio::test]
+async fn the_watched_registry_owns_its_hub_and_sink() {
+    let inner = memory();
+    let sink = RecordingSink::default();
+    let watched = WatchedProcessRegistry::new(Arc::clone(&inner)).with_sink(Arc::new(sink.clone()));
+    let mut through_watched = watched.hub().subscribe("p");
+    watched
+        .register_process(registration("p", &["milestone"]))
+        .await
+        .unwrap();
+    assert!(
+        bumped(&mut through_watched).await,
+        "a write through it bumps its hub"
+    );
+    watched
+        .append_event("p", ProcessEventAppendRequest::new("milestone", json!(1)))
+        .await
+        .unwrap();
+    assert_eq!(sink.seen(), vec![("milestone".to_owned(), 1)]);
+
+    // Writes past the decorator change the row but bump nothing.
+    let mut quiet = watched.hub().subscribe("p");
+    watched
+        .get_ref()
+        .append_event("p", ProcessEventAppendRequest::new("milestone", json!(2)))
+        .await
+        .unwrap();
+    assert!(!bumped(&mut quiet).await);
+
+    // A clone shares hub and sink; the driver waits on the hub writes bump.
+    let driver = ProcessWorkDriver::from_watched(watched.clone(), Arc::new(Idle));
+    let waiter = tokio::spawn(async move { driver.await_event("p", "milestone", 2).await });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    watched
+        .append_event("p", ProcessEventAppendRequest::new("milestone", json!(3)))
+        .await
+        .unwrap();
+    let event = timeout(Duration::from_secs(2), waiter)
+        .await
+        .expect("the driver's awaiter wakes on the watched registry's hub")
+        .unwrap()
+        .unwrap();
+    assert_eq!(event.sequence, 3);
+    assert_eq!(sink.seen().len(), 2, "the clone fed the same sink");
+    assert_eq!(
+        watched
+            .into_inner()
+            .events_after("p", 0)
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+}
+
+struct Idle;
+
+#[async_trait]
+impl ProcessRunHandle for Idle {
+    async fn claim_and_run_pending(&self) -> restate_process_registry::ProcessResult<()> {
+        Ok(())
+    }
 }

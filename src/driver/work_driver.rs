@@ -10,7 +10,7 @@ use crate::awaiter::{terminal_output, ProcessAwaiter};
 use crate::error::ProcessResult;
 use crate::model::{ProcessAwaitOutput, ProcessEvent};
 use crate::registry::ProcessRegistry;
-use crate::watch::{watch_process_registry_with_sink, ProcessChangeHub, ProcessEventSink};
+use crate::watch::{ProcessChangeHub, WatchedProcessRegistry};
 
 /// Runs the registry's pending rows when the host asks.
 #[async_trait]
@@ -24,12 +24,13 @@ pub trait ProcessRunHandle: Send + Sync {
 /// The registry's non-terminal rows are the durable work queue; hosts call
 /// [`claim_and_run_pending`](Self::claim_and_run_pending) when something
 /// happens, and wait with [`await_terminal`](Self::await_terminal) or
-/// [`await_event`](Self::await_event). The registry it hands out is wrapped
-/// so every change wakes in-process waiters.
+/// [`await_event`](Self::await_event). The driver holds a
+/// [`WatchedProcessRegistry`], so every change made through
+/// [`process_registry`](Self::process_registry) wakes in-process waiters,
+/// and the hub waiters watch is always the one the writes bump.
 #[derive(Clone)]
 pub struct ProcessWorkDriver {
-    registry: Arc<dyn ProcessRegistry>,
-    hub: ProcessChangeHub,
+    registry: WatchedProcessRegistry,
     run_handle: Arc<dyn ProcessRunHandle>,
     attach: Option<Arc<dyn ProcessAttach>>,
 }
@@ -37,7 +38,7 @@ pub struct ProcessWorkDriver {
 impl std::fmt::Debug for ProcessWorkDriver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ProcessWorkDriver")
-            .field("durability", &self.registry.durability_tier())
+            .field("registry", &self.registry)
             .field("attach", &self.attach.is_some())
             .finish_non_exhaustive()
     }
@@ -46,28 +47,17 @@ impl std::fmt::Debug for ProcessWorkDriver {
 impl ProcessWorkDriver {
     /// Watches `registry` and drives it with `run_handle`.
     pub fn new(registry: Arc<dyn ProcessRegistry>, run_handle: Arc<dyn ProcessRunHandle>) -> Self {
-        Self::new_with_sink(registry, run_handle, None)
+        Self::from_watched(WatchedProcessRegistry::new(registry), run_handle)
     }
 
-    /// Like [`new`](Self::new), also feeding appended events to `sink`.
-    pub fn new_with_sink(
-        registry: Arc<dyn ProcessRegistry>,
-        run_handle: Arc<dyn ProcessRunHandle>,
-        sink: Option<Arc<dyn ProcessEventSink>>,
-    ) -> Self {
-        let (registry, hub) = watch_process_registry_with_sink(registry, sink);
-        Self::from_watched(registry, hub, run_handle)
-    }
-
-    /// Uses a registry already wrapped by `watch_process_registry*` and its hub.
+    /// Drives an already watched registry (e.g. one with a sink:
+    /// `WatchedProcessRegistry::new(inner).with_sink(sink)`).
     pub fn from_watched(
-        registry: Arc<dyn ProcessRegistry>,
-        hub: ProcessChangeHub,
+        registry: WatchedProcessRegistry,
         run_handle: Arc<dyn ProcessRunHandle>,
     ) -> Self {
         Self {
             registry,
-            hub,
             run_handle,
             attach: None,
         }
@@ -75,18 +65,14 @@ impl ProcessWorkDriver {
 
     /// Runs pending rows in this process with `worker`.
     pub fn inline(registry: Arc<dyn ProcessRegistry>, worker: DurableProcessWorker) -> Self {
-        Self::inline_with_sink(registry, worker, None)
+        Self::inline_watched(WatchedProcessRegistry::new(registry), worker)
     }
 
-    /// Like [`inline`](Self::inline), also feeding appended events to `sink`.
-    pub fn inline_with_sink(
-        registry: Arc<dyn ProcessRegistry>,
-        worker: DurableProcessWorker,
-        sink: Option<Arc<dyn ProcessEventSink>>,
-    ) -> Self {
-        let (registry, hub) = watch_process_registry_with_sink(registry, sink);
-        let run_handle = worker.bind(Arc::clone(&registry));
-        Self::from_watched(registry, hub, run_handle)
+    /// Like [`inline`](Self::inline) on an already watched registry; the
+    /// worker writes through it, so its appends reach the sink too.
+    pub fn inline_watched(registry: WatchedProcessRegistry, worker: DurableProcessWorker) -> Self {
+        let run_handle = worker.bind(Arc::new(registry.clone()));
+        Self::from_watched(registry, run_handle)
     }
 
     /// Waits through `attach` instead of the change hub: outcomes always,
@@ -98,17 +84,17 @@ impl ProcessWorkDriver {
 
     /// The watched registry; write through it so waiters wake.
     pub fn process_registry(&self) -> Arc<dyn ProcessRegistry> {
-        Arc::clone(&self.registry)
+        Arc::new(self.registry.clone())
     }
 
     /// The hub the watched registry bumps.
     pub fn change_hub(&self) -> ProcessChangeHub {
-        self.hub.clone()
+        self.registry.hub().clone()
     }
 
     /// An awaiter on the watched registry and its hub.
     pub fn awaiter(&self) -> ProcessAwaiter {
-        ProcessAwaiter::new(Arc::clone(&self.registry), self.hub.clone())
+        ProcessAwaiter::new(self.process_registry(), self.change_hub())
     }
 
     /// The outcome of `process_id` once terminal. An already-terminal row
@@ -116,7 +102,7 @@ impl ProcessWorkDriver {
     /// authoritative, with no polling fallback, else the awaiter waits.
     /// Unbounded: wrap it in `tokio::time::timeout`.
     pub async fn await_terminal(&self, process_id: &str) -> ProcessResult<ProcessAwaitOutput> {
-        if let Some(output) = terminal_output(self.registry.as_ref(), process_id).await? {
+        if let Some(output) = terminal_output(&self.registry, process_id).await? {
             return Ok(output);
         }
         match &self.attach {

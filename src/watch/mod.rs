@@ -7,4 +7,6 @@ mod watched;
 
 pub use hub::ProcessChangeHub;
 pub use sink::ProcessEventSink;
-pub use watched::{watch_process_registry, watch_process_registry_with_sink};
+pub use watched::{
+    watch_process_registry, watch_process_registry_with_sink, WatchedProcessRegistry,
+};

@@ -17,11 +17,12 @@ use crate::model::{
 };
 use crate::registry::ProcessRegistry;
 
-/// Wraps `inner` so in-process waiters wake on its changes.
+/// Wraps `inner` so in-process waiters wake on its changes; the pair of
+/// [`WatchedProcessRegistry::new`] and its [`hub`](WatchedProcessRegistry::hub).
 pub fn watch_process_registry(
     inner: Arc<dyn ProcessRegistry>,
 ) -> (Arc<dyn ProcessRegistry>, ProcessChangeHub) {
-    watch_process_registry_with_sink(inner, None)
+    into_pair(WatchedProcessRegistry::new(inner))
 }
 
 /// Like [`watch_process_registry`], also emitting every appended event to
@@ -30,19 +31,69 @@ pub fn watch_process_registry_with_sink(
     inner: Arc<dyn ProcessRegistry>,
     sink: Option<Arc<dyn ProcessEventSink>>,
 ) -> (Arc<dyn ProcessRegistry>, ProcessChangeHub) {
-    let hub = ProcessChangeHub::new();
-    let watched = WatchedProcessRegistry {
-        inner,
-        hub: hub.clone(),
-        sink,
-    };
+    let watched = WatchedProcessRegistry::new(inner);
+    into_pair(match sink {
+        Some(sink) => watched.with_sink(sink),
+        None => watched,
+    })
+}
+
+fn into_pair(watched: WatchedProcessRegistry) -> (Arc<dyn ProcessRegistry>, ProcessChangeHub) {
+    let hub = watched.hub().clone();
     (Arc::new(watched), hub)
 }
 
-struct WatchedProcessRegistry {
+/// The watched decorator: a [`ProcessRegistry`] that bumps its own
+/// [`ProcessChangeHub`] on every successful mutation and feeds appended
+/// events to an optional [`ProcessEventSink`]. The hub belongs to the
+/// registry, so a waiter can never watch a hub the writes do not bump.
+/// Clones share the inner registry, the hub and the sink.
+#[derive(Clone)]
+pub struct WatchedProcessRegistry {
     inner: Arc<dyn ProcessRegistry>,
     hub: ProcessChangeHub,
     sink: Option<Arc<dyn ProcessEventSink>>,
+}
+
+impl std::fmt::Debug for WatchedProcessRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WatchedProcessRegistry")
+            .field("durability", &self.inner.durability_tier())
+            .field("sink", &self.sink.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl WatchedProcessRegistry {
+    /// Watches `inner` with a fresh hub and no sink.
+    pub fn new(inner: Arc<dyn ProcessRegistry>) -> Self {
+        Self {
+            inner,
+            hub: ProcessChangeHub::new(),
+            sink: None,
+        }
+    }
+
+    /// Also emits every appended event to `sink` (best effort).
+    pub fn with_sink(mut self, sink: Arc<dyn ProcessEventSink>) -> Self {
+        self.sink = Some(sink);
+        self
+    }
+
+    /// The hub this registry bumps.
+    pub fn hub(&self) -> &ProcessChangeHub {
+        &self.hub
+    }
+
+    /// The registry being watched (writes through it bump nothing).
+    pub fn get_ref(&self) -> &Arc<dyn ProcessRegistry> {
+        &self.inner
+    }
+
+    /// The registry being watched, dropping the hub and sink.
+    pub fn into_inner(self) -> Arc<dyn ProcessRegistry> {
+        self.inner
+    }
 }
 
 impl WatchedProcessRegistry {

@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use restate_process_registry::{
-    local_owner, watch_process_registry_with_sink, DurableProcessWorker, ProcessAwaitOutput,
-    ProcessError, ProcessEvent, ProcessEventAppendRequest, ProcessEventSink, ProcessEventType,
-    ProcessExecution, ProcessExecutor, ProcessHandleDescriptor, ProcessInput,
-    ProcessLeaseClaimOutcome, ProcessListFilter, ProcessProvenance, ProcessRegistration,
-    ProcessRegistry, ProcessResult, ProcessWorkDriver, SessionScope, EVENT_CANCEL_REQUESTED,
+    local_owner, DurableProcessWorker, ProcessAwaitOutput, ProcessError, ProcessEvent,
+    ProcessEventAppendRequest, ProcessEventSink, ProcessEventType, ProcessExecution,
+    ProcessExecutor, ProcessHandleDescriptor, ProcessInput, ProcessLeaseClaimOutcome,
+    ProcessListFilter, ProcessProvenance, ProcessRegistration, ProcessRegistry, ProcessResult,
+    ProcessWorkDriver, SessionScope, WatchedProcessRegistry, EVENT_CANCEL_REQUESTED,
 };
 use serde_json::json;
 
@@ -46,12 +46,10 @@ pub async fn run() -> CliResult<()> {
     let sink: Arc<dyn ProcessEventSink> = Arc::new(PrintingSink {
         since: Instant::now(),
     });
-    let (watched, hub) = watch_process_registry_with_sink(registry, Some(sink));
+    let watched = WatchedProcessRegistry::new(registry).with_sink(sink);
     let worker = DurableProcessWorker::new(Arc::new(DemoExecutor));
-    let run_handle = worker.bind(Arc::clone(&watched));
     let attach = stack.attach().context("connecting to ingress")?;
-    let driver =
-        ProcessWorkDriver::from_watched(watched, hub, run_handle).with_attach(Arc::new(attach));
+    let driver = ProcessWorkDriver::inline_watched(watched, worker).with_attach(Arc::new(attach));
     let processes = driver.process_registry();
     let mut steps = Steps::default();
 
