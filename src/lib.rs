@@ -3,19 +3,23 @@
 
 mod attach;
 mod awaiter;
-pub mod clock;
+mod clock;
 mod driver;
 mod error;
 mod memory;
-pub mod model;
+mod model;
 mod registry;
 #[cfg(feature = "restate")]
 pub mod restate;
+// The decisions both registries share; public only for the services crate.
+#[doc(hidden)]
 pub mod rules;
 mod watch;
 
 pub use attach::ProcessAttach;
 pub use awaiter::{ProcessAwaiter, AWAIT_BACKOFF_MAX, AWAIT_BACKOFF_MIN};
+#[doc(hidden)]
+pub use clock::unix_now_ms;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use driver::*;
 pub use error::{ProcessError, ProcessResult};

@@ -1,7 +1,7 @@
 //! Deterministic inputs for handlers: the clock through a journaled side
 //! effect, tokens from the invocation's deterministic random seed.
 
-use restate_process_registry::clock::unix_now_ms;
+use restate_process_registry::unix_now_ms;
 use restate_sdk::prelude::*;
 
 /// The registry clock, read once per call and journaled so replays see

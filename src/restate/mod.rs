@@ -9,12 +9,16 @@
 //! `shared/DESIGN.md` §5 and the services crate docs for the call graph.
 
 mod attach;
+// The wire format and error codes the services crate speaks; not API.
+#[doc(hidden)]
 pub mod codes;
 mod ingress;
 mod registry;
 mod runs;
+#[doc(hidden)]
 pub mod wire;
 
 pub use attach::{RestateProcessAttach, REATTACH_WINDOW};
 pub use registry::RestateProcessRegistry;
+pub use wire::ListCursor;
 pub use runs::RestateProcessRuns;

@@ -80,6 +80,7 @@ impl std::fmt::Debug for ConformanceTarget {
 
 /// Whether a vector may run beside others on the same registry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[doc(hidden)]
 pub enum Exclusivity {
     /// Runs concurrently with other shared vectors.
     Shared,
@@ -88,6 +89,7 @@ pub enum Exclusivity {
 }
 
 /// Orders shared and lone vectors within one test binary.
+#[doc(hidden)]
 pub fn gate() -> &'static tokio::sync::RwLock<()> {
     static GATE: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
     &GATE
@@ -95,6 +97,7 @@ pub fn gate() -> &'static tokio::sync::RwLock<()> {
 
 /// Held while a vector runs; keeps lone vectors apart from everything else.
 #[derive(Debug)]
+#[doc(hidden)]
 pub enum GateGuard {
     /// Held by a shared vector.
     Shared(tokio::sync::RwLockReadGuard<'static, ()>),
@@ -103,6 +106,7 @@ pub enum GateGuard {
 }
 
 /// Waits until a vector of this exclusivity may run.
+#[doc(hidden)]
 pub async fn enter(exclusivity: Exclusivity) -> GateGuard {
     match exclusivity {
         Exclusivity::Shared => GateGuard::Shared(gate().read().await),

@@ -270,7 +270,7 @@ pub async fn run() -> CliResult<()> {
 
     // 6. Prune.
     let t = steps.begin("prune terminal rows (cutoff one minute in the future)");
-    let cutoff = restate_process_registry::clock::unix_now_ms() + 60_000;
+    let cutoff = restate_process_registry::unix_now_ms() + 60_000;
     let before = processes
         .list_processes(&ProcessListFilter::any())
         .await

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use restate_process_registry::clock::unix_now_ms;
+use restate_process_registry::unix_now_ms;
 
 /// `2026-11-24T01:02:03.004Z` for epoch milliseconds.
 pub fn utc(epoch_ms: u64) -> String {
