@@ -8,7 +8,9 @@ use thiserror::Error;
 /// retrying the same call gives the same answer. `Unavailable` means the
 /// backing store or engine could not be reached and says nothing about the
 /// process.
+/// New variants may come, so matches need a catch-all arm.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum ProcessError {
     /// No process with this id is registered (or it was pruned).
     #[error("unknown process `{process_id}`")]

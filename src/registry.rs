@@ -37,6 +37,9 @@ pub trait ProcessRegistry: Send + Sync {
     ) -> ProcessResult<ProcessRecord>;
 
     /// Grants `session_scope` a handle on the process (upsert).
+    ///
+    /// Errors: `UnknownProcess`; `InvalidInput` for a malformed scope or
+    /// descriptor, or a new scope past the per-process grant limit.
     async fn grant_handle(
         &self,
         session_scope: &SessionScope,
@@ -45,6 +48,8 @@ pub trait ProcessRegistry: Send + Sync {
     ) -> ProcessResult<ProcessHandleGrant>;
 
     /// Revokes the scope's grant; revoking an absent grant succeeds.
+    ///
+    /// Errors: `InvalidInput` for a malformed scope.
     async fn revoke_handle(
         &self,
         session_scope: &SessionScope,
@@ -53,6 +58,9 @@ pub trait ProcessRegistry: Send + Sync {
 
     /// Moves the listed grants from one scope to another. Fails before
     /// moving anything when `from_scope` does not hold one of them.
+    ///
+    /// Errors: `InvalidInput` when `from_scope` does not hold a listed
+    /// grant, for malformed scopes, or past the transfer size limit.
     async fn transfer_handle_grants(
         &self,
         from_scope: &SessionScope,
@@ -154,7 +162,11 @@ pub trait ProcessRegistry: Send + Sync {
     /// Every non-terminal row in process-id order: the recovery worklist.
     async fn list_non_terminal(&self) -> ProcessResult<Vec<ProcessRecord>>;
 
-    /// Claims the lease on a non-terminal process.
+    /// Claims the lease on a non-terminal process. A live lease held by
+    /// someone else is `Ok(Busy)`, not an error.
+    ///
+    /// Errors: `UnknownProcess`; `AlreadyTerminal`; `InvalidInput` for a
+    /// TTL outside 1 ms – 30 days or a malformed owner.
     async fn claim_process_lease(
         &self,
         process_id: &str,
@@ -163,7 +175,11 @@ pub trait ProcessRegistry: Send + Sync {
     ) -> ProcessResult<ProcessLeaseClaimOutcome>;
 
     /// Takes over a lease whose observed holder is known dead, as a
-    /// compare-and-set on that holder's owner, lease token and fence.
+    /// compare-and-set on that holder's owner, lease token and fence. A
+    /// lease that moved on since it was observed is `Ok(Busy)`.
+    ///
+    /// Errors: `UnknownProcess`; `AlreadyTerminal`; `InvalidInput` for a
+    /// bad TTL or owner, or an observed lease of another process.
     async fn reclaim_process_lease(
         &self,
         process_id: &str,
@@ -173,6 +189,10 @@ pub trait ProcessRegistry: Send + Sync {
     ) -> ProcessResult<ProcessLeaseClaimOutcome>;
 
     /// Extends a live lease the caller still holds.
+    ///
+    /// Errors: `LeaseSuperseded` when the stored lease is another one (or
+    /// none); `LeaseExpired` when it is this one but lapsed; `InvalidInput`
+    /// for a bad TTL.
     async fn renew_process_lease(
         &self,
         lease: &ProcessLease,

@@ -13,8 +13,8 @@ use std::process::Stdio;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use restate_process_registry::unix_now_ms;
 use restate_process_registry::testing::support::unique_id;
+use restate_process_registry::unix_now_ms;
 use restate_process_registry::{
     AbandonRequest, ProcessAttach, ProcessAwaitOutput, ProcessEventType, ProcessInput,
     ProcessProvenance, ProcessRegistration, ProcessRegistry, ProcessWorkDriver,

@@ -20,5 +20,5 @@ pub mod wire;
 
 pub use attach::{RestateProcessAttach, REATTACH_WINDOW};
 pub use registry::RestateProcessRegistry;
-pub use wire::ListCursor;
 pub use runs::RestateProcessRuns;
+pub use wire::ListCursor;

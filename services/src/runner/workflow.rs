@@ -5,8 +5,8 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use futures::FutureExt;
-use restate_process_registry::unix_now_ms;
 use restate_process_registry::restate::codes::INVALID_INPUT;
+use restate_process_registry::unix_now_ms;
 use restate_process_registry::{
     ProcessAwaitOutput, ProcessLease, ProcessLeaseClaimOutcome, ProcessRecord, ProcessStarted,
 };
