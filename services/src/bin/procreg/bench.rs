@@ -475,7 +475,7 @@ where
     let progress = bar(total, label);
     let load = run_concurrent(total, concurrency, &progress, op).await;
     progress.finish_and_clear();
-    load.context(label)
+    load.context(label.to_owned())
 }
 
 async fn register_all(

@@ -1,8 +1,8 @@
-//! Helpers every verb shares: the CLI error type, progress bars and
+//! Helpers every verb shares: errors and exit statuses, progress bars and
 //! spinners, the local stack started behind a spinner, timing, and a
 //! bounded-concurrency load runner.
 
-use std::fmt::{self, Display};
+use std::fmt::Display;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -13,67 +13,55 @@ use restate_process_registry_services::local_stack::LocalStack;
 use restate_sdk::endpoint::Endpoint;
 use tokio::task::JoinSet;
 
-/// A failure of a verb, already phrased for the user, with the exit
-/// status it ends the process with.
-#[derive(Debug)]
-pub struct CliError(String, u8);
+/// What every verb returns: an `anyhow` error whose context chain is
+/// printed on one line (`procreg: error: what: why: cause`).
+pub type CliResult<T> = anyhow::Result<T>;
+
+pub use anyhow::Context;
+
+/// An error with this message (exit status 1).
+pub struct CliError;
 
 impl CliError {
-    /// An error with this message (exit status 1).
-    pub fn new(message: impl Into<String>) -> Self {
-        Self(message.into(), 1)
+    /// A plain failure with `message`.
+    #[allow(clippy::new_ret_no_self)]
+    pub fn new(message: impl Display) -> anyhow::Error {
+        anyhow::Error::msg(message.to_string())
     }
 
-    /// Ends with `status`; nothing is printed when `message` is empty
-    /// (the verb already said what happened).
-    pub fn exit(status: u8, message: impl Into<String>) -> Self {
-        Self(message.into(), status)
+    /// Ends the process with `status`; nothing is printed when `message` is
+    /// empty (the verb already said what happened).
+    pub fn exit(status: u8, message: impl Into<String>) -> anyhow::Error {
+        anyhow::Error::new(Exit {
+            status,
+            message: message.into(),
+        })
     }
+}
 
+/// A failure that ends with its own exit status (see [`CliError::exit`]).
+#[derive(Debug)]
+pub struct Exit {
     /// The exit status.
-    pub fn status(&self) -> u8 {
-        self.1
-    }
-
-    /// Whether there is anything to print.
-    pub fn is_silent(&self) -> bool {
-        self.0.is_empty()
-    }
+    pub status: u8,
+    /// What to print; empty for nothing.
+    pub message: String,
 }
 
-impl Display for CliError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+impl Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
     }
 }
 
-impl<E: std::error::Error> From<E> for CliError {
-    fn from(error: E) -> Self {
-        Self(error.to_string(), 1)
-    }
-}
-
-/// What every verb returns.
-pub type CliResult<T> = Result<T, CliError>;
-
-/// Prefixes an error with what was being done.
-pub trait Context<T> {
-    /// `what: error` on failure.
-    fn context(self, what: impl Display) -> CliResult<T>;
-}
-
-impl<T, E: Display> Context<T> for Result<T, E> {
-    fn context(self, what: impl Display) -> CliResult<T> {
-        self.map_err(|error| CliError(format!("{what}: {error}"), 1))
-    }
-}
+impl std::error::Error for Exit {}
 
 /// Fails with `message` unless `condition` holds.
 pub fn ensure(condition: bool, message: impl FnOnce() -> String) -> CliResult<()> {
     if condition {
         Ok(())
     } else {
-        Err(CliError(message(), 1))
+        Err(CliError::new(message()))
     }
 }
 

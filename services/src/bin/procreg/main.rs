@@ -94,11 +94,18 @@ async fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            if !error.is_silent() {
-                eprintln!("procreg: error: {error}");
+        Err(error) => match error.downcast_ref::<common::Exit>() {
+            Some(exit) => {
+                if !exit.message.is_empty() {
+                    eprintln!("procreg: error: {}", exit.message);
+                }
+                ExitCode::from(exit.status)
             }
-            ExitCode::from(error.status())
-        }
+            None => {
+                // `{:#}` keeps the whole cause chain on one line.
+                eprintln!("procreg: error: {error:#}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
