@@ -108,14 +108,18 @@ mod directory;
 mod errors;
 mod input;
 mod journal;
+#[cfg(feature = "harness")]
 pub mod local_cluster;
+#[cfg(feature = "harness")]
 pub mod local_server;
+#[cfg(feature = "harness")]
 pub mod local_stack;
 mod milestone;
 mod process_object;
 pub mod runner;
 mod session_grants;
 mod session_wakes;
+#[cfg(feature = "harness")]
 pub mod signing;
 mod slots;
 mod state;
