@@ -101,7 +101,6 @@
 
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
-mod baseline;
 pub mod check;
 mod coordinator;
 mod directory;
@@ -125,7 +124,6 @@ mod slots;
 mod state;
 mod terminal;
 
-pub use baseline::EngineBaseline;
 pub use coordinator::ProcessCoordinator;
 pub use directory::ProcessDirectory;
 pub use milestone::ProcessMilestone;

@@ -23,8 +23,10 @@ use restate_process_registry::{
     ProcessValueSelector, ProcessWakeDedupeKey, ProcessWakeSpec, RestateProcessAttach,
     RestateProcessRegistry, SessionScope,
 };
+use restate_process_registry_services::bind_services;
 use restate_process_registry_services::local_stack::LocalStack;
-use restate_process_registry_services::{bind_services, EngineBaseline};
+
+use crate::baseline::EngineBaseline;
 use restate_sdk::endpoint::Endpoint;
 use restate_sdk::ingress::{Client, RequestTarget};
 use serde_json::json;

@@ -16,6 +16,7 @@
 //! Every verb exits non-zero with a one-line reason when something fails
 //! (`procreg await` also tells the outcomes apart by exit status).
 
+mod baseline;
 mod bench;
 mod bench_report;
 mod check;
