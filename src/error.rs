@@ -1,5 +1,8 @@
 //! The one error type every registry, awaiter and driver returns.
 
+use std::fmt;
+use std::sync::Arc;
+
 use thiserror::Error;
 
 /// Why a registry call was refused or could not be answered.
@@ -44,9 +47,54 @@ pub enum ProcessError {
         process_id: String,
     },
     /// The store or engine could not be reached or answered unexpectedly.
-    #[error("registry unavailable: {0}")]
-    Unavailable(String),
+    #[error("registry unavailable: {message}")]
+    Unavailable {
+        /// What failed, with the underlying reason when it has no error type.
+        message: String,
+        /// The underlying failure (e.g. the transport's error), when there
+        /// is one; `{:#}` with anyhow, or walking `source()`, shows it.
+        #[source]
+        source: Option<ErrorCause>,
+    },
 }
+
+/// The error behind an [`ProcessError::Unavailable`]: cheap to clone, and
+/// compared by its text so `ProcessError` stays `PartialEq`.
+#[derive(Clone)]
+pub struct ErrorCause(Arc<dyn std::error::Error + Send + Sync>);
+
+impl ErrorCause {
+    /// Wraps `error`.
+    pub fn new(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self(Arc::new(error))
+    }
+}
+
+impl fmt::Debug for ErrorCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Display for ErrorCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for ErrorCause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+impl PartialEq for ErrorCause {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_string() == other.to_string()
+    }
+}
+
+impl Eq for ErrorCause {}
 
 impl ProcessError {
     /// `UnknownProcess` for `process_id`.
@@ -64,6 +112,25 @@ impl ProcessError {
     /// `Conflict` with a message.
     pub fn conflict(message: impl Into<String>) -> Self {
         Self::Conflict(message.into())
+    }
+
+    /// `Unavailable` with a message and no underlying error.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::Unavailable {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// `Unavailable` caused by `source` (kept, so callers can walk the chain).
+    pub fn unavailable_because(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::Unavailable {
+            message: message.into(),
+            source: Some(ErrorCause::new(source)),
+        }
     }
 
     /// `AlreadyTerminal` for `process_id`.

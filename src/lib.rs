@@ -22,7 +22,7 @@ pub use awaiter::{ProcessAwaiter, AWAIT_BACKOFF_MAX, AWAIT_BACKOFF_MIN};
 pub use clock::unix_now_ms;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use driver::*;
-pub use error::{ProcessError, ProcessResult};
+pub use error::{ErrorCause, ProcessError, ProcessResult};
 pub use memory::InMemoryProcessRegistry;
 pub use model::*;
 pub use registry::ProcessRegistry;

@@ -314,7 +314,7 @@ impl ProcessRegistry for InMemoryProcessRegistry {
                 .and_then(|key| slot.replay_keys.get(key))
             {
                 let original = slot.event(*sequence).ok_or_else(|| {
-                    ProcessError::Unavailable(format!("replayed event {sequence} is missing"))
+                    ProcessError::unavailable(format!("replayed event {sequence} is missing"))
                 })?;
                 append::check_replay(original, &request)?;
                 return Ok(wakes::replayed(original.clone()));

@@ -81,7 +81,7 @@ struct FailingExecutor;
 #[async_trait]
 impl ProcessExecutor for FailingExecutor {
     async fn execute(&self, _execution: ProcessExecution) -> ProcessResult<ProcessAwaitOutput> {
-        Err(ProcessError::Unavailable("downstream is down".into()))
+        Err(ProcessError::unavailable("downstream is down"))
     }
 }
 
@@ -369,14 +369,14 @@ async fn an_executor_error_leaves_the_row_pending_and_the_lease_free() {
         .await
         .unwrap();
     let err = driver.claim_and_run_pending("tick").await.unwrap_err();
-    assert_eq!(err, ProcessError::Unavailable("downstream is down".into()));
+    assert_eq!(err, ProcessError::unavailable("downstream is down"));
     let record = registry.get_process("flaky").await.unwrap();
     assert_eq!(record.status, ProcessStatus::Running);
     assert_eq!(registry.get_process_lease("flaky").await.unwrap(), None);
     let err = driver.claim_and_run_pending("retry").await.unwrap_err();
     assert_eq!(
         err,
-        ProcessError::Unavailable("downstream is down".into()),
+        ProcessError::unavailable("downstream is down"),
         "a rerunnable row is tried again"
     );
 }
@@ -488,8 +488,7 @@ fn attach_driver(
 
 #[tokio::test]
 async fn a_terminal_row_short_circuits_before_attach() {
-    let (driver, attach) =
-        attach_driver(Err(ProcessError::Unavailable("must not be called".into())));
+    let (driver, attach) = attach_driver(Err(ProcessError::unavailable("must not be called")));
     let registry = driver.process_registry();
     registry
         .register_process(job("done", RecoveryDisposition::Rerunnable))
@@ -506,7 +505,7 @@ async fn a_terminal_row_short_circuits_before_attach() {
 
 #[tokio::test]
 async fn attach_errors_propagate_with_no_poll_fallback() {
-    let (driver, attach) = attach_driver(Err(ProcessError::Unavailable("attach failed".into())));
+    let (driver, attach) = attach_driver(Err(ProcessError::unavailable("attach failed")));
     let registry = driver.process_registry();
     registry
         .register_process(job("live", RecoveryDisposition::Rerunnable))
@@ -516,7 +515,7 @@ async fn attach_errors_propagate_with_no_poll_fallback() {
         .await
         .expect("an attach error returns at once")
         .unwrap_err();
-    assert_eq!(err, ProcessError::Unavailable("attach failed".into()));
+    assert_eq!(err, ProcessError::unavailable("attach failed"));
     assert_eq!(attach.calls.load(Ordering::SeqCst), 1);
 }
 
@@ -742,7 +741,7 @@ impl ProcessRegistry for Faulty {
                     left.checked_sub(1)
                 });
         if failing.is_ok() {
-            return Err(ProcessError::Unavailable("renewal lost on the way".into()));
+            return Err(ProcessError::unavailable("renewal lost on the way"));
         }
         self.inner.renew_process_lease(lease, ttl_ms).await
     }

@@ -7,7 +7,9 @@ mod common;
 use reqwest::StatusCode;
 use restate_process_registry::rules::limits::MAX_PAYLOAD_BYTES;
 use restate_process_registry::testing::support::{owner, typed, NOTE};
-use restate_process_registry::{ProcessError, ProcessEventAppendRequest, ProcessRegistry};
+use restate_process_registry::{
+    ProcessError, ProcessEventAppendRequest, ProcessRegistry, RestateProcessRegistry,
+};
 use serde_json::{json, Value};
 
 /// POSTs `body` (raw bytes, JSON content type) to `/ProcessObject/{id}/{handler}`.
@@ -246,4 +248,14 @@ async fn wake_reads_longer_than_a_page_skip_acked_wakes() {
         sequences(&registry.wake_events_after(&id, 100).await.unwrap()),
         tail
     );
+}
+
+#[tokio::test]
+async fn an_unreachable_ingress_is_unavailable_with_its_cause() {
+    use std::error::Error as _;
+    let registry = RestateProcessRegistry::connect("http://127.0.0.1:9").unwrap();
+    let err = registry.try_get_process("anything").await.unwrap_err();
+    assert!(matches!(err, ProcessError::Unavailable { .. }), "{err:?}");
+    let cause = err.source().expect("the transport error is kept");
+    assert!(!cause.to_string().is_empty());
 }

@@ -44,7 +44,9 @@ where
     loop {
         match call().await {
             Ok(value) => return value,
-            Err(ProcessError::Unavailable(reason)) => {
+            Err(ProcessError::Unavailable {
+                message: reason, ..
+            }) => {
                 assert!(
                     started.elapsed() < Duration::from_secs(60),
                     "no answer for a minute: {reason}"

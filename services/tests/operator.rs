@@ -81,6 +81,11 @@ async fn operator_verbs_against_a_running_stack() {
     let unreachable = run("http://127.0.0.1:9", &["get", &id]).await;
     assert_eq!(status(&unreachable), 1);
     assert_eq!(stderr(&unreachable).lines().count(), 1, "one line");
+    assert!(
+        stderr(&unreachable).contains("error sending request"),
+        "the cause chain is printed: {}",
+        stderr(&unreachable)
+    );
     assert_eq!(status(&run(&ingress, &["ls", "--bogus"]).await), 2);
     assert_eq!(status(&run(&ingress, &["ls", "--since", "soon"]).await), 2);
 

@@ -158,9 +158,7 @@ impl ProcessRunHandle for BoundWorker {
         let mut first_error = None;
         while let Some(joined) = runs.join_next().await {
             let result = joined.unwrap_or_else(|err| {
-                Err(ProcessError::Unavailable(format!(
-                    "worker task failed: {err}"
-                )))
+                Err(ProcessError::unavailable_because("worker task failed", err))
             });
             if let Err(err) = result {
                 tracing::warn!(error = %err, "process run failed");
@@ -198,7 +196,7 @@ impl Bound {
             self.sweep(&record).await
         } else {
             let Ok(_slot) = Arc::clone(&self.slots).acquire_owned().await else {
-                return Err(ProcessError::Unavailable("worker slots closed".into()));
+                return Err(ProcessError::unavailable("worker slots closed"));
             };
             self.execute(&record).await
         };
@@ -336,7 +334,7 @@ impl Bound {
                         holds_until = Instant::now() + ttl;
                         break;
                     }
-                    Err(err @ ProcessError::Unavailable(_))
+                    Err(err @ ProcessError::Unavailable { .. })
                         if Instant::now() + pause < holds_until =>
                     {
                         tracing::debug!(process_id = %lease.process_id, error = %err, ?pause, "renewal failed; retrying within the lease");

@@ -81,7 +81,7 @@ impl RestateProcessAttach {
     ) -> ProcessResult<Attached<T>> {
         let (http, _) = self.registry.ingress().http();
         let cut = |err: reqwest::Error| {
-            Attached::Cut(ProcessError::Unavailable(format!("attach failed: {err}")))
+            Attached::Cut(ProcessError::unavailable_because("attach failed", err))
         };
         let response = match http
             .get(self.url(&["restate", "workflow", service, key, "attach"])?)
@@ -100,7 +100,7 @@ impl RestateProcessAttach {
             StatusCode::OK => serde_json::from_slice(&body)
                 .map(Attached::Answer)
                 .map_err(|err| {
-                    ProcessError::Unavailable(format!("attach answered an unreadable value: {err}"))
+                    ProcessError::unavailable_because("attach answered an unreadable value", err)
                 }),
             StatusCode::NOT_FOUND => Ok(Attached::Unknown),
             // The ingress or a partition is not serving yet (a restart).
@@ -138,7 +138,7 @@ impl RestateProcessAttach {
                     started = true;
                     continue;
                 }
-                Attached::Unknown => ProcessError::Unavailable(format!(
+                Attached::Unknown => ProcessError::unavailable(format!(
                     "workflow {service}/{key} is unknown to the engine"
                 )),
                 Attached::Cut(failure) => failure,
@@ -198,7 +198,7 @@ impl RestateProcessAttach {
         let (http, _) = self.registry.ingress().http();
         let url = self.url(&[PROCESS_MILESTONE, &wait.key(), "run", "send"])?;
         let unavailable = |err: reqwest::Error| {
-            ProcessError::Unavailable(format!("starting a milestone wait failed: {err}"))
+            ProcessError::unavailable_because("starting a milestone wait failed", err)
         };
         let response = http
             .post(url)

@@ -36,7 +36,7 @@ pub fn code_of(error: &ProcessError) -> u16 {
         ProcessError::LeaseExpired { .. } => LEASE_EXPIRED,
         ProcessError::LeaseSuperseded { .. } => LEASE_SUPERSEDED,
         ProcessError::AlreadyTerminal { .. } => ALREADY_TERMINAL,
-        ProcessError::Unavailable(_) => UNAVAILABLE,
+        ProcessError::Unavailable { .. } => UNAVAILABLE,
     }
 }
 
@@ -73,7 +73,7 @@ pub fn decode(code: u16, message: &str) -> Option<ProcessError> {
             .map(|process_id| ProcessError::LeaseSuperseded { process_id }),
         ALREADY_TERMINAL => id("process `", "` is already terminal")
             .map(|process_id| ProcessError::AlreadyTerminal { process_id }),
-        UNAVAILABLE => text("registry unavailable: ").map(ProcessError::Unavailable),
+        UNAVAILABLE => text("registry unavailable: ").map(ProcessError::unavailable),
         _ => None,
     }
 }
@@ -95,7 +95,7 @@ mod tests {
                 process_id: "p2".into(),
             },
             ProcessError::terminal("p3"),
-            ProcessError::Unavailable("disk".into()),
+            ProcessError::unavailable("disk"),
         ];
         let mut codes: Vec<u16> = errors.iter().map(code_of).collect();
         for error in &errors {

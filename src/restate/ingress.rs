@@ -61,7 +61,7 @@ impl Ingress {
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(64)
             .build()
-            .map_err(|err| ProcessError::Unavailable(format!("http client: {err}")))?;
+            .map_err(|err| ProcessError::unavailable_because("http client", err))?;
         let client = Client::new(uri, http.clone()).map_err(|err| bad(&err))?;
         Ok(Self {
             client,
@@ -163,7 +163,7 @@ pub(crate) fn to_process_error(error: ClientError) -> ProcessError {
         ClientError::Status { status, response } => {
             decode_failure(status.as_u16(), response.body())
         }
-        _ => ProcessError::Unavailable(error.to_string()),
+        _ => ProcessError::unavailable_because("ingress call failed", error),
     }
 }
 
@@ -177,6 +177,6 @@ pub(crate) fn decode_failure(status: u16, body: &[u8]) -> ProcessError {
         .map(|failure| failure.message)
         .unwrap_or_else(|_| String::from_utf8_lossy(body).into_owned());
     codes::decode(status, &message).unwrap_or_else(|| {
-        ProcessError::Unavailable(format!("ingress answered {status}: {message}"))
+        ProcessError::unavailable(format!("ingress answered {status}: {message}"))
     })
 }

@@ -190,8 +190,8 @@ impl RestateProcessRegistry {
             }
         }
         while let Some(joined) = reads.join_next().await {
-            let read = joined
-                .map_err(|err| ProcessError::Unavailable(format!("row read failed: {err}")))?;
+            let read =
+                joined.map_err(|err| ProcessError::unavailable_because("row read failed", err))?;
             records.extend(read?);
         }
         Ok(records)
@@ -206,7 +206,7 @@ impl RestateProcessRegistry {
         let mut rows = Vec::new();
         while let Some(joined) = shards.join_next().await {
             let shard_rows = joined
-                .map_err(|err| ProcessError::Unavailable(format!("list task failed: {err}")))??;
+                .map_err(|err| ProcessError::unavailable_because("list task failed", err))??;
             rows.extend(shard_rows);
         }
         let mut records = self.records_of(rows).await?;
@@ -295,7 +295,7 @@ impl RestateProcessRegistry {
         let mut records = vec![None; grants.len()];
         while let Some(joined) = reads.join_next().await {
             let (index, record) = joined
-                .map_err(|err| ProcessError::Unavailable(format!("grant read failed: {err}")))?;
+                .map_err(|err| ProcessError::unavailable_because("grant read failed", err))?;
             records[index] = record?;
         }
         Ok(grants

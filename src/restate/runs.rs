@@ -89,9 +89,10 @@ impl ProcessRunHandle for RestateProcessRuns {
                 break;
             };
             let started = joined.unwrap_or_else(|err| {
-                Err(ProcessError::Unavailable(format!(
-                    "run start task failed: {err}"
-                )))
+                Err(ProcessError::unavailable_because(
+                    "run start task failed",
+                    err,
+                ))
             });
             match started {
                 // Ended or pruned since it was listed: nothing to run.

@@ -333,7 +333,7 @@ impl ErrorKind {
             ProcessError::AlreadyTerminal { .. } => Self::AlreadyTerminal,
             ProcessError::LeaseSuperseded { .. } => Self::LeaseSuperseded,
             ProcessError::LeaseExpired { .. } => Self::LeaseExpired,
-            ProcessError::Unavailable(_) => Self::Unavailable,
+            ProcessError::Unavailable { .. } => Self::Unavailable,
         }
     }
 }
@@ -347,7 +347,7 @@ pub fn named_process(error: &ProcessError) -> Option<&str> {
         | ProcessError::LeaseExpired { process_id } => Some(process_id),
         ProcessError::Conflict(_)
         | ProcessError::InvalidInput(_)
-        | ProcessError::Unavailable(_) => None,
+        | ProcessError::Unavailable { .. } => None,
     }
 }
 

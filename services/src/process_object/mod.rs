@@ -574,8 +574,8 @@ impl ProcessObject {
     async fn start_run(&self, ctx: SharedObjectContext<'_>) -> Result<Json<bool>, TerminalError> {
         let record = require_record(&ctx).await?;
         if !self.runs_bodies {
-            return Err(terminal(ProcessError::Unavailable(
-                "no ProcessRunner is bound to this endpoint".into(),
+            return Err(terminal(ProcessError::unavailable(
+                "no ProcessRunner is bound to this endpoint",
             )));
         }
         if !runs_body(&record) {
