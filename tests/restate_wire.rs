@@ -259,3 +259,30 @@ async fn an_unreachable_ingress_is_unavailable_with_its_cause() {
     let cause = err.source().expect("the transport error is kept");
     assert!(!cause.to_string().is_empty());
 }
+
+#[tokio::test]
+async fn a_prune_part_that_does_not_exist_is_refused() {
+    let registry = common::registry();
+    let parts = RestateProcessRegistry::PRUNE_PARTS;
+    assert!(matches!(
+        registry.prune_part(0, parts).await,
+        Err(ProcessError::InvalidInput(_))
+    ));
+    // Straight to the handler: refused there too, before anything runs.
+    let response = reqwest::Client::new()
+        .post(format!(
+            "{}/ProcessCoordinator/prune_shard",
+            common::urls().ingress
+        ))
+        .json(&json!({ "cutoff_ms": 0, "shard": parts + 7 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    // Every part in turn prunes what one whole prune would: nothing here.
+    let mut pruned = 0;
+    for part in 0..parts {
+        pruned += registry.prune_part(0, part).await.unwrap().pruned_processes;
+    }
+    assert_eq!(pruned, 0, "a cutoff at the epoch prunes nothing");
+}

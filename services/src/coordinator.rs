@@ -38,7 +38,9 @@
 //! Each directory shard is pruned page by page (`ProcessDirectory::prune_page`,
 //! at most one page of rows per step); each row re-checks under its own lock.
 
-use restate_process_registry::restate::wire::{TransferRequest, DIRECTORY_SHARDS, PAGE_LIMIT};
+use restate_process_registry::restate::wire::{
+    PruneShardRequest, TransferRequest, DIRECTORY_SHARDS, PAGE_LIMIT,
+};
 use restate_process_registry::rules::grants::SessionDeleteTally;
 use restate_process_registry::rules::limits::check_key;
 use restate_process_registry::{ProcessPruneReport, ProcessSessionDeleteReport};
@@ -151,22 +153,47 @@ impl ProcessCoordinator {
         let cutoff_ms = cutoff_ms.into_inner();
         let mut report = ProcessPruneReport::default();
         for shard in 0..DIRECTORY_SHARDS {
-            let directory = ctx.object_client::<ProcessDirectoryClient>(shard.to_string());
-            let mut cursor = 0;
-            loop {
-                let page = directory
-                    .prune_page(Json(PrunePageRequest { cutoff_ms, cursor }))
-                    .call()
-                    .await?
-                    .into_inner();
-                report.pruned_processes += page.report.pruned_processes;
-                report.pruned_events += page.report.pruned_events;
-                match page.next_cursor {
-                    Some(next) => cursor = next,
-                    None => break,
-                }
-            }
+            let pruned = prune_shard(&ctx, shard, cutoff_ms).await?;
+            report.pruned_processes += pruned.pruned_processes;
+            report.pruned_events += pruned.pruned_events;
         }
         Ok(Json(report))
+    }
+
+    /// One directory shard's share of `prune_terminal_processes`, so a
+    /// caller can show progress (`procreg prune`). Each row is pruned under
+    /// its own object's lock, exactly as by `prune`.
+    #[handler]
+    async fn prune_shard(
+        &self,
+        ctx: Context<'_>,
+        request: Input<PruneShardRequest>,
+    ) -> Result<Json<ProcessPruneReport>, TerminalError> {
+        let PruneShardRequest { cutoff_ms, shard } = request.into_inner();
+        Ok(Json(prune_shard(&ctx, shard, cutoff_ms).await?))
+    }
+}
+
+/// Prunes `shard` page by page.
+async fn prune_shard(
+    ctx: &Context<'_>,
+    shard: u32,
+    cutoff_ms: u64,
+) -> Result<ProcessPruneReport, TerminalError> {
+    let directory = ctx.object_client::<ProcessDirectoryClient>(shard.to_string());
+    let mut report = ProcessPruneReport::default();
+    let mut cursor = 0;
+    loop {
+        let page = directory
+            .prune_page(Json(PrunePageRequest { cutoff_ms, cursor }))
+            .call()
+            .await?
+            .into_inner();
+        report.pruned_processes += page.report.pruned_processes;
+        report.pruned_events += page.report.pruned_events;
+        match page.next_cursor {
+            Some(next) => cursor = next,
+            None => return Ok(report),
+        }
     }
 }

@@ -626,6 +626,27 @@ impl ProcessRegistry for RestateProcessRegistry {
     }
 }
 
+impl RestateProcessRegistry {
+    /// How many parts [`prune_part`](Self::prune_part) splits a prune into.
+    pub const PRUNE_PARTS: u32 = wire::DIRECTORY_SHARDS;
+
+    /// One part (`0..PRUNE_PARTS`) of `prune_terminal_processes`: running
+    /// every part prunes what one `prune_terminal_processes` would, and lets
+    /// a caller report progress between parts.
+    pub async fn prune_part(
+        &self,
+        cutoff_epoch_ms: u64,
+        part: u32,
+    ) -> ProcessResult<ProcessPruneReport> {
+        let request = wire::PruneShardRequest {
+            cutoff_ms: cutoff_epoch_ms,
+            shard: part,
+        };
+        request.validate()?;
+        self.coordinate("prune_shard", &request).await
+    }
+}
+
 /// Reads the attach target of a process (its outcome or its workflow key).
 pub(crate) async fn attach_target(
     registry: &RestateProcessRegistry,

@@ -219,6 +219,28 @@ pub fn milestone_key(incarnation: &str, event_type: Option<&str>, after_sequence
     }
 }
 
+/// `ProcessCoordinator/prune_shard` input: one directory shard's share of
+/// `prune_terminal_processes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PruneShardRequest {
+    /// Prune terminal rows last changed before this.
+    pub cutoff_ms: u64,
+    /// The shard, `0..DIRECTORY_SHARDS`.
+    pub shard: u32,
+}
+
+impl Validate for PruneShardRequest {
+    fn validate(&self) -> ProcessResult<()> {
+        if self.shard >= DIRECTORY_SHARDS {
+            return Err(crate::error::ProcessError::invalid(format!(
+                "shard {} does not exist (there are {DIRECTORY_SHARDS})",
+                self.shard
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// `ProcessDirectory/list` input.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ListPageRequest {

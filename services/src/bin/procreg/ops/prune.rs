@@ -1,13 +1,14 @@
 //! `procreg prune --before …`: deletes terminal processes last changed
-//! before an instant, asking first unless `--yes`.
+//! before an instant, asking first unless `--yes`, with a progress bar
+//! over the registry's prune parts.
 
 use std::io::{BufRead, IsTerminal, Write};
 
 use clap::Args;
-use restate_process_registry::ProcessRegistry;
+use restate_process_registry::{ProcessPruneReport, RestateProcessRegistry};
 
 use super::{print_json, time, Target};
-use crate::common::{spinner, CliError, CliResult, Context};
+use crate::common::{bar, CliError, CliResult, Context};
 
 /// Options of `procreg prune`.
 #[derive(Debug, Args)]
@@ -30,12 +31,22 @@ pub async fn run(args: PruneArgs) -> CliResult<()> {
     if !args.yes && !confirm(&cutoff)? {
         return Err(CliError::new("not confirmed; nothing pruned"));
     }
-    let progress = spinner(format!(
-        "pruning terminal processes changed before {cutoff}"
-    ));
-    let report = registry.prune_terminal_processes(args.before).await;
+    let parts = RestateProcessRegistry::PRUNE_PARTS;
+    let progress = bar(
+        parts as usize,
+        format!("pruning terminal processes changed before {cutoff}"),
+    );
+    let mut report = ProcessPruneReport::default();
+    for part in 0..parts {
+        let pruned = registry
+            .prune_part(args.before, part)
+            .await
+            .with_context(|| format!("pruning (part {} of {parts})", part + 1))?;
+        report.pruned_processes += pruned.pruned_processes;
+        report.pruned_events += pruned.pruned_events;
+        progress.inc(1);
+    }
     progress.finish_and_clear();
-    let report = report.context("pruning")?;
     if args.target.json {
         return print_json(&report);
     }
