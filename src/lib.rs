@@ -9,7 +9,10 @@ mod error;
 mod memory;
 mod model;
 mod registry;
+// Reached through the root re-exports below; the module itself holds the
+// wire format the services crate speaks.
 #[cfg(feature = "restate")]
+#[doc(hidden)]
 pub mod restate;
 // The decisions both registries share; public only for the services crate.
 #[doc(hidden)]
@@ -27,7 +30,9 @@ pub use memory::InMemoryProcessRegistry;
 pub use model::*;
 pub use registry::ProcessRegistry;
 #[cfg(feature = "restate")]
-pub use restate::{RestateProcessAttach, RestateProcessRegistry, RestateProcessRuns};
+pub use restate::{
+    ListCursor, RestateProcessAttach, RestateProcessRegistry, RestateProcessRuns, REATTACH_WINDOW,
+};
 pub use watch::{
     watch_process_registry, watch_process_registry_with_sink, ProcessChangeHub, ProcessEventSink,
     WatchedProcessRegistry,

@@ -16,6 +16,7 @@ pub mod listing;
 pub mod prune;
 pub mod registration;
 pub mod row_facts;
+#[doc(hidden)]
 pub mod support;
 
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! `procreg ls`: rows matching a `ProcessListFilter`, a page at a time.
 
 use clap::{Args, ValueEnum};
-use restate_process_registry::restate::ListCursor;
+use restate_process_registry::ListCursor;
 use restate_process_registry::{ProcessListFilter, ProcessRecord, ProcessStatusFilter};
 use serde_json::json;
 
