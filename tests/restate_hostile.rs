@@ -511,7 +511,7 @@ async fn undecodable_state_fails_terminally(battery: &mut Battery) {
             "{}/services/ProcessObject/state",
             common::urls().admin
         ))
-        .json(&json!({ "object_key": id, "new_state": { "record": garbage } }))
+        .json(&json!({ "object_key": id, "new_state": { "row": garbage } }))
         .send()
         .await
         .expect("admin answers");

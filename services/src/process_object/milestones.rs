@@ -27,7 +27,7 @@ use restate_process_registry::{ProcessError, ProcessEvent};
 use restate_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::slot::{event, stored_event, LogHead, LOG};
+use super::slot::{event, stored_event, LogHead};
 use crate::errors::terminal;
 use crate::state::{in_order, ReadState};
 
@@ -110,8 +110,8 @@ pub(crate) async fn find<C: ReadState>(
 }
 
 /// Parks a wait for the first `event_type` event (any event for `None`)
-/// above `after_sequence`, to be completed through `awakeable_id`. Stores
-/// the head.
+/// above `after_sequence`, to be completed through `awakeable_id`. The
+/// caller writes the row with the changed head.
 pub(crate) fn park(
     ctx: &ObjectContext<'_>,
     head: &mut LogHead,
@@ -135,7 +135,6 @@ pub(crate) fn park(
     ctx.set(&parked_key(event_type, waiters.next), Json(wait));
     waiters.next += 1;
     waiters.parked += 1;
-    ctx.set(LOG, Json(head.clone()));
     Ok(())
 }
 
@@ -156,17 +155,17 @@ async fn parked_of<C: ReadState>(
 }
 
 /// Completes the waits `event` satisfies and, when `ends` (the event ends
-/// the process), rejects all the others with `AlreadyTerminal`; stores the
-/// head when a wait went. Call it after the event and the row are written,
-/// so a woken waiter reads them.
+/// the process), rejects all the others with `AlreadyTerminal`. Call it
+/// after the event and the row are written, so a woken waiter reads them;
+/// answers whether the head changed (the caller writes the row again).
 pub(crate) async fn settle(
     ctx: &ObjectContext<'_>,
     head: &mut LogHead,
     event: &ProcessEvent,
     ends: bool,
-) -> Result<(), TerminalError> {
+) -> Result<bool, TerminalError> {
     if head.waiters.is_empty() {
-        return Ok(());
+        return Ok(false);
     }
     for awaited in [event.event_type.as_str(), ANY] {
         let Some(waiters) = head.waiters.get(awaited).cloned() else {
@@ -202,6 +201,5 @@ pub(crate) async fn settle(
             }
         }
     }
-    ctx.set(LOG, Json(head.clone()));
-    Ok(())
+    Ok(true)
 }

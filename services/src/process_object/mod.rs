@@ -85,52 +85,44 @@ async fn change_row(
     change: impl FnOnce(&ProcessRecord, u64) -> ProcessResult<Option<ProcessRecord>>,
 ) -> Result<Json<ProcessRecord>, TerminalError> {
     // The clock's round trip overlaps the read's.
-    let record = ctx.read::<ProcessRecord>(RECORD);
+    let row = read_row(ctx);
     let now = now_ms(ctx).await?;
-    let record = record.await?.ok_or_else(|| unknown(ctx))?;
-    let changed = change(&record, now).or_terminal()?;
-    keep_change(ctx, record, changed).await
+    let row = row.await?.ok_or_else(|| unknown(ctx))?;
+    let changed = change(&row.record, now).or_terminal()?;
+    keep_change(ctx, row, changed).await
 }
 
-/// Stores `changed` when there is a change and answers the row as it now is.
+/// Stores `changed` when there is a change and answers the record as it
+/// now is.
 async fn keep_change(
     ctx: &ObjectContext<'_>,
-    record: ProcessRecord,
+    mut row: Row,
     changed: Option<ProcessRecord>,
 ) -> Result<Json<ProcessRecord>, TerminalError> {
-    match changed {
-        Some(changed) => {
-            store_record(ctx, &changed).await?;
-            Ok(Json(changed))
-        }
-        None => Ok(Json(record)),
+    if let Some(changed) = changed {
+        row.record = changed;
+        publish_row(ctx, &row).await?;
     }
+    Ok(Json(row.record))
 }
 
 /// The row, the lease slot and the clock, in one round trip.
-async fn lease_inputs(
-    ctx: &ObjectContext<'_>,
-) -> Result<(ProcessRecord, LeaseSlot, u64), TerminalError> {
-    let (record, slot) = (
-        ctx.read::<ProcessRecord>(RECORD),
-        ctx.read::<LeaseSlot>(LEASE),
-    );
+async fn lease_inputs(ctx: &ObjectContext<'_>) -> Result<(Row, LeaseSlot, u64), TerminalError> {
+    let (row, slot) = (read_row(ctx), ctx.read::<LeaseSlot>(LEASE));
     let now = now_ms(ctx).await?;
-    let record = record.await?.ok_or_else(|| unknown(ctx))?;
-    Ok((record, slot.await?.unwrap_or_default(), now))
+    let row = row.await?.ok_or_else(|| unknown(ctx))?;
+    Ok((row, slot.await?.unwrap_or_default(), now))
 }
 
-/// Sends the outcome to this incarnation's `ProcessTerminal` promise.
-async fn announce_outcome(
-    ctx: &ObjectContext<'_>,
-    output: &ProcessAwaitOutput,
-) -> Result<(), TerminalError> {
-    let key = terminal_key(ctx).await?;
-    let _ = ctx
-        .workflow_client::<ProcessTerminalClient>(key)
-        .finish(Json(output.clone()))
-        .send();
-    Ok(())
+/// Sends the outcome to the incarnation's `ProcessTerminal` promise when
+/// the row just ended.
+fn announce_outcome(ctx: &ObjectContext<'_>, row: &Row) {
+    if let Some(output) = row.record.status.await_output() {
+        let _ = ctx
+            .workflow_client::<ProcessTerminalClient>(row.incarnation.clone())
+            .finish(Json(output.clone()))
+            .send();
+    }
 }
 
 /// The first `limit` of `sequences`' events, capped by count and bytes;
@@ -166,11 +158,9 @@ async fn events_page<C: ReadState>(
     Ok(page)
 }
 
-/// The row must exist; then where the log stands (both read in one round trip).
+/// The row must exist; then where the log stands.
 async fn require_log(ctx: &SharedObjectContext<'_>) -> Result<LogHead, TerminalError> {
-    let (record, head) = (ctx.read::<ProcessRecord>(RECORD), ctx.read::<LogHead>(LOG));
-    record.await?.ok_or_else(|| unknown(ctx))?;
-    Ok(head.await?.unwrap_or_default())
+    Ok(require_row(ctx).await?.head)
 }
 
 #[restate_sdk::object(name = "ProcessObject", lazy_state)]
@@ -191,32 +181,37 @@ impl ProcessObject {
             ))));
         }
         let hash = registration::registration_hash(&registration).or_terminal()?;
-        if let Some(existing) = ctx.read::<ProcessRecord>(RECORD).await? {
-            registration::check_reregistration(&existing, &hash).or_terminal()?;
-            return Ok(Json(existing));
-        }
+        // The clock's round trip overlaps the read's.
+        let existing = read_row(&ctx);
         let now = now_ms(&ctx).await?;
+        if let Some(existing) = existing.await? {
+            registration::check_reregistration(&existing.record, &hash).or_terminal()?;
+            return Ok(Json(existing.record));
+        }
         let record = registration::new_record(registration, hash, now);
-        let workflow_key = format!("{}#{}", record.id, token(&ctx, "i"));
-        ctx.set(TERMINAL_KEY, Json(workflow_key.clone()));
-        store_record(&ctx, &record).await?;
-        if let Some(target) = &record.wake_target {
+        let row = Row {
+            incarnation: format!("{}#{}", record.id, token(&ctx, "i")),
+            record,
+            head: LogHead::default(),
+        };
+        publish_row(&ctx, &row).await?;
+        if let Some(target) = &row.record.wake_target {
             wakes_index(&ctx, &target.session_id)
-                .note(record.id.clone())
+                .note(row.record.id.clone())
                 .call()
                 .await?;
         }
         let _ = ctx
-            .workflow_client::<ProcessTerminalClient>(workflow_key.clone())
+            .workflow_client::<ProcessTerminalClient>(row.incarnation.clone())
             .run()
             .send();
-        if self.runs_bodies && runs_body(&record) {
+        if self.runs_bodies && runs_body(&row.record) {
             let _ = ctx
-                .workflow_client::<ProcessRunnerClient>(workflow_key)
+                .workflow_client::<ProcessRunnerClient>(row.incarnation.clone())
                 .run()
                 .send();
         }
-        Ok(Json(record))
+        Ok(Json(row.record))
     }
 
     /// `set_external_ref`.
@@ -254,12 +249,10 @@ impl ProcessObject {
         let request = request.into_inner();
         let replay = request.replay_key.as_deref().map(replay_key);
         // Issue every read and the clock at once: one round trip in all.
-        let record = ctx.read::<ProcessRecord>(RECORD);
-        let head = ctx.read::<LogHead>(LOG);
+        let row = read_row(&ctx);
         let replayed = replay.as_deref().map(|key| ctx.read::<u64>(key));
         let now = now_ms(&ctx).await?;
-        let record = record.await?.ok_or_else(|| unknown(&ctx))?;
-        let mut head = head.await?.unwrap_or_default();
+        let mut row = row.await?.ok_or_else(|| unknown(&ctx))?;
         let replayed = match replayed {
             Some(read) => read.await?,
             None => None,
@@ -271,8 +264,8 @@ impl ProcessObject {
             append::check_replay(&original, &request).or_terminal()?;
             return Ok(Json(rules::wakes::replayed(original)));
         }
-        let plan =
-            append::plan_append(&record, &request, head.last_sequence + 1, now).or_terminal()?;
+        let sequence = row.head.last_sequence + 1;
+        let plan = append::plan_append(&row.record, &request, sequence, now).or_terminal()?;
         let mut delivery = None;
         if let Some(wake) = &plan.event.semantics.wake {
             let delivered = delivered_key(&wake.dedupe_key);
@@ -284,7 +277,7 @@ impl ProcessObject {
                 // delivered to it is pending: note it on the first one only.
                 if !wakes::is_aimed(&ctx, session_id).await? {
                     wakes_index(&ctx, session_id)
-                        .note(record.id.clone())
+                        .note(row.record.id.clone())
                         .call()
                         .await?;
                 }
@@ -294,19 +287,23 @@ impl ProcessObject {
         if let Some(key) = &replay {
             ctx.set(key, Json(plan.event.sequence));
         }
-        store_event(&ctx, &plan.event, &mut head);
+        store_event(&ctx, &plan.event, &mut row.head);
         if plan.event.semantics.wake.is_some() {
             let scope = delivery.as_ref().map(|d| d.scope.clone());
-            wakes::record(&ctx, plan.event.sequence, head.wakes, scope).await?;
-        }
-        if let Some(ended) = &plan.terminal_record {
-            store_record(&ctx, ended).await?;
-            if let Some(output) = ended.status.await_output() {
-                announce_outcome(&ctx, output).await?;
-            }
+            wakes::record(&ctx, plan.event.sequence, row.head.wakes, scope).await?;
         }
         let ends = plan.terminal_record.is_some();
-        milestones::settle(&ctx, &mut head, &plan.event, ends).await?;
+        match plan.terminal_record {
+            Some(ended) => {
+                row.record = ended;
+                publish_row(&ctx, &row).await?;
+                announce_outcome(&ctx, &row);
+            }
+            None => write_row(&ctx, &row),
+        }
+        if milestones::settle(&ctx, &mut row.head, &plan.event, ends).await? {
+            write_row(&ctx, &row);
+        }
         Ok(Json(ProcessEventAppendResult {
             event: plan.event,
             wake_delivery: delivery,
@@ -383,21 +380,21 @@ impl ProcessObject {
         output: Input<ProcessAwaitOutput>,
     ) -> Result<Json<ProcessRecord>, TerminalError> {
         let output = output.into_inner();
-        let record = ctx.read::<ProcessRecord>(RECORD);
-        let head = ctx.read::<LogHead>(LOG);
+        let row = read_row(&ctx);
         let now = now_ms(&ctx).await?;
-        let record = record.await?.ok_or_else(|| unknown(&ctx))?;
-        let mut head = head.await?.unwrap_or_default();
-        match append::plan_completion(&record, output, head.last_sequence + 1, now).or_terminal()? {
-            CompletionPlan::AlreadyDone => Ok(Json(record)),
+        let mut row = row.await?.ok_or_else(|| unknown(&ctx))?;
+        let sequence = row.head.last_sequence + 1;
+        match append::plan_completion(&row.record, output, sequence, now).or_terminal()? {
+            CompletionPlan::AlreadyDone => Ok(Json(row.record)),
             CompletionPlan::Write { event, record } => {
-                store_event(&ctx, &event, &mut head);
-                store_record(&ctx, &record).await?;
-                if let Some(output) = record.status.await_output() {
-                    announce_outcome(&ctx, output).await?;
+                store_event(&ctx, &event, &mut row.head);
+                row.record = *record;
+                publish_row(&ctx, &row).await?;
+                announce_outcome(&ctx, &row);
+                if milestones::settle(&ctx, &mut row.head, &event, true).await? {
+                    write_row(&ctx, &row);
                 }
-                milestones::settle(&ctx, &mut head, &event, true).await?;
-                Ok(Json(*record))
+                Ok(Json(row.record))
             }
         }
     }
@@ -410,10 +407,10 @@ impl ProcessObject {
         started: Input<ProcessStarted>,
     ) -> Result<Json<ProcessRecord>, TerminalError> {
         let started = started.into_inner();
-        let (record, slot, now) = lease_inputs(&ctx).await?;
-        let changed =
-            row::record_first_started(&record, slot.state(now), started, now).or_terminal()?;
-        keep_change(&ctx, record, changed).await
+        let (stored, slot, now) = lease_inputs(&ctx).await?;
+        let changed = row::record_first_started(&stored.record, slot.state(now), started, now)
+            .or_terminal()?;
+        keep_change(&ctx, stored, changed).await
     }
 
     /// `request_process_abandon` (first writer wins).
@@ -456,7 +453,7 @@ impl ProcessObject {
         &self,
         ctx: SharedObjectContext<'_>,
     ) -> Result<Json<Option<ProcessRecord>>, TerminalError> {
-        Ok(Json(ctx.read(RECORD).await?))
+        Ok(Json(read_row(&ctx).await?.map(|row| row.record)))
     }
 
     /// The outcome when terminal, else the workflow to attach to.
@@ -465,11 +462,10 @@ impl ProcessObject {
         &self,
         ctx: SharedObjectContext<'_>,
     ) -> Result<Json<AttachTarget>, TerminalError> {
-        let record = require_record(&ctx).await?;
-        let workflow_key = terminal_key(&ctx).await?;
+        let row = require_row(&ctx).await?;
         Ok(Json(AttachTarget {
-            output: record.status.await_output().cloned(),
-            workflow_key,
+            output: row.record.status.await_output().cloned(),
+            workflow_key: row.incarnation,
         }))
     }
 
@@ -487,25 +483,18 @@ impl ProcessObject {
             event_type,
             after_sequence,
         } = request.into_inner();
-        let (record, head, incarnation) = (
-            ctx.read::<ProcessRecord>(RECORD),
-            ctx.read::<LogHead>(LOG),
-            ctx.read::<String>(TERMINAL_KEY),
-        );
-        let record = record.await?.ok_or_else(|| unknown(&ctx))?;
-        let head = head.await?.unwrap_or_default();
-        let incarnation = incarnation.await?;
+        let row = require_row(&ctx).await?;
         if let Some(event) =
-            milestones::find(&ctx, &head, event_type.as_deref(), after_sequence).await?
+            milestones::find(&ctx, &row.head, event_type.as_deref(), after_sequence).await?
         {
             return Ok(Json(Milestone::Found { event }));
         }
-        if record.is_terminal() {
-            return Err(terminal(ProcessError::terminal(&record.id)));
+        if row.record.is_terminal() {
+            return Err(terminal(ProcessError::terminal(&row.record.id)));
         }
-        let incarnation =
-            incarnation.ok_or_else(|| TerminalError::new("process has no incarnation key"))?;
-        Ok(Json(Milestone::Pending { incarnation }))
+        Ok(Json(Milestone::Pending {
+            incarnation: row.incarnation,
+        }))
     }
 
     /// Internal (`ProcessMilestone`): looks for the awaited event and, when
@@ -519,32 +508,27 @@ impl ProcessObject {
         request: Json<ParkRequest>,
     ) -> Result<Json<Option<ProcessEvent>>, TerminalError> {
         let ParkRequest { wait, awakeable_id } = request.into_inner();
-        let (record, head, incarnation) = (
-            ctx.read::<ProcessRecord>(RECORD),
-            ctx.read::<LogHead>(LOG),
-            ctx.read::<String>(TERMINAL_KEY),
-        );
-        let record = record.await?.ok_or_else(|| unknown(&ctx))?;
-        let mut head = head.await?.unwrap_or_default();
-        if incarnation.await?.as_deref() != Some(wait.incarnation.as_str()) {
+        let mut row = require_row(&ctx).await?;
+        if row.incarnation != wait.incarnation {
             // The incarnation waited on ended (it was pruned, so it ended).
-            return Err(terminal(ProcessError::terminal(&record.id)));
+            return Err(terminal(ProcessError::terminal(&row.record.id)));
         }
-        let found =
-            milestones::find(&ctx, &head, wait.event_type.as_deref(), wait.after_sequence).await?;
+        let awaited = wait.event_type.as_deref();
+        let found = milestones::find(&ctx, &row.head, awaited, wait.after_sequence).await?;
         if found.is_some() {
             return Ok(Json(found));
         }
-        if record.is_terminal() {
-            return Err(terminal(ProcessError::terminal(&record.id)));
+        if row.record.is_terminal() {
+            return Err(terminal(ProcessError::terminal(&row.record.id)));
         }
         milestones::park(
             &ctx,
-            &mut head,
-            wait.event_type.as_deref(),
+            &mut row.head,
+            awaited,
             wait.after_sequence,
             awakeable_id,
         )?;
+        write_row(&ctx, &row);
         Ok(Json(None))
     }
 
@@ -556,10 +540,9 @@ impl ProcessObject {
         &self,
         ctx: SharedObjectContext<'_>,
     ) -> Result<Json<()>, TerminalError> {
-        require_record(&ctx).await?;
-        let workflow_key = terminal_key(&ctx).await?;
+        let row = require_row(&ctx).await?;
         let _ = ctx
-            .workflow_client::<ProcessTerminalClient>(workflow_key)
+            .workflow_client::<ProcessTerminalClient>(row.incarnation)
             .run()
             .send();
         Ok(Json(()))
@@ -572,18 +555,17 @@ impl ProcessObject {
     /// unavailable) when no runner is bound.
     #[handler]
     async fn start_run(&self, ctx: SharedObjectContext<'_>) -> Result<Json<bool>, TerminalError> {
-        let record = require_record(&ctx).await?;
+        let row = require_row(&ctx).await?;
         if !self.runs_bodies {
             return Err(terminal(ProcessError::unavailable(
                 "no ProcessRunner is bound to this endpoint",
             )));
         }
-        if !runs_body(&record) {
+        if !runs_body(&row.record) {
             return Ok(Json(false));
         }
-        let workflow_key = terminal_key(&ctx).await?;
         let _ = ctx
-            .workflow_client::<ProcessRunnerClient>(workflow_key)
+            .workflow_client::<ProcessRunnerClient>(row.incarnation)
             .run()
             .send();
         Ok(Json(true))
@@ -626,9 +608,9 @@ impl ProcessObject {
             owner,
             lease_ttl_ms,
         } = request.into_inner();
-        let (record, mut slot, now) = lease_inputs(&ctx).await?;
+        let (row, mut slot, now) = lease_inputs(&ctx).await?;
         let state = slot.state(now);
-        let outcome = lease::claim(&record, state, &owner, lease_ttl_ms, || {
+        let outcome = lease::claim(&row.record, state, &owner, lease_ttl_ms, || {
             token(&ctx, "lease")
         })
         .or_terminal()?;
@@ -648,10 +630,10 @@ impl ProcessObject {
             observed_holder,
             lease_ttl_ms,
         } = request.into_inner();
-        let (record, mut slot, now) = lease_inputs(&ctx).await?;
+        let (row, mut slot, now) = lease_inputs(&ctx).await?;
         let state = slot.state(now);
         let outcome = lease::reclaim(
-            &record,
+            &row.record,
             state,
             &owner,
             &observed_holder,
@@ -717,14 +699,11 @@ impl ProcessObject {
         request: Json<MirrorPut>,
     ) -> Result<(), TerminalError> {
         let MirrorPut { grant, moved } = request.into_inner();
-        let (record, grants) = (
-            ctx.read::<ProcessRecord>(RECORD),
-            ctx.read::<Grants>(GRANTS),
-        );
-        let record = record.await?.ok_or_else(|| unknown(&ctx))?;
+        let (row, grants) = (read_row(&ctx), ctx.read::<Grants>(GRANTS));
+        let row = row.await?.ok_or_else(|| unknown(&ctx))?;
         let mut grants = grants.await?.unwrap_or_default();
         let upsert = moved || grants.contains_key(&grant.scope_id);
-        rules::grants::check_capacity(&record.id, grants.len(), upsert).or_terminal()?;
+        rules::grants::check_capacity(&row.record.id, grants.len(), upsert).or_terminal()?;
         grants.insert(grant.scope_id.clone(), grant);
         ctx.set(GRANTS, Json(grants));
         Ok(())
@@ -738,11 +717,8 @@ impl ProcessObject {
         ctx: ObjectContext<'_>,
         scope_id: String,
     ) -> Result<Json<usize>, TerminalError> {
-        let (record, grants) = (
-            ctx.read::<ProcessRecord>(RECORD),
-            ctx.read::<Grants>(GRANTS),
-        );
-        record.await?.ok_or_else(|| unknown(&ctx))?;
+        let (row, grants) = (read_row(&ctx), ctx.read::<Grants>(GRANTS));
+        row.await?.ok_or_else(|| unknown(&ctx))?;
         let mut grants = grants.await?.unwrap_or_default();
         let removed = grants.remove(&scope_id).is_some();
         let remaining = grants.len();
@@ -762,7 +738,7 @@ impl ProcessObject {
         ctx: ObjectContext<'_>,
         session_id: String,
     ) -> Result<Json<(u64, bool)>, TerminalError> {
-        let Some(record) = ctx.read::<ProcessRecord>(RECORD).await? else {
+        let Some(mut row) = read_row(&ctx).await? else {
             wakes_index(&ctx, &session_id)
                 .drop(ctx.key().to_owned())
                 .call()
@@ -770,16 +746,15 @@ impl ProcessObject {
             return Ok(Json((0, false)));
         };
         let (deleted, more) = wakes::forget(&ctx, &session_id, u64::from(PAGE_LIMIT)).await?;
-        if record
+        if row
+            .record
             .wake_target
             .as_ref()
             .is_some_and(|target| target.session_id == session_id)
         {
-            let now = now_ms(&ctx).await?;
-            let mut changed = record;
-            changed.wake_target = None;
-            changed.updated_at_ms = now;
-            store_record(&ctx, &changed).await?;
+            row.record.wake_target = None;
+            row.record.updated_at_ms = now_ms(&ctx).await?;
+            publish_row(&ctx, &row).await?;
         }
         if !more {
             wakes_index(&ctx, &session_id)
@@ -799,7 +774,7 @@ impl ProcessObject {
         ctx: ObjectContext<'_>,
         cutoff_ms: Json<u64>,
     ) -> Result<Json<Option<u64>>, TerminalError> {
-        let Some(record) = ctx.read::<ProcessRecord>(RECORD).await? else {
+        let Some(Row { record, head, .. }) = read_row(&ctx).await? else {
             return Ok(Json(None));
         };
         if !record.is_terminal() || record.updated_at_ms >= cutoff_ms.into_inner() {
@@ -839,9 +814,8 @@ impl ProcessObject {
         .remove(record.id.clone())
         .call()
         .await?;
-        let events = log_head(&ctx).await?.last_sequence;
         ctx.clear_all();
-        Ok(Json(Some(events)))
+        Ok(Json(Some(head.last_sequence)))
     }
 }
 

@@ -1,10 +1,15 @@
 //! The state layout of one `ProcessObject` and the reads and writes every
 //! handler shares.
 //!
-//! Each event is its own key (`e/{seq}`), as is each replay key, delivered
-//! wake key and unacknowledged wake (see `wakes`), so an append reads and
-//! writes a fixed number of small keys however long the history is (with
-//! lazy state, nothing else is loaded). The grant mirror is one map, bounded
+//! The record, where the log stands and the incarnation share one key
+//! ([`Row`]): every handler reads the record, every append and wait also
+//! the head, so one lazy read (one journal command, one completion) serves
+//! what took two or three. The price is that an append rewrites the record
+//! with the head, bounded by the registration limits and not growing with
+//! the history. Each event is its own key (`e/{seq}`), as is each replay
+//! key, delivered wake key and unacknowledged wake (see `wakes`), so an
+//! append reads and writes a fixed number of keys however long the history
+//! is (with lazy state, nothing else is loaded). The grant mirror is one map, bounded
 //! by the per-process grant limit. Each stored event carries the per-type counts up to it, so
 //! `count_events_through` is one read at any depth.
 
@@ -21,12 +26,8 @@ use crate::directory::{DirectoryEntry, ProcessDirectoryClient};
 use crate::errors::terminal;
 use crate::state::ReadState;
 
-/// The row.
-pub(crate) const RECORD: &str = "record";
-/// [`LogHead`] (absent: no events yet).
-pub(crate) const LOG: &str = "log";
-/// `ProcessTerminal` key of this incarnation.
-pub(crate) const TERMINAL_KEY: &str = "terminal";
+/// The [`Row`].
+pub(crate) const ROW: &str = "row";
 /// The lease slot (`rules::lease::LeaseSlot`).
 pub(crate) const LEASE: &str = "lease";
 /// Grants by scope id.
@@ -63,6 +64,19 @@ pub(crate) struct LogHead {
     pub(crate) waiters: WaitersByType,
 }
 
+/// One process as stored under [`ROW`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Row {
+    /// The record callers see.
+    pub(crate) record: ProcessRecord,
+    /// Where the log stands.
+    #[serde(default)]
+    pub(crate) head: LogHead,
+    /// This incarnation's `ProcessTerminal` key (also its runner's and its
+    /// milestone waits').
+    pub(crate) incarnation: String,
+}
+
 /// An event as stored: the event, the per-type counts through it and the
 /// wake-carrying events through it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -73,11 +87,24 @@ pub(crate) struct StoredEvent {
     pub(crate) wakes_through: u64,
 }
 
+/// The row, if registered. The read is sent when this is called, so it
+/// shares a round trip with whatever is issued before it is awaited.
+pub(crate) fn read_row<C: ReadState>(
+    ctx: &C,
+) -> impl std::future::Future<Output = Result<Option<Row>, TerminalError>> + Send + '_ {
+    ctx.read(ROW)
+}
+
 /// The row, or `UnknownProcess` for this key.
+pub(crate) async fn require_row<C: ReadState + KeyOf>(ctx: &C) -> Result<Row, TerminalError> {
+    read_row(ctx).await?.ok_or_else(|| unknown(ctx))
+}
+
+/// The record, or `UnknownProcess` for this key.
 pub(crate) async fn require_record<C: ReadState + KeyOf>(
     ctx: &C,
 ) -> Result<ProcessRecord, TerminalError> {
-    ctx.read(RECORD).await?.ok_or_else(|| unknown(ctx))
+    Ok(require_row(ctx).await?.record)
 }
 
 /// `UnknownProcess` for this object's key.
@@ -102,13 +129,6 @@ impl KeyOf for SharedObjectContext<'_> {
     }
 }
 
-/// This incarnation's `ProcessTerminal` key (written at registration).
-pub(crate) async fn terminal_key<C: ReadState>(ctx: &C) -> Result<String, TerminalError> {
-    ctx.read(TERMINAL_KEY)
-        .await?
-        .ok_or_else(|| TerminalError::new("process has no terminal workflow key"))
-}
-
 /// Event `sequence` as stored, if written.
 pub(crate) async fn stored_event<C: ReadState>(
     ctx: &C,
@@ -127,13 +147,9 @@ pub(crate) async fn event<C: ReadState>(
         .map(|stored| stored.event))
 }
 
-/// Where the log stands.
-pub(crate) async fn log_head<C: ReadState>(ctx: &C) -> Result<LogHead, TerminalError> {
-    Ok(ctx.read(LOG).await?.unwrap_or_default())
-}
-
-/// Writes an event, its entry in the per-type index, and the log head
-/// advanced past it.
+/// Writes an event and its entry in the per-type index and advances `head`
+/// past it; the caller writes the row after (so no reader sees a head
+/// ahead of its events).
 pub(crate) fn store_event(ctx: &ObjectContext<'_>, event: &ProcessEvent, head: &mut LogHead) {
     let ordinal = head.counts.entry(event.event_type.clone()).or_default();
     *ordinal += 1;
@@ -151,18 +167,20 @@ pub(crate) fn store_event(ctx: &ObjectContext<'_>, event: &ProcessEvent, head: &
         wakes_through: head.wakes,
     };
     ctx.set(&event_key(event.sequence), Json(stored));
-    ctx.set(LOG, Json(head.clone()));
 }
 
-/// Stores a changed row and its directory entry (before the caller is
-/// answered, so a listing after the answer sees it).
-pub(crate) async fn store_record(
-    ctx: &ObjectContext<'_>,
-    record: &ProcessRecord,
-) -> Result<(), TerminalError> {
-    ctx.set(RECORD, Json(record.clone()));
-    ctx.object_client::<ProcessDirectoryClient>(directory_shard(&record.id))
-        .put(Json(DirectoryEntry::of(record)))
+/// Writes the row when only its head changed.
+pub(crate) fn write_row(ctx: &ObjectContext<'_>, row: &Row) {
+    ctx.set(ROW, Json(row.clone()));
+}
+
+/// Writes the row after its record changed, and the record's directory
+/// entry (before the caller is answered, so a listing after the answer
+/// sees it).
+pub(crate) async fn publish_row(ctx: &ObjectContext<'_>, row: &Row) -> Result<(), TerminalError> {
+    write_row(ctx, row);
+    ctx.object_client::<ProcessDirectoryClient>(directory_shard(&row.record.id))
+        .put(Json(DirectoryEntry::of(&row.record)))
         .call()
         .await
 }
