@@ -58,6 +58,9 @@ impl Ingress {
         };
         let base = reqwest::Url::parse(url).map_err(|err| bad(&err))?;
         let uri = url.parse().map_err(|err| bad(&err))?;
+        // HTTP/1.1 keep-alive, a connection per call in flight, reused: on
+        // the 2-core box, HTTP/2 prior knowledge (every call multiplexed on
+        // one connection) ran reads ~20% and appends ~15% slower.
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(64)
             .build()
