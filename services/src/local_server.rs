@@ -234,6 +234,13 @@ impl LocalRestate {
         Self::start_with(None).await
     }
 
+    /// Like [`start`](Self::start), with `config` as the whole config file
+    /// instead of the shipped `restate.toml` (ports still come from the
+    /// environment), e.g. to measure Restate's defaults against it.
+    pub async fn start_configured(config: &str) -> Result<Self, LocalServerError> {
+        Self::launch(fresh_base_dir(), true, None, Some(config)).await
+    }
+
     /// Like [`start`](Self::start), the server signing every request to
     /// deployments with `keys` (request identity).
     pub async fn start_signing(keys: &SigningKeys) -> Result<Self, LocalServerError> {
@@ -241,28 +248,19 @@ impl LocalRestate {
     }
 
     async fn start_with(keys: Option<&SigningKeys>) -> Result<Self, LocalServerError> {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let name = format!(
-            "procreg-restate-{}-{nanos}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
-        sweep_orphaned_dirs();
-        Self::launch(std::env::temp_dir().join(name), true, keys).await
+        Self::launch(fresh_base_dir(), true, keys, None).await
     }
 
     /// Starts a server on an existing base dir that the caller keeps (not removed on drop).
     pub async fn start_in(base_dir: PathBuf) -> Result<Self, LocalServerError> {
-        Self::launch(base_dir, false, None).await
+        Self::launch(base_dir, false, None, None).await
     }
 
     async fn launch(
         base_dir: PathBuf,
         owns_dir: bool,
         keys: Option<&SigningKeys>,
+        config: Option<&str>,
     ) -> Result<Self, LocalServerError> {
         let bin = ensure_restate_server().await?;
         std::fs::create_dir_all(&base_dir)
@@ -297,7 +295,7 @@ impl LocalRestate {
             admin_port: listeners[1].port(),
             ingress_port: listeners[2].port(),
             identity_pem,
-            config: CONFIG.to_owned(),
+            config: config.unwrap_or(CONFIG).to_owned(),
             child: None,
             http,
         };
@@ -349,6 +347,11 @@ impl LocalRestate {
     /// The node-to-node address, e.g. `http://127.0.0.1:5122/`.
     pub fn fabric_url(&self) -> String {
         format!("http://127.0.0.1:{}/", self.fabric_port)
+    }
+
+    /// The running server's process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
     }
 
     /// Whether the child process is running.
@@ -537,6 +540,21 @@ impl LocalRestate {
         let tail = lines[lines.len().saturating_sub(40)..].join("\n");
         LocalServerError::Unhealthy { reason, log, tail }
     }
+}
+
+/// A base dir under the temp dir no other run uses.
+fn fresh_base_dir() -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let name = format!(
+        "procreg-restate-{}-{nanos}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    sweep_orphaned_dirs();
+    std::env::temp_dir().join(name)
 }
 
 async fn hard_kill(child: &mut Child) -> Result<(), LocalServerError> {

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use restate_process_registry::{ProcessResult, RestateProcessAttach, RestateProcessRegistry};
 use restate_sdk::endpoint::Endpoint;
 use tokio::net::TcpListener;
+use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
 use crate::local_server::{LocalRestate, LocalServerError};
@@ -28,15 +29,23 @@ impl LocalStack {
     /// Like [`LocalStack::start`], serving `endpoint` (the registry services
     /// and whatever else it binds).
     pub async fn serving(endpoint: Endpoint) -> Result<Self, LocalServerError> {
-        Self::around(LocalRestate::start().await?, endpoint).await
+        Self::on(LocalRestate::start().await?, endpoint, &Handle::current()).await
     }
 
     /// Like [`LocalStack::start`], on a base dir the caller keeps.
     pub async fn start_in(base_dir: PathBuf) -> Result<Self, LocalServerError> {
-        Self::around(LocalRestate::start_in(base_dir).await?, crate::endpoint()).await
+        let server = LocalRestate::start_in(base_dir).await?;
+        Self::on(server, crate::endpoint(), &Handle::current()).await
     }
 
-    async fn around(server: LocalRestate, endpoint: Endpoint) -> Result<Self, LocalServerError> {
+    /// `endpoint` served on `runtime` and registered with `server` (a
+    /// runtime of its own lets `procreg bench` tell the endpoint's CPU
+    /// time from its clients').
+    pub async fn on(
+        server: LocalRestate,
+        endpoint: Endpoint,
+        runtime: &Handle,
+    ) -> Result<Self, LocalServerError> {
         let listener =
             TcpListener::bind("127.0.0.1:0")
                 .await
@@ -51,7 +60,7 @@ impl LocalStack {
                 source,
             })?
             .port();
-        let endpoint = tokio::spawn(crate::serve_endpoint(endpoint, listener));
+        let endpoint = runtime.spawn(crate::serve_endpoint(endpoint, listener));
         let endpoint_url = format!("http://127.0.0.1:{port}/");
         server.register_deployment(&endpoint_url).await?;
         Ok(Self {
@@ -69,6 +78,11 @@ impl LocalStack {
     /// Where the endpoint serves the services.
     pub fn endpoint_url(&self) -> &str {
         &self.endpoint_url
+    }
+
+    /// The server.
+    pub fn server(&self) -> &LocalRestate {
+        &self.server
     }
 
     /// The server, to stop, kill or restart it.

@@ -24,7 +24,9 @@ use restate_process_registry::{
     RestateProcessRegistry, SessionScope,
 };
 use restate_process_registry_services::bind_services;
+use restate_process_registry_services::local_server::LocalRestate;
 use restate_process_registry_services::local_stack::LocalStack;
+use tokio::runtime::{Handle, Runtime};
 
 use crate::baseline::EngineBaseline;
 use restate_sdk::endpoint::Endpoint;
@@ -34,8 +36,9 @@ use serde_json::json;
 use crate::bench_report::Report;
 use crate::cluster_stack::ClusterStack;
 use crate::common::{
-    bar, ensure, ms, quantile, run_concurrent, start_stack, CliError, CliResult, Context, Load,
+    bar, ensure, ms, quantile, run_concurrent, start_stack_on, CliError, CliResult, Context, Load,
 };
+use crate::meter::{Meter, OpCost, ENDPOINT_THREADS};
 
 /// The benchmark's event type.
 const TICK: &str = "bench.tick";
@@ -77,6 +80,51 @@ pub struct BenchArgs {
     /// beside the no-op baseline into this SVG file.
     #[arg(long, value_name = "FILE.svg")]
     plot: Option<PathBuf>,
+    /// Run the single-node stack on this restate-server config file instead
+    /// of the shipped `restate.toml` (to measure a tuning).
+    #[arg(long, value_name = "FILE", conflicts_with = "nodes")]
+    server_config: Option<PathBuf>,
+}
+
+/// The config Restate's defaults run on: nothing set but what a run
+/// without internet needs (ports come from the environment).
+const RESTATE_DEFAULTS: &str = "disable-telemetry = true\n";
+
+/// A runtime of its own for the endpoint, so the meter can tell its CPU
+/// time from the clients'; shut down without blocking when dropped.
+struct EndpointRuntime(Option<Runtime>);
+
+impl EndpointRuntime {
+    fn start() -> CliResult<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name(ENDPOINT_THREADS)
+            .enable_all()
+            .build()
+            .context("starting the endpoint's runtime")?;
+        Ok(Self(Some(runtime)))
+    }
+
+    fn handle(&self) -> Handle {
+        self.0
+            .as_ref()
+            .map_or_else(Handle::current, |runtime| runtime.handle().clone())
+    }
+}
+
+impl Drop for EndpointRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// The registry's services and the no-op baseline on one endpoint.
+fn bench_endpoint() -> Endpoint {
+    bind_services(Endpoint::builder())
+        .bind(EngineBaseline)
+        .build()
 }
 
 /// The stack the bench runs on; dropped at the end.
@@ -86,16 +134,28 @@ enum BenchStack {
 }
 
 impl BenchStack {
-    async fn start(nodes: usize) -> CliResult<(Self, Duration)> {
-        let endpoint = bind_services(Endpoint::builder())
-            .bind(EngineBaseline)
-            .build();
+    async fn start(
+        nodes: usize,
+        runtime: &Handle,
+        config: Option<&str>,
+    ) -> CliResult<(Self, Duration)> {
         if nodes > 1 {
-            let (stack, took) = ClusterStack::start(nodes, endpoint).await?;
+            let (stack, took) = ClusterStack::start(nodes, bench_endpoint(), runtime).await?;
             Ok((Self::Cluster(stack), took))
         } else {
-            let (stack, took) = start_stack(endpoint).await?;
+            let (stack, took) = start_stack_on(bench_endpoint(), runtime, config).await?;
             Ok((Self::Single(Box::new(stack)), took))
+        }
+    }
+
+    /// A meter on every server of the stack.
+    fn meter(&self) -> CliResult<Meter> {
+        match self {
+            Self::Single(stack) => meter_on(&[stack.server()]),
+            Self::Cluster(stack) => {
+                let nodes: Vec<&LocalRestate> = stack.cluster.nodes().iter().collect();
+                meter_on(&nodes)
+            }
         }
     }
 
@@ -155,7 +215,17 @@ impl Plan {
 pub async fn run(args: BenchArgs) -> CliResult<()> {
     let plan = Plan::from_args(&args)?;
     let wall = Instant::now();
-    let (stack, took) = BenchStack::start(args.nodes).await?;
+    let config = match &args.server_config {
+        Some(path) => Some(
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let runtime = EndpointRuntime::start()?;
+    // The no-op on Restate's defaults, on a server of its own, first.
+    let untuned = default_noop(&plan, &runtime.handle()).await?;
+    let (stack, took) = BenchStack::start(args.nodes, &runtime.handle(), config.as_deref()).await?;
+    let meter = stack.meter()?;
     println!(
         "procreg bench: {} processes, concurrency {}, {} calls per process per phase{}",
         plan.processes,
@@ -173,6 +243,8 @@ pub async fn run(args: BenchArgs) -> CliResult<()> {
         RestateProcessRegistry::connect(&stack.ingress_url()).context("connecting to ingress")?;
     let baseline = Baseline::connect(&stack.ingress_url())?;
     let mut table = Table::new();
+    table.load("EngineBaseline/noop on Restate's defaults", &untuned.0);
+    let mut costs = vec![("noop on defaults", untuned.1)];
     let mut summary = Summary::default();
     summary.push("nodes", args.nodes.max(1));
     summary.push("processes", plan.processes);
@@ -188,7 +260,12 @@ pub async fn run(args: BenchArgs) -> CliResult<()> {
     table.load("register_process (setup)", &load);
 
     // Registration with only the setup rows live (compared at scale below).
+    let before = meter.sample().await?;
     let few_rows = register_batch(&registry, &plan, "few-rows", &mut table).await?;
+    costs.push((
+        "register",
+        meter.sample().await?.cost_since(&before, few_rows.ops()),
+    ));
     summary.push("register_per_s", format!("{:.0}", few_rows.per_second()));
 
     // Warm connections and the endpoint before anything is measured.
@@ -196,6 +273,7 @@ pub async fn run(args: BenchArgs) -> CliResult<()> {
     noop_phase(&baseline, &ids, warm, plan.concurrency, "warm-up", false).await?;
     get_phase(&registry, &ids, warm, plan.concurrency, "warm-up").await?;
 
+    let before = meter.sample().await?;
     let noop_before = noop_phase(
         &baseline,
         &ids,
@@ -205,6 +283,10 @@ pub async fn run(args: BenchArgs) -> CliResult<()> {
         false,
     )
     .await?;
+    costs.push((
+        "noop",
+        meter.sample().await?.cost_since(&before, noop_before.ops()),
+    ));
     table.load("EngineBaseline/noop (baseline)", &noop_before);
     // The same call with an idempotency key: what the engine charges for
     // the deduplication every registry write asks for.
@@ -218,8 +300,14 @@ pub async fn run(args: BenchArgs) -> CliResult<()> {
     )
     .await?;
     table.load("EngineBaseline/noop + idempotency key", &noop_keyed);
+    let before = meter.sample().await?;
     let append = append_phase(&registry, &ids, plan.throughput_ops(), plan.concurrency).await?;
+    costs.push((
+        "append",
+        meter.sample().await?.cost_since(&before, append.ops()),
+    ));
     table.load("append_event", &append);
+    let before = meter.sample().await?;
     let get = get_phase(
         &registry,
         &ids,
@@ -228,6 +316,7 @@ pub async fn run(args: BenchArgs) -> CliResult<()> {
         "get_process",
     )
     .await?;
+    costs.push(("get", meter.sample().await?.cost_since(&before, get.ops())));
     table.load("get_process", &get);
     let noop_after = noop_phase(
         &baseline,
@@ -242,6 +331,14 @@ pub async fn run(args: BenchArgs) -> CliResult<()> {
     // The baseline brackets the registry phases; its mean absorbs drift.
     let noop_per_s = (noop_before.per_second() + noop_after.per_second()) / 2.0;
     summary.push("noop_per_s", format!("{noop_per_s:.0}"));
+    summary.push(
+        "noop_default_per_s",
+        format!("{:.0}", untuned.0.per_second()),
+    );
+    summary.push(
+        "noop_tuned_vs_default",
+        format!("{:.3}", noop_per_s / untuned.0.per_second()),
+    );
     summary.push("append_per_s", format!("{:.0}", append.per_second()));
     summary.push(
         "append_vs_noop",
@@ -386,6 +483,7 @@ pub async fn run(args: BenchArgs) -> CliResult<()> {
         format!("{:.1}", ms(scale.first_page)),
     );
 
+    print_costs(&costs, plan.concurrency, &mut summary);
     summary.push("wall_s", format!("{:.1}", wall.elapsed().as_secs_f64()));
     println!(
         "\nwake rows: latency from complete_process returning to the waiter resuming, \
@@ -405,6 +503,113 @@ pub async fn run(args: BenchArgs) -> CliResult<()> {
         println!("plot drawn to {}", path.display());
     }
     Ok(())
+}
+
+/// A meter on these servers.
+fn meter_on(servers: &[&LocalRestate]) -> CliResult<Meter> {
+    let pids = servers.iter().filter_map(|server| server.pid()).collect();
+    let urls: Vec<String> = servers.iter().map(|server| server.fabric_url()).collect();
+    Meter::new(pids, &urls)
+}
+
+/// The no-op baseline on a single server running Restate's defaults, and
+/// what one call cost there; that server is gone when this returns.
+async fn default_noop(plan: &Plan, runtime: &Handle) -> CliResult<(Load, OpCost)> {
+    let (stack, _) = start_stack_on(bench_endpoint(), runtime, Some(RESTATE_DEFAULTS)).await?;
+    let baseline = Baseline::connect(&stack.ingress_url())?;
+    let meter = meter_on(&[stack.server()])?;
+    let keys: Arc<Vec<String>> = Arc::new(
+        (0..plan.processes)
+            .map(|i| format!("bench-{i:06}"))
+            .collect(),
+    );
+    let warm = (plan.concurrency * 4).min(plan.throughput_ops());
+    let label = "noop on Restate's defaults";
+    noop_phase(&baseline, &keys, warm, plan.concurrency, "warm-up", false).await?;
+    let before = meter.sample().await?;
+    let load = noop_phase(
+        &baseline,
+        &keys,
+        plan.throughput_ops(),
+        plan.concurrency,
+        label,
+        false,
+    )
+    .await?;
+    let cost = meter.sample().await?.cost_since(&before, load.ops());
+    Ok((load, cost))
+}
+
+/// Prints what one operation cost, CPU by process and the engine's work,
+/// and adds the registry's figures to the summary.
+fn print_costs(costs: &[(&str, OpCost)], concurrency: usize, summary: &mut Summary) {
+    println!(
+        "\nper operation at concurrency {concurrency}: CPU time by process (restate-server, the \
+         endpoint, the bench's clients) and the engine's work (from restate-server's metrics)"
+    );
+    println!(
+        "{:<17} {:>9} {:>11} {:>9} {:>9} {:>11} {:>8} {:>11} {:>11}",
+        "operation",
+        "server µs",
+        "endpoint µs",
+        "client µs",
+        "total µs",
+        "invocations",
+        "journal",
+        "completions",
+        "log records"
+    );
+    for (name, cost) in costs {
+        let cpu = cost.cpu;
+        let total = cpu.server + cpu.endpoint + cpu.client;
+        println!(
+            "{:<17} {:>9.0} {:>11.0} {:>9.0} {:>9.0} {:>11.2} {:>8.2} {:>11.2} {:>11.2}",
+            name,
+            micros(cpu.server),
+            micros(cpu.endpoint),
+            micros(cpu.client),
+            micros(total),
+            cost.invocations(),
+            cost.journal_entries(),
+            cost.completions(),
+            cost.log_records(),
+        );
+        if name.contains(' ') {
+            continue;
+        }
+        summary.push(
+            &format!("{name}_server_cpu_us"),
+            format!("{:.0}", micros(cpu.server)),
+        );
+        summary.push(
+            &format!("{name}_endpoint_cpu_us"),
+            format!("{:.0}", micros(cpu.endpoint)),
+        );
+        summary.push(
+            &format!("{name}_client_cpu_us"),
+            format!("{:.0}", micros(cpu.client)),
+        );
+        summary.push(
+            &format!("{name}_journal_entries"),
+            format!("{:.2}", cost.journal_entries()),
+        );
+        summary.push(
+            &format!("{name}_completions"),
+            format!("{:.2}", cost.completions()),
+        );
+    }
+    println!("journal entries per operation, by kind:");
+    for (name, cost) in costs {
+        let kinds: Vec<String> = cost
+            .entries()
+            .map(|(kind, n)| format!("{kind} {n:.2}"))
+            .collect();
+        println!("  {name:<17} {}", kinds.join(", "));
+    }
+}
+
+fn micros(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1e6
 }
 
 /// Exclusive no-op calls to the engine-baseline object, through ingress.

@@ -8,6 +8,7 @@ use restate_process_registry_services::local_cluster::LocalCluster;
 use restate_process_registry_services::serve_endpoint;
 use restate_sdk::endpoint::Endpoint;
 use tokio::net::TcpListener;
+use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
 use crate::common::{spinner, CliError, CliResult, Context};
@@ -24,15 +25,20 @@ pub struct ClusterStack {
 impl ClusterStack {
     /// Starts the cluster and the endpoint, registers it, and waits until
     /// every node's ingress acknowledges a read-your-write.
-    pub async fn start(nodes: usize, endpoint: Endpoint) -> CliResult<(Self, Duration)> {
+    /// The endpoint runs on `runtime`.
+    pub async fn start(
+        nodes: usize,
+        endpoint: Endpoint,
+        runtime: &Handle,
+    ) -> CliResult<(Self, Duration)> {
         let started = Instant::now();
         let spin = spinner(format!("starting a {nodes}-node restate-server cluster"));
-        let stack = Self::start_quietly(nodes, endpoint).await;
+        let stack = Self::start_quietly(nodes, endpoint, runtime).await;
         spin.finish_and_clear();
         Ok((stack?, started.elapsed()))
     }
 
-    async fn start_quietly(nodes: usize, endpoint: Endpoint) -> CliResult<Self> {
+    async fn start_quietly(nodes: usize, endpoint: Endpoint, runtime: &Handle) -> CliResult<Self> {
         let mut cluster = LocalCluster::start(nodes)
             .await
             .context("starting the cluster")?;
@@ -45,7 +51,7 @@ impl ClusterStack {
                 .local_addr()
                 .context("reading the endpoint address")?
         );
-        let endpoint = tokio::spawn(serve_endpoint(endpoint, listener));
+        let endpoint = runtime.spawn(serve_endpoint(endpoint, listener));
         cluster
             .register_deployment(&url)
             .await

@@ -9,8 +9,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
+use restate_process_registry_services::local_server::LocalRestate;
 use restate_process_registry_services::local_stack::LocalStack;
 use restate_sdk::endpoint::Endpoint;
+use tokio::runtime::Handle;
 use tokio::task::JoinSet;
 
 /// What every verb returns: an `anyhow` error whose context chain is
@@ -108,9 +110,26 @@ pub fn bar(len: usize, message: impl Into<String>) -> ProgressBar {
 /// Starts a [`LocalStack`] (installing restate-server when missing) behind
 /// a spinner; returns it with how long it took.
 pub async fn start_stack(endpoint: Endpoint) -> CliResult<(LocalStack, Duration)> {
+    start_stack_on(endpoint, &Handle::current(), None).await
+}
+
+/// Like [`start_stack`], the endpoint running on `runtime` and the server
+/// on `config` (the whole config file) when given.
+pub async fn start_stack_on(
+    endpoint: Endpoint,
+    runtime: &Handle,
+    config: Option<&str>,
+) -> CliResult<(LocalStack, Duration)> {
     let started = Instant::now();
     let spin = spinner("starting restate-server and the registry endpoint");
-    let stack = LocalStack::serving(endpoint).await;
+    let stack = async {
+        let server = match config {
+            Some(config) => LocalRestate::start_configured(config).await?,
+            None => LocalRestate::start().await?,
+        };
+        LocalStack::on(server, endpoint, runtime).await
+    }
+    .await;
     spin.finish_and_clear();
     let stack = stack.context("starting the local Restate stack")?;
     Ok((stack, started.elapsed()))

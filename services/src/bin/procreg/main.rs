@@ -25,6 +25,7 @@ mod common;
 mod demo;
 mod demo_body;
 mod demo_runner;
+mod meter;
 mod ops;
 mod serve;
 

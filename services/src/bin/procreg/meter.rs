@@ -1,0 +1,268 @@
+//! What one bench operation costs, sampled before and after a phase: CPU
+//! time per role (the restate-server processes, the endpoint's runtime,
+//! everything else in this process: the clients) from `/proc`, and the
+//! engine's own counts (invocations, journal entries by kind, log records)
+//! from each server's Prometheus metrics.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::common::{CliResult, Context};
+
+/// Thread name of the endpoint's runtime (a thread's `comm` keeps 15 bytes).
+pub const ENDPOINT_THREADS: &str = "procreg-endpt";
+
+/// Counter key of invocation attempts started (a resumption is one more).
+const INVOCATIONS: &str = "invocations";
+/// Counter key of records appended to the log.
+const LOG_RECORDS: &str = "log records";
+/// Prefix of the counter keys of journal entries, by kind.
+const ENTRY: &str = "entry ";
+
+/// Where the costs are read from.
+pub struct Meter {
+    server_pids: Vec<u32>,
+    metrics_urls: Vec<String>,
+    http: reqwest::Client,
+}
+
+/// CPU time by role.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Cpu {
+    pub server: Duration,
+    pub endpoint: Duration,
+    pub client: Duration,
+}
+
+/// Cumulative CPU time and engine counters at one instant.
+#[derive(Debug, Clone, Default)]
+pub struct Sample {
+    cpu: Cpu,
+    counters: BTreeMap<String, f64>,
+}
+
+/// The cost of one operation: a phase's differences divided by its ops.
+#[derive(Debug, Clone)]
+pub struct OpCost {
+    /// CPU per operation.
+    pub cpu: Cpu,
+    counters: BTreeMap<String, f64>,
+}
+
+impl Meter {
+    /// Meters servers with these process ids and metrics URLs (a node's
+    /// fabric address serves `/metrics`).
+    pub fn new(server_pids: Vec<u32>, fabric_urls: &[String]) -> CliResult<Self> {
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .context("building the metrics client")?;
+        let metrics_urls = fabric_urls
+            .iter()
+            .map(|url| format!("{}/metrics", url.trim_end_matches('/')))
+            .collect();
+        Ok(Self {
+            server_pids,
+            metrics_urls,
+            http,
+        })
+    }
+
+    /// CPU times and counters now.
+    pub async fn sample(&self) -> CliResult<Sample> {
+        let mut counters = BTreeMap::new();
+        for url in &self.metrics_urls {
+            let text = self
+                .http
+                .get(url)
+                .send()
+                .await
+                .and_then(reqwest::Response::error_for_status)
+                .with_context(|| format!("reading {url}"))?
+                .text()
+                .await
+                .with_context(|| format!("reading {url}"))?;
+            add_counters(&text, &mut counters);
+        }
+        let mut cpu = Cpu::default();
+        for pid in &self.server_pids {
+            cpu.server += threads_cpu(&Path::new("/proc").join(pid.to_string()), |_| true);
+        }
+        let own = Path::new("/proc/self");
+        cpu.endpoint = threads_cpu(own, |name| name == ENDPOINT_THREADS);
+        cpu.client = threads_cpu(own, |name| name != ENDPOINT_THREADS);
+        Ok(Sample { cpu, counters })
+    }
+}
+
+impl Sample {
+    /// What each of `ops` operations cost between `before` and this sample.
+    pub fn cost_since(&self, before: &Sample, ops: usize) -> OpCost {
+        let n = ops.max(1) as u32;
+        let per_op = |now: Duration, then: Duration| now.saturating_sub(then) / n;
+        let cpu = Cpu {
+            server: per_op(self.cpu.server, before.cpu.server),
+            endpoint: per_op(self.cpu.endpoint, before.cpu.endpoint),
+            client: per_op(self.cpu.client, before.cpu.client),
+        };
+        let counters = self
+            .counters
+            .iter()
+            .map(|(key, now)| {
+                let then = before.counters.get(key).copied().unwrap_or(0.0);
+                (key.clone(), (now - then) / f64::from(n))
+            })
+            .filter(|(_, delta)| *delta > 0.0)
+            .collect();
+        OpCost { cpu, counters }
+    }
+}
+
+impl OpCost {
+    /// Invocation attempts the engine started per operation.
+    pub fn invocations(&self) -> f64 {
+        self.counter(INVOCATIONS)
+    }
+
+    /// Records appended to the log per operation.
+    pub fn log_records(&self) -> f64 {
+        self.counter(LOG_RECORDS)
+    }
+
+    /// Journal entries per operation, commands and completions alike.
+    pub fn journal_entries(&self) -> f64 {
+        self.entries().fold(0.0, |sum, (_, n)| sum + n)
+    }
+
+    /// Results the server sent back to the endpoint per operation (journal
+    /// completions and notifications): an upper bound on the round trips,
+    /// since results asked for together come back in one.
+    pub fn completions(&self) -> f64 {
+        self.entries()
+            .filter(|(kind, _)| !kind.starts_with("Command/"))
+            .fold(0.0, |sum, (_, n)| sum + n)
+    }
+
+    /// Journal entries per operation by kind (`Command/GetLazyState`, …).
+    pub fn entries(&self) -> impl Iterator<Item = (&str, f64)> {
+        self.counters
+            .iter()
+            .filter_map(|(key, n)| key.strip_prefix(ENTRY).map(|kind| (kind, *n)))
+    }
+
+    fn counter(&self, key: &str) -> f64 {
+        self.counters.get(key).copied().unwrap_or(0.0)
+    }
+}
+
+/// Adds the counters the bench reads from one Prometheus text page.
+fn add_counters(text: &str, counters: &mut BTreeMap<String, f64>) {
+    for line in text.lines().filter(|line| !line.starts_with('#')) {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let Ok(value) = value.parse::<f64>() else {
+            continue;
+        };
+        let (name, labels) = series.split_once('{').unwrap_or((series, ""));
+        let key = match name {
+            "restate_usage_leader_journal_entry_count_total" => {
+                label(labels, "entry").map(|kind| format!("{ENTRY}{kind}"))
+            }
+            "restate_invoker_invocation_tasks_total" => {
+                (label(labels, "status") == Some("started")).then(|| INVOCATIONS.to_owned())
+            }
+            "restate_bifrost_replicatedloglet_enqueued_records_total" => {
+                Some(LOG_RECORDS.to_owned())
+            }
+            _ => None,
+        };
+        if let Some(key) = key {
+            *counters.entry(key).or_default() += value;
+        }
+    }
+}
+
+/// The value of `name="…"` in a series' label list.
+fn label<'a>(labels: &'a str, name: &str) -> Option<&'a str> {
+    let start = labels.find(&format!("{name}=\""))? + name.len() + 2;
+    let rest = &labels[start..];
+    rest.find('"').map(|end| &rest[..end])
+}
+
+/// CPU time of the threads under `process` (a `/proc` entry) whose name
+/// passes `keep`; threads that ended are not counted.
+fn threads_cpu(process: &Path, keep: impl Fn(&str) -> bool) -> Duration {
+    let Ok(tasks) = std::fs::read_dir(process.join("task")) else {
+        return Duration::ZERO;
+    };
+    tasks
+        .flatten()
+        .map(|task| task.path())
+        .filter(|task| {
+            std::fs::read_to_string(task.join("comm")).is_ok_and(|name| keep(name.trim_end()))
+        })
+        .filter_map(|task| thread_cpu(&task))
+        .sum()
+}
+
+/// One thread's CPU time: the scheduler's nanosecond count when the kernel
+/// shows it, else user plus system ticks (assumed 100 per second).
+fn thread_cpu(task: &Path) -> Option<Duration> {
+    if let Ok(sched) = std::fs::read_to_string(task.join("sched")) {
+        let ms = sched
+            .lines()
+            .find(|line| line.starts_with("se.sum_exec_runtime"))
+            .and_then(|line| line.rsplit(':').next())
+            .and_then(|value| value.trim().parse::<f64>().ok());
+        if let Some(ms) = ms {
+            return Some(Duration::from_secs_f64(ms / 1000.0));
+        }
+    }
+    let stat = std::fs::read_to_string(task.join("stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_counters_it_needs() {
+        let page = "# TYPE x counter\n\
+            restate_usage_leader_journal_entry_count_total{node=\"a\",entry=\"Command/Input\"} 5\n\
+            restate_usage_leader_journal_entry_count_total{node=\"b\",entry=\"Command/Input\"} 2\n\
+            restate_usage_leader_journal_entry_count_total{entry=\"Completion/GetLazyState\"} 3\n\
+            restate_invoker_invocation_tasks_total{status=\"completed\",partition_id=\"1\"} 4\n\
+            restate_invoker_invocation_tasks_total{status=\"started\",partition_id=\"1\"} 9\n\
+            restate_bifrost_replicatedloglet_enqueued_records_total{node=\"a\"} 11\n\
+            unrelated_total 1\n";
+        let mut counters = BTreeMap::new();
+        add_counters(page, &mut counters);
+        let before = Sample::default();
+        let after = Sample {
+            cpu: Cpu::default(),
+            counters,
+        };
+        let cost = after.cost_since(&before, 1);
+        assert_eq!(cost.invocations(), 9.0);
+        assert_eq!(cost.log_records(), 11.0);
+        assert_eq!(cost.journal_entries(), 10.0);
+        assert_eq!(cost.completions(), 3.0);
+        let kinds: Vec<_> = cost.entries().collect();
+        assert_eq!(
+            kinds,
+            vec![("Command/Input", 7.0), ("Completion/GetLazyState", 3.0)]
+        );
+    }
+
+    #[test]
+    fn this_process_has_cpu_time() {
+        let spent: u64 = (0..2_000_000u64).map(std::hint::black_box).sum();
+        assert!(spent > 0);
+        assert!(threads_cpu(Path::new("/proc/self"), |_| true) > Duration::ZERO);
+    }
+}
