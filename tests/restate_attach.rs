@@ -230,3 +230,77 @@ async fn restarting_the_terminal_run_answers_a_json_body() {
     // empty body failed every attach that had to restart the run.
     serde_json::from_slice::<()>(&body).expect("a JSON body");
 }
+
+/// `ProcessTerminal` runs of `process_id` the engine knows, by status.
+async fn terminal_runs_of(process_id: &str) -> Vec<String> {
+    common::admin_query(&format!(
+        "SELECT status FROM sys_invocation WHERE target_service_name = 'ProcessTerminal' \
+         AND target_handler_name = 'run' AND target_service_key LIKE '{process_id}#%'"
+    ))
+    .await
+    .iter()
+    .map(|row| row["status"].as_str().unwrap_or_default().to_owned())
+    .collect()
+}
+
+/// Polls `terminal_runs_of` until `done` holds (the engine's tables lag a
+/// little behind the call that changed them).
+async fn terminal_runs_until(process_id: &str, done: impl Fn(&[String]) -> bool) -> Vec<String> {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let runs = terminal_runs_of(process_id).await;
+        if done(&runs) || Instant::now() >= deadline {
+            return runs;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_terminal_run_starts_for_its_first_waiter_or_at_the_outcome() {
+    let registry = common::registry();
+    let unawaited = common::unique("attach-lazy-none");
+    let awaited = common::unique("attach-lazy-waiter");
+    registry
+        .register_process(external(&unawaited))
+        .await
+        .unwrap();
+    registry.register_process(external(&awaited)).await.unwrap();
+    // A read of each row after registration: had registration sent a run,
+    // the engine would know it by now.
+    registry.get_process(&unawaited).await.unwrap();
+    registry.get_process(&awaited).await.unwrap();
+    assert_eq!(terminal_runs_of(&unawaited).await, Vec::<String>::new());
+    assert_eq!(terminal_runs_of(&awaited).await, Vec::<String>::new());
+
+    let attach = common::attach();
+    let waiter = tokio::spawn({
+        let id = awaited.clone();
+        async move { attach.await_terminal(&id).await }
+    });
+    let runs = terminal_runs_until(&awaited, |runs| runs.len() == 1).await;
+    assert_eq!(runs.len(), 1, "the waiter started one run: {runs:?}");
+    assert!(!waiter.is_finished(), "the waiter waits for the outcome");
+
+    let output = ProcessAwaitOutput::success(json!({ "lazy": true }));
+    registry
+        .complete_process(&awaited, output.clone())
+        .await
+        .unwrap();
+    let got = tokio::time::timeout(PATIENCE, waiter)
+        .await
+        .expect("the attached waiter resumes")
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, output);
+
+    // Nobody waited: the outcome starts the run, which ends at once.
+    registry
+        .complete_process(&unawaited, output.clone())
+        .await
+        .unwrap();
+    for id in [&unawaited, &awaited] {
+        let runs = terminal_runs_until(id, |runs| runs == ["completed"]).await;
+        assert_eq!(runs, ["completed"], "{id}: one run, ended");
+    }
+}

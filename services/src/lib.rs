@@ -29,13 +29,14 @@
 //!    ├──────► ProcessObject ──► ProcessDirectory     (put / remove; leaf)
 //!    │             ├──────────► SessionWakes         (note / drop; leaf)
 //!    │             ├──send────► SessionGrants        (drop_pruned, at prune)
-//!    │             └──send────► ProcessTerminal      (run at register, finish at the outcome)
+//!    │             └──send────► ProcessTerminal      (finish and run at the outcome)
 //!    ├──────► ProcessCoordinator ──► SessionGrants   (take / give / drain)
 //!    │                         ├──► SessionWakes     (holders, shared)
 //!    │                         ├──► ProcessObject    (forget_wakes)
 //!    │                         └──► ProcessDirectory (prune_page, shared ──► ProcessObject prune)
 //!    ├──────► ProcessDirectory / SessionGrants       (list, shared)
-//!    ├──────► ProcessTerminal                        (attach)
+//!    ├──────► ProcessTerminal                        (attach; ProcessObject
+//!    │                                                start_terminal first)
 //!    └──────► ProcessMilestone ──► ProcessObject     (park; the object
 //!                                                     completes the awakeable)
 //!
@@ -150,7 +151,7 @@ pub const RETRY_POLICY: RetryPolicy = RetryPolicy {
 };
 
 /// How long a `ProcessTerminal` run may sit idle awaiting its outcome
-/// before the engine suspends it. Every registration starts a run that
+/// before the engine suspends it. Every awaited process has a run that
 /// waits (often for minutes) on its promise; at the engine's default (one
 /// minute) thousands of them stay "running", each holding an invocation
 /// slot and an HTTP/2 stream to the endpoint, and new calls queue behind

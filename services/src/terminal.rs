@@ -6,6 +6,10 @@
 //! The key is `{process id}#{incarnation}`, fresh on every registration, so
 //! an id pruned and registered again never attaches to the old promise.
 //! Both handlers are private: only `ProcessObject` starts and resolves it.
+//! It starts the run lazily: when a waiter first attaches, or when the
+//! process ends (after `finish`, whose promise the run then reads at once).
+//! A process nobody awaits thus costs no suspended invocation while it runs,
+//! and registration one invocation less.
 
 use restate_process_registry::ProcessAwaitOutput;
 use restate_sdk::prelude::*;
@@ -18,8 +22,8 @@ pub struct ProcessTerminal;
 
 #[restate_sdk::workflow(name = "ProcessTerminal")]
 impl ProcessTerminal {
-    /// Started by `ProcessObject` at registration; returns the outcome once
-    /// resolved. Private: callers attach to it, they never start one (a run
+    /// Started by `ProcessObject` for the first waiter or at the outcome;
+    /// returns the outcome once resolved. Private: callers attach to it, they never start one (a run
     /// under a key no process owns would never resolve).
     #[handler(ingress_private)]
     async fn run(

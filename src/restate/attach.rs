@@ -222,9 +222,8 @@ impl ProcessAttach for RestateProcessAttach {
         if let Some(output) = target.output {
             return Ok(output);
         }
-        // Registration submits the workflow one-way; if the engine has not
-        // created it yet, the process submits it again (idempotent per key;
-        // `run` itself is private).
+        // The run starts lazily: if the engine does not know it yet, the
+        // process submits it (idempotent per key; `run` itself is private).
         self.attach(PROCESS_TERMINAL, &target.workflow_key, false, || {
             start_terminal(&self.registry, process_id)
         })

@@ -6,7 +6,7 @@
 //! Decisions come from the library's `rules`, the same ones the in-memory
 //! registry applies, so both registries answer alike. Before answering a
 //! write it updates the indexes it feeds (`ProcessDirectory`,
-//! `SessionWakes`) and sends `ProcessTerminal` its start and its outcome.
+//! `SessionWakes`) and sends `ProcessTerminal` its outcome.
 //!
 //! Grants are decided by `SessionGrants` (the authority, see the
 //! coordinator's docs); this object keeps a bounded mirror of the grants it
@@ -115,13 +115,14 @@ async fn lease_inputs(ctx: &ObjectContext<'_>) -> Result<(Row, LeaseSlot, u64), 
 }
 
 /// Sends the outcome to the incarnation's `ProcessTerminal` promise when
-/// the row just ended.
+/// the row just ended, and starts its run (a no-op for the engine when a
+/// waiter already did), so the run ends and the engine's retention purges
+/// the workflow whether or not anybody waited.
 fn announce_outcome(ctx: &ObjectContext<'_>, row: &Row) {
     if let Some(output) = row.record.status.await_output() {
-        let _ = ctx
-            .workflow_client::<ProcessTerminalClient>(row.incarnation.clone())
-            .finish(Json(output.clone()))
-            .send();
+        let terminal = ctx.workflow_client::<ProcessTerminalClient>(row.incarnation.clone());
+        let _ = terminal.finish(Json(output.clone())).send();
+        let _ = terminal.run().send();
     }
 }
 
@@ -201,10 +202,9 @@ impl ProcessObject {
                 .call()
                 .await?;
         }
-        let _ = ctx
-            .workflow_client::<ProcessTerminalClient>(row.incarnation.clone())
-            .run()
-            .send();
+        // No `ProcessTerminal` run yet: a waiter's attach starts it
+        // (`start_terminal`), the outcome does otherwise, so a row nobody
+        // awaits never holds a suspended invocation.
         if self.runs_bodies && runs_body(&row.record) {
             let _ = ctx
                 .workflow_client::<ProcessRunnerClient>(row.incarnation.clone())
@@ -532,9 +532,9 @@ impl ProcessObject {
         Ok(Json(None))
     }
 
-    /// Starts this incarnation's `ProcessTerminal` run again (a no-op for the
+    /// Starts this incarnation's `ProcessTerminal` run (a no-op for the
     /// engine when it exists). Attach asks for it when the engine does not
-    /// know the run yet: registration only sends it one-way.
+    /// know the run: registration does not start it, the outcome does.
     #[handler]
     async fn start_terminal(
         &self,

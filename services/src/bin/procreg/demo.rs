@@ -54,7 +54,7 @@ pub async fn run() -> CliResult<()> {
     let mut steps = Steps::default();
 
     // 1. Register.
-    let t = steps.begin("register four processes (each starts its ProcessTerminal workflow)");
+    let t = steps.begin("register four processes");
     let jobs = [
         ("demo-build", "build", "ok"),
         ("demo-test", "test", "ok"),
