@@ -274,11 +274,7 @@ impl LocalRestate {
             }
             None => None,
         };
-        // Bind all three at once so the ports differ, then release them for the server.
-        let listeners = (0..3)
-            .map(|_| TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(io_err("picking free loopback ports"))?;
+        let ports = free_ports()?;
         let http = reqwest::Client::builder()
             .no_proxy()
             .build()
@@ -291,16 +287,28 @@ impl LocalRestate {
             bin,
             base_dir,
             owns_dir,
-            fabric_port: listeners[0].port(),
-            admin_port: listeners[1].port(),
-            ingress_port: listeners[2].port(),
+            fabric_port: ports.0,
+            admin_port: ports.1,
+            ingress_port: ports.2,
             identity_pem,
             config: config.unwrap_or(CONFIG).to_owned(),
             child: None,
             http,
         };
-        server.spawn().await?;
-        Ok(server)
+        let mut attempt = 1;
+        loop {
+            match server.spawn().await {
+                Err(err) if owns_dir && attempt < PORT_ATTEMPTS && lost_a_port(&err) => {
+                    // A fresh server never got to serve: start over on
+                    // new ports and an empty data dir.
+                    attempt += 1;
+                    let data = server.base_dir.join("data");
+                    let _ = std::fs::remove_dir_all(&data);
+                    (server.fabric_port, server.admin_port, server.ingress_port) = free_ports()?;
+                }
+                result => return result.map(|()| server),
+            }
+        }
     }
 
     /// A node of a cluster (see `local_cluster`): `config` is the whole
@@ -540,6 +548,34 @@ impl LocalRestate {
         let tail = lines[lines.len().saturating_sub(40)..].join("\n");
         LocalServerError::Unhealthy { reason, log, tail }
     }
+}
+
+/// Starts a fresh server gets before giving up when a port it was given
+/// was taken in the meantime.
+const PORT_ATTEMPTS: usize = 3;
+
+/// Three distinct free loopback ports (fabric, admin, ingress): bound at
+/// once so they differ, then released for the server. Another socket can
+/// take one before the server binds it (an outgoing connection's source
+/// port comes from the same range); see [`lost_a_port`].
+fn free_ports() -> Result<(u16, u16, u16), LocalServerError> {
+    let listeners = (0..3)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(io_err("picking free loopback ports"))?;
+    let port = |i: usize| {
+        listeners[i]
+            .local_addr()
+            .map(|addr| addr.port())
+            .map_err(io_err("picking free loopback ports"))
+    };
+    Ok((port(0)?, port(1)?, port(2)?))
+}
+
+/// Whether a start failed because a port was taken between
+/// [`free_ports`] and the server's bind.
+fn lost_a_port(err: &LocalServerError) -> bool {
+    matches!(err, LocalServerError::Unhealthy { tail, .. } if tail.contains("Address in use"))
 }
 
 /// A base dir under the temp dir no other run uses.
