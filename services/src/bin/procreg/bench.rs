@@ -8,6 +8,13 @@
 //! a polling awaiter), whether append cost stays flat as a process's
 //! history grows, and how long listing ten thousand live rows takes.
 //!
+//! It meters the no-op, registration, append and get phases (`meter`): CPU
+//! per call of restate-server, the endpoint (on a runtime of its own) and
+//! the clients, and the engine's journal entries, completions and log
+//! records per call. A second server on Restate's defaults runs the no-op
+//! first, so the shipped config is measured against them in the same run.
+//! `docs/bench.md` reads the breakdown.
+//!
 //! Rows are printed as each phase ends; the last line is one
 //! `key=value` summary for scripts.
 
@@ -38,7 +45,7 @@ use crate::cluster_stack::ClusterStack;
 use crate::common::{
     bar, ensure, ms, quantile, run_concurrent, start_stack_on, CliError, CliResult, Context, Load,
 };
-use crate::meter::{Meter, OpCost, ENDPOINT_THREADS};
+use crate::meter::{print_costs, Meter, OpCost, ENDPOINT_THREADS};
 
 /// The benchmark's event type.
 const TICK: &str = "bench.tick";
@@ -151,10 +158,10 @@ impl BenchStack {
     /// A meter on every server of the stack.
     fn meter(&self) -> CliResult<Meter> {
         match self {
-            Self::Single(stack) => meter_on(&[stack.server()]),
+            Self::Single(stack) => Meter::on(&[stack.server()]),
             Self::Cluster(stack) => {
                 let nodes: Vec<&LocalRestate> = stack.cluster.nodes().iter().collect();
-                meter_on(&nodes)
+                Meter::on(&nodes)
             }
         }
     }
@@ -260,12 +267,8 @@ pub async fn run(args: BenchArgs) -> CliResult<()> {
     table.load("register_process (setup)", &load);
 
     // Registration with only the setup rows live (compared at scale below).
-    let before = meter.sample().await?;
-    let few_rows = register_batch(&registry, &plan, "few-rows", &mut table).await?;
-    costs.push((
-        "register",
-        meter.sample().await?.cost_since(&before, few_rows.ops()),
-    ));
+    let (few_rows, cost) = register_batch(&registry, &meter, &plan, "few-rows", &mut table).await?;
+    costs.push(("register", cost));
     summary.push("register_per_s", format!("{:.0}", few_rows.per_second()));
 
     // Warm connections and the endpoint before anything is measured.
@@ -469,7 +472,7 @@ pub async fn run(args: BenchArgs) -> CliResult<()> {
     );
 
     // Registration and the first listing page as rows pile up.
-    let scale = scale_phase(&registry, &plan, &few_rows, &mut table).await?;
+    let scale = scale_phase(&registry, &meter, &plan, &few_rows, &mut table).await?;
     summary.push(
         &format!(
             "register_at_{}_vs_{}",
@@ -483,7 +486,9 @@ pub async fn run(args: BenchArgs) -> CliResult<()> {
         format!("{:.1}", ms(scale.first_page)),
     );
 
-    print_costs(&costs, plan.concurrency, &mut summary);
+    for (key, value) in print_costs(&costs, plan.concurrency) {
+        summary.push(&key, value);
+    }
     summary.push("wall_s", format!("{:.1}", wall.elapsed().as_secs_f64()));
     println!(
         "\nwake rows: latency from complete_process returning to the waiter resuming, \
@@ -505,19 +510,12 @@ pub async fn run(args: BenchArgs) -> CliResult<()> {
     Ok(())
 }
 
-/// A meter on these servers.
-fn meter_on(servers: &[&LocalRestate]) -> CliResult<Meter> {
-    let pids = servers.iter().filter_map(|server| server.pid()).collect();
-    let urls: Vec<String> = servers.iter().map(|server| server.fabric_url()).collect();
-    Meter::new(pids, &urls)
-}
-
 /// The no-op baseline on a single server running Restate's defaults, and
 /// what one call cost there; that server is gone when this returns.
 async fn default_noop(plan: &Plan, runtime: &Handle) -> CliResult<(Load, OpCost)> {
     let (stack, _) = start_stack_on(bench_endpoint(), runtime, Some(RESTATE_DEFAULTS)).await?;
     let baseline = Baseline::connect(&stack.ingress_url())?;
-    let meter = meter_on(&[stack.server()])?;
+    let meter = Meter::on(&[stack.server()])?;
     let keys: Arc<Vec<String>> = Arc::new(
         (0..plan.processes)
             .map(|i| format!("bench-{i:06}"))
@@ -538,78 +536,6 @@ async fn default_noop(plan: &Plan, runtime: &Handle) -> CliResult<(Load, OpCost)
     .await?;
     let cost = meter.sample().await?.cost_since(&before, load.ops());
     Ok((load, cost))
-}
-
-/// Prints what one operation cost, CPU by process and the engine's work,
-/// and adds the registry's figures to the summary.
-fn print_costs(costs: &[(&str, OpCost)], concurrency: usize, summary: &mut Summary) {
-    println!(
-        "\nper operation at concurrency {concurrency}: CPU time by process (restate-server, the \
-         endpoint, the bench's clients) and the engine's work (from restate-server's metrics)"
-    );
-    println!(
-        "{:<17} {:>9} {:>11} {:>9} {:>9} {:>11} {:>8} {:>11} {:>11}",
-        "operation",
-        "server µs",
-        "endpoint µs",
-        "client µs",
-        "total µs",
-        "invocations",
-        "journal",
-        "completions",
-        "log records"
-    );
-    for (name, cost) in costs {
-        let cpu = cost.cpu;
-        let total = cpu.server + cpu.endpoint + cpu.client;
-        println!(
-            "{:<17} {:>9.0} {:>11.0} {:>9.0} {:>9.0} {:>11.2} {:>8.2} {:>11.2} {:>11.2}",
-            name,
-            micros(cpu.server),
-            micros(cpu.endpoint),
-            micros(cpu.client),
-            micros(total),
-            cost.invocations(),
-            cost.journal_entries(),
-            cost.completions(),
-            cost.log_records(),
-        );
-        if name.contains(' ') {
-            continue;
-        }
-        summary.push(
-            &format!("{name}_server_cpu_us"),
-            format!("{:.0}", micros(cpu.server)),
-        );
-        summary.push(
-            &format!("{name}_endpoint_cpu_us"),
-            format!("{:.0}", micros(cpu.endpoint)),
-        );
-        summary.push(
-            &format!("{name}_client_cpu_us"),
-            format!("{:.0}", micros(cpu.client)),
-        );
-        summary.push(
-            &format!("{name}_journal_entries"),
-            format!("{:.2}", cost.journal_entries()),
-        );
-        summary.push(
-            &format!("{name}_completions"),
-            format!("{:.2}", cost.completions()),
-        );
-    }
-    println!("journal entries per operation, by kind:");
-    for (name, cost) in costs {
-        let kinds: Vec<String> = cost
-            .entries()
-            .map(|(kind, n)| format!("{kind} {n:.2}"))
-            .collect();
-        println!("  {name:<17} {}", kinds.join(", "));
-    }
-}
-
-fn micros(duration: Duration) -> f64 {
-    duration.as_secs_f64() * 1e6
 }
 
 /// Exclusive no-op calls to the engine-baseline object, through ingress.
@@ -1123,16 +1049,24 @@ struct Scale {
 
 /// Registrations timed in one batch.
 const BATCH: usize = 500;
+/// Longest wait for the server to come to rest before a timed batch.
+const SETTLE_LIMIT: Duration = Duration::from_secs(30);
 
-/// Registers one timed batch of `BATCH` rows.
+/// Registers one timed batch of `BATCH` rows, started once the server is
+/// at rest (so a batch right after a fill does not pay the storage's
+/// compaction of that fill; the fill's own rate shows that cost), and what
+/// one registration of it cost.
 async fn register_batch(
     registry: &RestateProcessRegistry,
+    meter: &Meter,
     plan: &Plan,
     tag: &str,
     table: &mut Table,
-) -> CliResult<Load> {
+) -> CliResult<(Load, OpCost)> {
     let ids = Arc::new((0..BATCH).map(|i| format!("scale-{tag}-{i:04}")).collect());
     let live = count_rows(registry).await?;
+    meter.settle(SETTLE_LIMIT).await;
+    let before = meter.sample().await?;
     let load = register_all(
         registry,
         ids,
@@ -1140,8 +1074,9 @@ async fn register_batch(
         &format!("register ({tag})"),
     )
     .await?;
+    let cost = meter.sample().await?.cost_since(&before, load.ops());
     table.load(&format!("register_process x{BATCH} @{live} rows"), &load);
-    Ok(load)
+    Ok((load, cost))
 }
 
 async fn count_rows(registry: &RestateProcessRegistry) -> CliResult<usize> {
@@ -1154,6 +1089,7 @@ async fn count_rows(registry: &RestateProcessRegistry) -> CliResult<usize> {
 
 async fn scale_phase(
     registry: &RestateProcessRegistry,
+    meter: &Meter,
     plan: &Plan,
     small: &Load,
     table: &mut Table,
@@ -1169,7 +1105,7 @@ async fn scale_phase(
     )
     .await?;
     table.load(&format!("register_process (fill to {})", plan.rows), &fill);
-    let big = register_batch(registry, plan, "many-rows", table).await?;
+    let (big, _) = register_batch(registry, meter, plan, "many-rows", table).await?;
     let mut pages = Vec::with_capacity(LIST_RUNS);
     for _ in 0..LIST_RUNS {
         let call = Instant::now();

@@ -6,7 +6,9 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use restate_process_registry_services::local_server::LocalRestate;
 
 use crate::common::{CliResult, Context};
 
@@ -19,6 +21,8 @@ const INVOCATIONS: &str = "invocations";
 const LOG_RECORDS: &str = "log records";
 /// Prefix of the counter keys of journal entries, by kind.
 const ENTRY: &str = "entry ";
+/// How often [`Meter::settle`] looks at the servers' CPU.
+const SETTLE_TICK: Duration = Duration::from_millis(250);
 
 /// Where the costs are read from.
 pub struct Meter {
@@ -51,9 +55,16 @@ pub struct OpCost {
 }
 
 impl Meter {
+    /// Meters these running servers.
+    pub fn on(servers: &[&LocalRestate]) -> CliResult<Self> {
+        let pids = servers.iter().filter_map(|server| server.pid()).collect();
+        let urls: Vec<String> = servers.iter().map(|server| server.fabric_url()).collect();
+        Self::new(pids, &urls)
+    }
+
     /// Meters servers with these process ids and metrics URLs (a node's
     /// fabric address serves `/metrics`).
-    pub fn new(server_pids: Vec<u32>, fabric_urls: &[String]) -> CliResult<Self> {
+    fn new(server_pids: Vec<u32>, fabric_urls: &[String]) -> CliResult<Self> {
         let http = reqwest::Client::builder()
             .no_proxy()
             .build()
@@ -67,6 +78,29 @@ impl Meter {
             metrics_urls,
             http,
         })
+    }
+
+    /// Waits until the servers are at rest (under a twentieth of a core
+    /// over one tick: flushes and compactions done), at most `limit`.
+    pub async fn settle(&self, limit: Duration) {
+        let started = Instant::now();
+        let mut then = self.server_cpu();
+        while started.elapsed() < limit {
+            tokio::time::sleep(SETTLE_TICK).await;
+            let now = self.server_cpu();
+            if now.saturating_sub(then) < SETTLE_TICK / 20 {
+                return;
+            }
+            then = now;
+        }
+    }
+
+    /// CPU time of every server thread so far.
+    fn server_cpu(&self) -> Duration {
+        self.server_pids
+            .iter()
+            .map(|pid| threads_cpu(&Path::new("/proc").join(pid.to_string()), |_| true))
+            .sum()
     }
 
     /// CPU times and counters now.
@@ -85,10 +119,10 @@ impl Meter {
                 .with_context(|| format!("reading {url}"))?;
             add_counters(&text, &mut counters);
         }
-        let mut cpu = Cpu::default();
-        for pid in &self.server_pids {
-            cpu.server += threads_cpu(&Path::new("/proc").join(pid.to_string()), |_| true);
-        }
+        let mut cpu = Cpu {
+            server: self.server_cpu(),
+            ..Cpu::default()
+        };
         let own = Path::new("/proc/self");
         cpu.endpoint = threads_cpu(own, |name| name == ENDPOINT_THREADS);
         cpu.client = threads_cpu(own, |name| name != ENDPOINT_THREADS);
@@ -154,6 +188,76 @@ impl OpCost {
     fn counter(&self, key: &str) -> f64 {
         self.counters.get(key).copied().unwrap_or(0.0)
     }
+}
+
+/// Prints what one operation of each phase cost (CPU by process, the
+/// engine's work) and answers the summary figures of the phases whose
+/// name is one word (`append_server_cpu_us`, `append_journal_entries`, …).
+pub fn print_costs(costs: &[(&str, OpCost)], concurrency: usize) -> Vec<(String, String)> {
+    println!(
+        "\nper operation at concurrency {concurrency}: CPU time by process (restate-server, the \
+         endpoint, the bench's clients) and the engine's work (from restate-server's metrics)"
+    );
+    println!(
+        "{:<17} {:>9} {:>11} {:>9} {:>9} {:>11} {:>8} {:>11} {:>11}",
+        "operation",
+        "server µs",
+        "endpoint µs",
+        "client µs",
+        "total µs",
+        "invocations",
+        "journal",
+        "completions",
+        "log records"
+    );
+    let mut summary = Vec::new();
+    for (name, cost) in costs {
+        let Cpu {
+            server,
+            endpoint,
+            client,
+        } = cost.cpu;
+        println!(
+            "{:<17} {:>9.0} {:>11.0} {:>9.0} {:>9.0} {:>11.2} {:>8.2} {:>11.2} {:>11.2}",
+            name,
+            micros(server),
+            micros(endpoint),
+            micros(client),
+            micros(server + endpoint + client),
+            cost.invocations(),
+            cost.journal_entries(),
+            cost.completions(),
+            cost.log_records(),
+        );
+        if name.contains(' ') {
+            continue;
+        }
+        let figures = [
+            ("server_cpu_us", format!("{:.0}", micros(server))),
+            ("endpoint_cpu_us", format!("{:.0}", micros(endpoint))),
+            ("client_cpu_us", format!("{:.0}", micros(client))),
+            ("journal_entries", format!("{:.2}", cost.journal_entries())),
+            ("completions", format!("{:.2}", cost.completions())),
+        ];
+        summary.extend(
+            figures
+                .into_iter()
+                .map(|(key, value)| (format!("{name}_{key}"), value)),
+        );
+    }
+    println!("journal entries per operation, by kind:");
+    for (name, cost) in costs {
+        let kinds: Vec<String> = cost
+            .entries()
+            .map(|(kind, n)| format!("{kind} {n:.2}"))
+            .collect();
+        println!("  {name:<17} {}", kinds.join(", "));
+    }
+    summary
+}
+
+fn micros(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1e6
 }
 
 /// Adds the counters the bench reads from one Prometheus text page.
