@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use restate_process_registry::testing::support::external;
 use restate_process_registry::{
     ProcessAttach, ProcessAwaitOutput, ProcessAwaiter, ProcessError, ProcessRegistry,
-    ProcessResult, ProcessRunHandle, ProcessWorkDriver,
+    ProcessResult, ProcessRunHandle, ProcessWorkDriver, RestateProcessRegistry,
 };
 use serde_json::json;
 
@@ -26,6 +26,25 @@ async fn reads_of(process_id: &str) -> usize {
     ))
     .await
     .len()
+}
+
+/// Completes `process_id` with `output`; `waiter` must then resume with it.
+async fn complete_and_expect(
+    registry: &RestateProcessRegistry,
+    process_id: &str,
+    output: &ProcessAwaitOutput,
+    waiter: tokio::task::JoinHandle<ProcessResult<ProcessAwaitOutput>>,
+) {
+    registry
+        .complete_process(process_id, output.clone())
+        .await
+        .unwrap();
+    let got = tokio::time::timeout(PATIENCE, waiter)
+        .await
+        .expect("the attached waiter resumes")
+        .unwrap()
+        .unwrap();
+    assert_eq!(&got, output);
 }
 
 #[tokio::test]
@@ -46,16 +65,7 @@ async fn a_waiter_started_before_completion_gets_the_recorded_output() {
     );
 
     let output = ProcessAwaitOutput::success(json!({ "answer": 42 }));
-    registry
-        .complete_process(&id, output.clone())
-        .await
-        .unwrap();
-    let got = tokio::time::timeout(PATIENCE, waiter)
-        .await
-        .expect("the attached waiter resumes")
-        .unwrap()
-        .unwrap();
-    assert_eq!(got, output);
+    complete_and_expect(&registry, &id, &output, waiter).await;
     let stored = registry.get_process(&id).await.unwrap();
     assert_eq!(stored.status.await_output(), Some(&output));
 }
@@ -176,16 +186,7 @@ async fn the_driver_with_attach_never_polls() {
     // doubling: 25, 50, 100, 200, 400, 800 ms).
     tokio::time::sleep(Duration::from_millis(1600)).await;
     let output = ProcessAwaitOutput::success(json!("attached"));
-    registry
-        .complete_process(&id, output.clone())
-        .await
-        .unwrap();
-    let got = tokio::time::timeout(PATIENCE, waiter)
-        .await
-        .expect("the driver's wait resumes")
-        .unwrap()
-        .unwrap();
-    assert_eq!(got, output);
+    complete_and_expect(&registry, &id, &output, waiter).await;
     // One read: the driver's "already terminal?" check. Then only the attach.
     assert_eq!(reads_of(&id).await, 1, "the driver must not poll");
 
@@ -283,16 +284,7 @@ async fn the_terminal_run_starts_for_its_first_waiter_or_at_the_outcome() {
     assert!(!waiter.is_finished(), "the waiter waits for the outcome");
 
     let output = ProcessAwaitOutput::success(json!({ "lazy": true }));
-    registry
-        .complete_process(&awaited, output.clone())
-        .await
-        .unwrap();
-    let got = tokio::time::timeout(PATIENCE, waiter)
-        .await
-        .expect("the attached waiter resumes")
-        .unwrap()
-        .unwrap();
-    assert_eq!(got, output);
+    complete_and_expect(&registry, &awaited, &output, waiter).await;
 
     // Nobody waited: the outcome starts the run, which ends at once.
     registry

@@ -216,6 +216,15 @@ impl Plan {
     fn throughput_ops(&self) -> usize {
         self.processes * self.rounds
     }
+
+    /// The ids (and baseline keys) the throughput phases spread over.
+    fn process_ids(&self) -> Arc<Vec<String>> {
+        Arc::new(
+            (0..self.processes)
+                .map(|i| format!("bench-{i:06}"))
+                .collect(),
+        )
+    }
 }
 
 /// Runs every phase and prints the table and the summary line.
@@ -258,11 +267,7 @@ pub async fn run(args: BenchArgs) -> CliResult<()> {
     summary.push("concurrency", plan.concurrency);
 
     // Setup: the processes every throughput phase spreads over.
-    let ids: Arc<Vec<String>> = Arc::new(
-        (0..plan.processes)
-            .map(|i| format!("bench-{i:06}"))
-            .collect(),
-    );
+    let ids = plan.process_ids();
     let load = register_all(&registry, Arc::clone(&ids), plan.concurrency, "register").await?;
     table.load("register_process (setup)", &load);
 
@@ -276,20 +281,9 @@ pub async fn run(args: BenchArgs) -> CliResult<()> {
     noop_phase(&baseline, &ids, warm, plan.concurrency, "warm-up", false).await?;
     get_phase(&registry, &ids, warm, plan.concurrency, "warm-up").await?;
 
-    let before = meter.sample().await?;
-    let noop_before = noop_phase(
-        &baseline,
-        &ids,
-        plan.throughput_ops(),
-        plan.concurrency,
-        "EngineBaseline/noop",
-        false,
-    )
-    .await?;
-    costs.push((
-        "noop",
-        meter.sample().await?.cost_since(&before, noop_before.ops()),
-    ));
+    let (noop_before, cost) =
+        metered_noop(&baseline, &meter, &ids, &plan, "EngineBaseline/noop").await?;
+    costs.push(("noop", cost));
     table.load("EngineBaseline/noop (baseline)", &noop_before);
     // The same call with an idempotency key: what the engine charges for
     // the deduplication every registry write asks for.
@@ -516,18 +510,25 @@ async fn default_noop(plan: &Plan, runtime: &Handle) -> CliResult<(Load, OpCost)
     let (stack, _) = start_stack_on(bench_endpoint(), runtime, Some(RESTATE_DEFAULTS)).await?;
     let baseline = Baseline::connect(&stack.ingress_url())?;
     let meter = Meter::on(&[stack.server()])?;
-    let keys: Arc<Vec<String>> = Arc::new(
-        (0..plan.processes)
-            .map(|i| format!("bench-{i:06}"))
-            .collect(),
-    );
+    let keys = plan.process_ids();
     let warm = (plan.concurrency * 4).min(plan.throughput_ops());
-    let label = "noop on Restate's defaults";
     noop_phase(&baseline, &keys, warm, plan.concurrency, "warm-up", false).await?;
+    metered_noop(&baseline, &meter, &keys, plan, "noop on Restate's defaults").await
+}
+
+/// One throughput phase of no-op calls (no idempotency key) and what one
+/// call cost.
+async fn metered_noop(
+    baseline: &Baseline,
+    meter: &Meter,
+    keys: &Arc<Vec<String>>,
+    plan: &Plan,
+    label: &str,
+) -> CliResult<(Load, OpCost)> {
     let before = meter.sample().await?;
     let load = noop_phase(
-        &baseline,
-        &keys,
+        baseline,
+        keys,
         plan.throughput_ops(),
         plan.concurrency,
         label,
