@@ -5,10 +5,12 @@
 mod common;
 
 use reqwest::StatusCode;
+use restate_process_registry::restate::wire::INLINE_RECORD_BYTES;
 use restate_process_registry::rules::limits::MAX_PAYLOAD_BYTES;
 use restate_process_registry::testing::support::{owner, typed, NOTE};
 use restate_process_registry::{
-    ProcessError, ProcessEventAppendRequest, ProcessRegistry, RestateProcessRegistry,
+    ProcessAwaitOutput, ProcessError, ProcessEventAppendRequest, ProcessInput, ProcessRegistry,
+    RestateProcessRegistry,
 };
 use serde_json::{json, Value};
 
@@ -285,4 +287,62 @@ async fn a_prune_part_that_does_not_exist_is_refused() {
         pruned += registry.prune_part(0, part).await.unwrap().pruned_processes;
     }
     assert_eq!(pruned, 0, "a cutoff at the epoch prunes nothing");
+}
+
+/// The stored JSON of `key` in process `id`'s state, if set.
+async fn stored_state(id: &str, key: &str) -> Option<String> {
+    common::admin_query(&format!(
+        "SELECT value_utf8 FROM state WHERE service_name = 'ProcessObject' \
+         AND service_key = '{id}' AND key = '{key}'"
+    ))
+    .await
+    .first()
+    .and_then(|row| row["value_utf8"].as_str().map(str::to_owned))
+}
+
+#[tokio::test]
+async fn a_record_too_large_for_its_row_lives_apart_and_appends_leave_it_alone() {
+    let registry = common::registry();
+    let id = common::unique("wire-big-record");
+    let mut registration = typed(&id);
+    registration.input = ProcessInput::External {
+        metadata: json!({ "label": "big", "blob": "x".repeat(2 * INLINE_RECORD_BYTES) }),
+    };
+    registry
+        .register_process(registration.clone())
+        .await
+        .unwrap();
+    let apart = stored_state(&id, "record").await.expect("the record apart");
+    for n in 0..3 {
+        registry
+            .append_event(&id, ProcessEventAppendRequest::new(NOTE, json!({ "n": n })))
+            .await
+            .unwrap();
+    }
+    let row = stored_state(&id, "row").await.expect("the row");
+    assert!(
+        row.len() < INLINE_RECORD_BYTES,
+        "appends rewrite the row without the record: {} bytes",
+        row.len()
+    );
+    assert_eq!(stored_state(&id, "record").await.as_ref(), Some(&apart));
+    let record = registry.try_get_process(&id).await.unwrap().unwrap();
+    assert_eq!(record.input, registration.input);
+    assert_eq!(registry.events_after(&id, 0).await.unwrap().len(), 3);
+
+    let output = ProcessAwaitOutput::success(json!("done"));
+    let ended = registry
+        .complete_process(&id, output.clone())
+        .await
+        .unwrap();
+    assert_eq!(ended.status.await_output(), Some(&output));
+    let record = registry.try_get_process(&id).await.unwrap().unwrap();
+    assert_eq!(record.status.await_output(), Some(&output));
+    assert_eq!(record.input, registration.input);
+    assert_eq!(registry.events_after(&id, 0).await.unwrap().len(), 4);
+
+    // A small record stays in its row: no key apart.
+    let small = registered().await;
+    assert_eq!(stored_state(&small, "record").await, None);
+    assert!(stored_state(&small, "row").await.is_some());
 }

@@ -101,7 +101,7 @@ async fn keep_change(
 ) -> Result<Json<ProcessRecord>, TerminalError> {
     if let Some(changed) = changed {
         row.record = changed;
-        publish_row(ctx, &row).await?;
+        publish_row(ctx, &mut row).await?;
     }
     Ok(Json(row.record))
 }
@@ -190,12 +190,9 @@ impl ProcessObject {
             return Ok(Json(existing.record));
         }
         let record = registration::new_record(registration, hash, now);
-        let row = Row {
-            incarnation: format!("{}#{}", record.id, token(&ctx, "i")),
-            record,
-            head: LogHead::default(),
-        };
-        publish_row(&ctx, &row).await?;
+        let incarnation = format!("{}#{}", record.id, token(&ctx, "i"));
+        let mut row = Row::new(record, incarnation);
+        publish_row(&ctx, &mut row).await?;
         if let Some(target) = &row.record.wake_target {
             wakes_index(&ctx, &target.session_id)
                 .note(row.record.id.clone())
@@ -296,7 +293,7 @@ impl ProcessObject {
         match plan.terminal_record {
             Some(ended) => {
                 row.record = ended;
-                publish_row(&ctx, &row).await?;
+                publish_row(&ctx, &mut row).await?;
                 announce_outcome(&ctx, &row);
             }
             None => write_row(&ctx, &row),
@@ -389,7 +386,7 @@ impl ProcessObject {
             CompletionPlan::Write { event, record } => {
                 store_event(&ctx, &event, &mut row.head);
                 row.record = *record;
-                publish_row(&ctx, &row).await?;
+                publish_row(&ctx, &mut row).await?;
                 announce_outcome(&ctx, &row);
                 if milestones::settle(&ctx, &mut row.head, &event, true).await? {
                     write_row(&ctx, &row);
@@ -754,7 +751,7 @@ impl ProcessObject {
         {
             row.record.wake_target = None;
             row.record.updated_at_ms = now_ms(&ctx).await?;
-            publish_row(&ctx, &row).await?;
+            publish_row(&ctx, &mut row).await?;
         }
         if !more {
             wakes_index(&ctx, &session_id)

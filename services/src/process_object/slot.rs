@@ -4,18 +4,20 @@
 //! The record, where the log stands and the incarnation share one key
 //! ([`Row`]): every handler reads the record, every append and wait also
 //! the head, so one lazy read (one journal command, one completion) serves
-//! what took two or three. The price is that an append rewrites the record
-//! with the head, bounded by the registration limits and not growing with
-//! the history. Each event is its own key (`e/{seq}`), as is each replay
-//! key, delivered wake key and unacknowledged wake (see `wakes`), so an
-//! append reads and writes a fixed number of keys however long the history
-//! is (with lazy state, nothing else is loaded). The grant mirror is one map, bounded
+//! what took two or three. An append rewrites the row with its head, so a
+//! record larger than [`INLINE_RECORD_BYTES`] as JSON lives under a key of
+//! its own ([`RECORD`], read after the row) and an append never writes
+//! more than a small record and the head. Each event is its own key
+//! (`e/{seq}`), as is each replay key, delivered wake key and
+//! unacknowledged wake (see `wakes`), so an append reads and writes a
+//! fixed number of keys however long the history is (with lazy state,
+//! nothing else is loaded). The grant mirror is one map, bounded
 //! by the per-process grant limit. Each stored event carries the per-type counts up to it, so
 //! `count_events_through` is one read at any depth.
 
 use std::collections::BTreeMap;
 
-use restate_process_registry::restate::wire::directory_shard;
+use restate_process_registry::restate::wire::{directory_shard, INLINE_RECORD_BYTES};
 pub(crate) use restate_process_registry::rules::lease::LeaseSlot;
 use restate_process_registry::{ProcessError, ProcessEvent, ProcessHandleGrant, ProcessRecord};
 use restate_sdk::prelude::*;
@@ -24,10 +26,12 @@ use serde::{Deserialize, Serialize};
 use super::milestones::{type_index_key, WaitersByType};
 use crate::directory::{DirectoryEntry, ProcessDirectoryClient};
 use crate::errors::terminal;
-use crate::state::ReadState;
+use crate::state::{ReadState, UNREADABLE_STATE};
 
 /// The [`Row`].
 pub(crate) const ROW: &str = "row";
+/// The record when it is too large to keep in the row.
+pub(crate) const RECORD: &str = "record";
 /// The lease slot (`rules::lease::LeaseSlot`).
 pub(crate) const LEASE: &str = "lease";
 /// Grants by scope id.
@@ -64,17 +68,41 @@ pub(crate) struct LogHead {
     pub(crate) waiters: WaitersByType,
 }
 
-/// One process as stored under [`ROW`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// One process: its record, where its log stands and its incarnation.
+#[derive(Debug, Clone)]
 pub(crate) struct Row {
     /// The record callers see.
     pub(crate) record: ProcessRecord,
     /// Where the log stands.
-    #[serde(default)]
     pub(crate) head: LogHead,
     /// This incarnation's `ProcessTerminal` key (also its runner's and its
     /// milestone waits').
     pub(crate) incarnation: String,
+    /// Whether the record as stored lives under [`RECORD`].
+    record_apart: bool,
+}
+
+impl Row {
+    /// A row not stored yet.
+    pub(crate) fn new(record: ProcessRecord, incarnation: String) -> Self {
+        Self {
+            record,
+            head: LogHead::default(),
+            incarnation,
+            record_apart: false,
+        }
+    }
+}
+
+/// A [`Row`] as stored under [`ROW`]: without its record when that lives
+/// under [`RECORD`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredRow {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    record: Option<ProcessRecord>,
+    #[serde(default)]
+    head: LogHead,
+    incarnation: String,
 }
 
 /// An event as stored: the event, the per-type counts through it and the
@@ -88,20 +116,43 @@ pub(crate) struct StoredEvent {
 }
 
 /// The row, if registered. The read is sent when this is called, so it
-/// shares a round trip with whatever is issued before it is awaited.
-pub(crate) fn read_row<C: ReadState>(
+/// shares a round trip with whatever is issued before it is awaited (a
+/// record kept apart costs one more trip after it).
+pub(crate) fn read_row<C: ReadState + Sync>(
     ctx: &C,
 ) -> impl std::future::Future<Output = Result<Option<Row>, TerminalError>> + Send + '_ {
-    ctx.read(ROW)
+    let stored = ctx.read::<StoredRow>(ROW);
+    async move {
+        let Some(stored) = stored.await? else {
+            return Ok(None);
+        };
+        let (record, record_apart) = match stored.record {
+            Some(record) => (record, false),
+            None => {
+                let record = ctx.read::<ProcessRecord>(RECORD).await?.ok_or_else(|| {
+                    TerminalError::new_with_code(UNREADABLE_STATE, "the row's record is missing")
+                })?;
+                (record, true)
+            }
+        };
+        Ok(Some(Row {
+            record,
+            head: stored.head,
+            incarnation: stored.incarnation,
+            record_apart,
+        }))
+    }
 }
 
 /// The row, or `UnknownProcess` for this key.
-pub(crate) async fn require_row<C: ReadState + KeyOf>(ctx: &C) -> Result<Row, TerminalError> {
+pub(crate) async fn require_row<C: ReadState + KeyOf + Sync>(
+    ctx: &C,
+) -> Result<Row, TerminalError> {
     read_row(ctx).await?.ok_or_else(|| unknown(ctx))
 }
 
 /// The record, or `UnknownProcess` for this key.
-pub(crate) async fn require_record<C: ReadState + KeyOf>(
+pub(crate) async fn require_record<C: ReadState + KeyOf + Sync>(
     ctx: &C,
 ) -> Result<ProcessRecord, TerminalError> {
     Ok(require_row(ctx).await?.record)
@@ -169,15 +220,34 @@ pub(crate) fn store_event(ctx: &ObjectContext<'_>, event: &ProcessEvent, head: &
     ctx.set(&event_key(event.sequence), Json(stored));
 }
 
-/// Writes the row when only its head changed.
+/// Writes the row when only its head changed (a record kept apart stays
+/// where it is).
 pub(crate) fn write_row(ctx: &ObjectContext<'_>, row: &Row) {
-    ctx.set(ROW, Json(row.clone()));
+    ctx.set(
+        ROW,
+        Json(StoredRow {
+            record: (!row.record_apart).then(|| row.record.clone()),
+            head: row.head.clone(),
+            incarnation: row.incarnation.clone(),
+        }),
+    );
 }
 
-/// Writes the row after its record changed, and the record's directory
-/// entry (before the caller is answered, so a listing after the answer
-/// sees it).
-pub(crate) async fn publish_row(ctx: &ObjectContext<'_>, row: &Row) -> Result<(), TerminalError> {
+/// Writes the row after its record changed (the record apart when it is
+/// larger than [`INLINE_RECORD_BYTES`]), and the record's directory entry
+/// (before the caller is answered, so a listing after the answer sees it).
+pub(crate) async fn publish_row(
+    ctx: &ObjectContext<'_>,
+    row: &mut Row,
+) -> Result<(), TerminalError> {
+    let apart =
+        serde_json::to_vec(&row.record).map_or(true, |json| json.len() > INLINE_RECORD_BYTES);
+    if apart {
+        ctx.set(RECORD, Json(row.record.clone()));
+    } else if row.record_apart {
+        ctx.clear(RECORD);
+    }
+    row.record_apart = apart;
     write_row(ctx, row);
     ctx.object_client::<ProcessDirectoryClient>(directory_shard(&row.record.id))
         .put(Json(DirectoryEntry::of(&row.record)))
