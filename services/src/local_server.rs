@@ -550,8 +550,8 @@ impl LocalRestate {
     }
 }
 
-/// Starts a fresh server gets before giving up when a port it was given
-/// was taken in the meantime.
+/// How many times a fresh server is started on new ports when one it was
+/// given was taken before it bound it.
 const PORT_ATTEMPTS: usize = 3;
 
 /// Three distinct free loopback ports (fabric, admin, ingress): bound at

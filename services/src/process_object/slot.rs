@@ -5,7 +5,7 @@
 //! ([`Row`]): every handler reads the record, every append and wait also
 //! the head, so one lazy read (one journal command, one completion) serves
 //! what took two or three. An append rewrites the row with its head, so a
-//! record larger than [`INLINE_RECORD_BYTES`] as JSON lives under a key of
+//! record larger than `INLINE_RECORD_BYTES` (4 KiB) as JSON lives under a key of
 //! its own ([`RECORD`], read after the row) and an append never writes
 //! more than a small record and the head. Each event is its own key
 //! (`e/{seq}`), as is each replay key, delivered wake key and
@@ -17,7 +17,7 @@
 
 use std::collections::BTreeMap;
 
-use restate_process_registry::restate::wire::{directory_shard, INLINE_RECORD_BYTES};
+use restate_process_registry::restate::wire::directory_shard;
 pub(crate) use restate_process_registry::rules::lease::LeaseSlot;
 use restate_process_registry::{ProcessError, ProcessEvent, ProcessHandleGrant, ProcessRecord};
 use restate_sdk::prelude::*;
@@ -234,14 +234,15 @@ pub(crate) fn write_row(ctx: &ObjectContext<'_>, row: &Row) {
 }
 
 /// Writes the row after its record changed (the record apart when it is
-/// larger than [`INLINE_RECORD_BYTES`]), and the record's directory entry
-/// (before the caller is answered, so a listing after the answer sees it).
+/// larger than `INLINE_RECORD_BYTES`, the size the directory keeps a
+/// record inline up to), and the record's directory entry (before the
+/// caller is answered, so a listing after the answer sees it).
 pub(crate) async fn publish_row(
     ctx: &ObjectContext<'_>,
     row: &mut Row,
 ) -> Result<(), TerminalError> {
-    let apart =
-        serde_json::to_vec(&row.record).map_or(true, |json| json.len() > INLINE_RECORD_BYTES);
+    let entry = DirectoryEntry::of(&row.record);
+    let apart = entry.record.is_none();
     if apart {
         ctx.set(RECORD, Json(row.record.clone()));
     } else if row.record_apart {
@@ -250,7 +251,7 @@ pub(crate) async fn publish_row(
     row.record_apart = apart;
     write_row(ctx, row);
     ctx.object_client::<ProcessDirectoryClient>(directory_shard(&row.record.id))
-        .put(Json(DirectoryEntry::of(&row.record)))
+        .put(Json(entry))
         .call()
         .await
 }
