@@ -297,23 +297,26 @@ pub async fn run(args: BenchArgs) -> CliResult<()> {
     )
     .await?;
     table.load("EngineBaseline/noop + idempotency key", &noop_keyed);
-    let before = meter.sample().await?;
-    let append = append_phase(&registry, &ids, plan.throughput_ops(), plan.concurrency).await?;
-    costs.push((
-        "append",
-        meter.sample().await?.cost_since(&before, append.ops()),
-    ));
+    let (append, cost) = meter
+        .measure(append_phase(
+            &registry,
+            &ids,
+            plan.throughput_ops(),
+            plan.concurrency,
+        ))
+        .await?;
+    costs.push(("append", cost));
     table.load("append_event", &append);
-    let before = meter.sample().await?;
-    let get = get_phase(
-        &registry,
-        &ids,
-        plan.throughput_ops(),
-        plan.concurrency,
-        "get_process",
-    )
-    .await?;
-    costs.push(("get", meter.sample().await?.cost_since(&before, get.ops())));
+    let (get, cost) = meter
+        .measure(get_phase(
+            &registry,
+            &ids,
+            plan.throughput_ops(),
+            plan.concurrency,
+            "get_process",
+        ))
+        .await?;
+    costs.push(("get", cost));
     table.load("get_process", &get);
     let noop_after = noop_phase(
         &baseline,
@@ -525,18 +528,16 @@ async fn metered_noop(
     plan: &Plan,
     label: &str,
 ) -> CliResult<(Load, OpCost)> {
-    let before = meter.sample().await?;
-    let load = noop_phase(
-        baseline,
-        keys,
-        plan.throughput_ops(),
-        plan.concurrency,
-        label,
-        false,
-    )
-    .await?;
-    let cost = meter.sample().await?.cost_since(&before, load.ops());
-    Ok((load, cost))
+    meter
+        .measure(noop_phase(
+            baseline,
+            keys,
+            plan.throughput_ops(),
+            plan.concurrency,
+            label,
+            false,
+        ))
+        .await
 }
 
 /// Exclusive no-op calls to the engine-baseline object, through ingress.
@@ -1067,15 +1068,14 @@ async fn register_batch(
     let ids = Arc::new((0..BATCH).map(|i| format!("scale-{tag}-{i:04}")).collect());
     let live = count_rows(registry).await?;
     meter.settle(SETTLE_LIMIT).await;
-    let before = meter.sample().await?;
-    let load = register_all(
-        registry,
-        ids,
-        plan.concurrency,
-        &format!("register ({tag})"),
-    )
-    .await?;
-    let cost = meter.sample().await?.cost_since(&before, load.ops());
+    let (load, cost) = meter
+        .measure(register_all(
+            registry,
+            ids,
+            plan.concurrency,
+            &format!("register ({tag})"),
+        ))
+        .await?;
     table.load(&format!("register_process x{BATCH} @{live} rows"), &load);
     Ok((load, cost))
 }

@@ -5,12 +5,13 @@
 //! from each server's Prometheus metrics.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use restate_process_registry_services::local_server::LocalRestate;
 
-use crate::common::{CliResult, Context};
+use crate::common::{CliResult, Context, Load};
 
 /// Thread name of the endpoint's runtime (a thread's `comm` keeps 15 bytes).
 pub const ENDPOINT_THREADS: &str = "procreg-endpt";
@@ -101,6 +102,17 @@ impl Meter {
             .iter()
             .map(|pid| threads_cpu(&Path::new("/proc").join(pid.to_string()), |_| true))
             .sum()
+    }
+
+    /// Runs `phase` and answers its load with what one of its calls cost.
+    pub async fn measure(
+        &self,
+        phase: impl Future<Output = CliResult<Load>>,
+    ) -> CliResult<(Load, OpCost)> {
+        let before = self.sample().await?;
+        let load = phase.await?;
+        let cost = self.sample().await?.cost_since(&before, load.ops());
+        Ok((load, cost))
     }
 
     /// CPU times and counters now.
