@@ -4,6 +4,7 @@
 mod attach;
 mod awaiter;
 mod clock;
+mod digest;
 mod driver;
 mod error;
 mod memory;

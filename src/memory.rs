@@ -3,7 +3,7 @@
 //! One mutex guards the whole state, so every call is atomic and calls on
 //! the same process are totally ordered. Decisions come from [`crate::rules`].
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -20,7 +20,7 @@ use crate::model::{
     SessionScope, WaitState,
 };
 use crate::registry::ProcessRegistry;
-use crate::rules::append::{self, CompletionPlan};
+use crate::rules::append::{self, AppendPlan, AppendWrite, CompletionPlan, Prior};
 use crate::rules::grants::{self, grant_for, SessionDeleteTally};
 use crate::rules::lease::{self, LeaseSlot};
 use crate::rules::limits::check_key;
@@ -35,7 +35,6 @@ struct Slot {
     replay_keys: HashMap<String, u64>,
     /// Unacknowledged wake events and the scope each was delivered to.
     unacked_wakes: BTreeMap<u64, Option<SessionScope>>,
-    delivered_wake_keys: HashSet<String>,
     lease: LeaseSlot,
     /// Grants by scope id.
     grants: BTreeMap<String, ProcessHandleGrant>,
@@ -48,7 +47,6 @@ impl Slot {
             events: Vec::new(),
             replay_keys: HashMap::new(),
             unacked_wakes: BTreeMap::new(),
-            delivered_wake_keys: HashSet::new(),
             lease: LeaseSlot::default(),
             grants: BTreeMap::new(),
         }
@@ -308,44 +306,41 @@ impl ProcessRegistry for InMemoryProcessRegistry {
     ) -> ProcessResult<ProcessEventAppendResult> {
         request.validate()?;
         self.with_slot(process_id, |slot, now| {
-            if let Some(sequence) = request
+            let prior = match request
                 .replay_key
                 .as_ref()
                 .and_then(|key| slot.replay_keys.get(key))
             {
-                let original = slot.event(*sequence).ok_or_else(|| {
-                    ProcessError::unavailable(format!("replayed event {sequence} is missing"))
-                })?;
-                append::check_replay(original, &request)?;
-                return Ok(wakes::replayed(original.clone()));
+                None => Prior::Fresh,
+                Some(&sequence) => slot
+                    .event(sequence)
+                    .map_or(Prior::Lost(sequence), |event| Prior::Found(event.clone())),
+            };
+            let plan =
+                append::plan_append(&slot.record, &request, prior, slot.next_sequence(), now)?;
+            let write = match plan {
+                AppendPlan::Replayed(answer) => return Ok(answer),
+                AppendPlan::Write(write) => write,
+            };
+            let result = write.result();
+            let AppendWrite {
+                event,
+                replay_key,
+                pending_wake,
+                ended,
+                ..
+            } = *write;
+            if let Some(scope) = pending_wake {
+                slot.unacked_wakes.insert(event.sequence, scope);
             }
-            let plan = append::plan_append(&slot.record, &request, slot.next_sequence(), now)?;
-            let already_delivered = plan
-                .event
-                .semantics
-                .wake
-                .as_ref()
-                .is_some_and(|wake| slot.delivered_wake_keys.contains(&wake.dedupe_key));
-            let delivery = append::wake_delivery(&plan, already_delivered);
-            if plan.event.semantics.wake.is_some() {
-                let scope = delivery.as_ref().map(|d| d.scope.clone());
-                slot.unacked_wakes.insert(plan.event.sequence, scope);
+            if let Some(key) = replay_key {
+                slot.replay_keys.insert(key, event.sequence);
             }
-            if let Some(delivery) = &delivery {
-                slot.delivered_wake_keys.insert(delivery.dedupe_key.clone());
-            }
-            if let Some(key) = &plan.event.replay_key {
-                slot.replay_keys.insert(key.clone(), plan.event.sequence);
-            }
-            if let Some(ended) = plan.terminal_record {
+            if let Some(ended) = ended {
                 slot.record = ended;
             }
-            slot.events.push(plan.event.clone());
-            Ok(ProcessEventAppendResult {
-                event: plan.event,
-                wake_delivery: delivery,
-                deduplicated: false,
-            })
+            slot.events.push(event);
+            Ok(result)
         })
     }
 

@@ -162,17 +162,63 @@ fn events_appends_and_wakes_round_trip() {
     round_trip(&ProcessEventAppendResult {
         event: event.clone(),
         wake_delivery: Some(ProcessWakeDelivery {
+            wake_id: "wake:abc".into(),
             scope: SessionScope::frame("s", "f"),
             process_id: "p".into(),
             sequence: 9,
+            event_type: "t.wake".into(),
+            process_caused_by: Some(json!({"node": 1})),
             input: json!(1),
             dedupe_key: "k".into(),
+            created_at_ms: 10,
         }),
         deduplicated: false,
     });
     let cancel = ProcessEventAppendRequest::cancel_requested("p", Some("stop".into()));
     assert_eq!(cancel.event_type, EVENT_CANCEL_REQUESTED);
-    assert_eq!(cancel.payload["reason"], "stop");
+    assert_eq!(cancel.payload, json!({"reason": "stop"}));
+}
+
+/// A delivery as the previous release answered it (a journaled call's
+/// output is replayed as it was written) still reads, its new fields empty.
+#[test]
+fn a_wake_delivery_of_the_previous_release_still_reads() {
+    let old = json!({
+        "scope": {"session_id": "s"},
+        "process_id": "p",
+        "sequence": 3,
+        "input": {"n": 1},
+        "dedupe_key": "p#3"
+    });
+    let delivery: ProcessWakeDelivery = serde_json::from_value(old).unwrap();
+    assert_eq!(delivery.sequence, 3);
+    assert_eq!(delivery.wake_id, "");
+    assert_eq!(delivery.event_type, "");
+    assert_eq!(delivery.process_caused_by, None);
+    assert_eq!(delivery.created_at_ms, 0);
+}
+
+/// The cancel request's replay key is the original's: the process id and a
+/// digest of the type and payload, so equal requests are one event.
+#[test]
+fn cancel_requests_carry_a_deterministic_replay_key() {
+    use sha2::{Digest, Sha256};
+    let stop = ProcessEventAppendRequest::cancel_requested("p", Some("stop".into()));
+    let text = serde_json::to_string(&(EVENT_CANCEL_REQUESTED, json!({"reason": "stop"}))).unwrap();
+    let hex: String = Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    assert_eq!(
+        stop.replay_key,
+        Some(format!("process:p:cancel_requested:{hex}"))
+    );
+    let again = ProcessEventAppendRequest::cancel_requested("p", Some("stop".into()));
+    assert_eq!(stop, again);
+    let other_reason = ProcessEventAppendRequest::cancel_requested("p", None);
+    let other_process = ProcessEventAppendRequest::cancel_requested("q", Some("stop".into()));
+    assert_ne!(stop.replay_key, other_reason.replay_key);
+    assert_ne!(stop.replay_key, other_process.replay_key);
 }
 
 #[test]

@@ -4,13 +4,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{ProcessTerminalState, SessionScope, EVENT_CANCEL_REQUESTED};
+use crate::digest::canonical_sha256_hex;
 
 /// A wake materialized on an event from its type's wake spec.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProcessWake {
     /// What the woken session receives.
     pub input: Value,
-    /// Wakes sharing a key are delivered once.
+    /// Deliveries of wakes sharing a key to one scope share a wake id.
     pub dedupe_key: String,
 }
 
@@ -84,28 +85,45 @@ impl ProcessEventAppendRequest {
         self
     }
 
-    /// A `process.cancel_requested` event with an optional reason.
+    /// A `process.cancel_requested` event with an optional reason, under a
+    /// replay key derived from the process id and the payload: the same
+    /// request sent twice is one event.
     pub fn cancel_requested(process_id: &str, reason: Option<String>) -> Self {
-        Self::new(
-            EVENT_CANCEL_REQUESTED,
-            serde_json::json!({ "process_id": process_id, "reason": reason }),
-        )
+        let payload = serde_json::json!({ "reason": reason });
+        let digest = canonical_sha256_hex(&serde_json::json!([EVENT_CANCEL_REQUESTED, payload]));
+        Self::new(EVENT_CANCEL_REQUESTED, payload)
+            .with_replay_key(format!("process:{process_id}:cancel_requested:{digest}"))
     }
 }
 
-/// A wake the host should deliver to a session.
+/// A wake the host should deliver to a session. Every wake-carrying event
+/// with a target yields one (a replayed append yields the first one again);
+/// the host collapses repeats by `wake_id`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProcessWakeDelivery {
+    /// `wake:{sha256}` of the target scope id and the dedupe key: equal for
+    /// every wake that should reach the session once.
+    #[serde(default)]
+    pub wake_id: String,
     /// The session scope to wake.
     pub scope: SessionScope,
     /// The process that woke it.
     pub process_id: String,
     /// The waking event.
     pub sequence: u64,
+    /// The waking event's type.
+    #[serde(default)]
+    pub event_type: String,
+    /// The process's provenance cause, so the woken session can trace why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process_caused_by: Option<Value>,
     /// What the session receives.
     pub input: Value,
     /// The dedupe key the delivery was made under.
     pub dedupe_key: String,
+    /// When the waking event was written (registry clock).
+    #[serde(default)]
+    pub created_at_ms: u64,
 }
 
 /// What an append produced.
@@ -113,8 +131,7 @@ pub struct ProcessWakeDelivery {
 pub struct ProcessEventAppendResult {
     /// The stored event (the original one when deduplicated).
     pub event: ProcessEvent,
-    /// A wake to deliver, when the event carries one with a target and its
-    /// dedupe key was not delivered before.
+    /// A wake to deliver, when the event carries one and has a target.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wake_delivery: Option<ProcessWakeDelivery>,
     /// True when the replay key matched an earlier append and nothing was written.

@@ -1,5 +1,7 @@
 //! Declared event types: their payload schema and wake/terminal semantics.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -9,8 +11,6 @@ pub const EVENT_CANCEL_REQUESTED: &str = "process.cancel_requested";
 pub const EVENT_WAITING: &str = "process.waiting";
 /// Built-in type: the process resumed after a wait.
 pub const EVENT_RESUMED: &str = "process.resumed";
-/// Prefix reserved for built-in types; registrations may not declare it.
-pub const RESERVED_EVENT_PREFIX: &str = "process.";
 
 /// A JSON Schema for event payloads (`true` accepts everything).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -50,17 +50,27 @@ pub enum ProcessValueSelector {
     Pointer(String),
     /// A fixed value.
     Const(Value),
+    /// A string: `template` with each `{name}` replaced by what `fields[name]`
+    /// selects (strings as they are, other values as JSON text).
+    Template {
+        /// The text with `{name}` placeholders.
+        template: String,
+        /// The selector behind each placeholder name.
+        fields: BTreeMap<String, ProcessValueSelector>,
+    },
+    /// `true` when the JSON Pointer finds a value in the payload, else `false`.
+    Present(String),
 }
 
 /// How wakes from one event type are deduplicated.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "value", rename_all = "snake_case")]
 pub enum ProcessWakeDedupeKey {
-    /// Every event is its own wake (`{process_id}#{sequence}`).
+    /// Every event is its own wake (`{process_id}:{sequence}`).
     EventIdentity,
     /// The selected payload value, as a string.
     Selector(ProcessValueSelector),
-    /// One fixed key: only the first such wake is delivered.
+    /// One fixed key: every such wake shares one wake id per target.
     Const(String),
 }
 
@@ -184,6 +194,13 @@ impl ProcessEventType {
             Self::any(EVENT_WAITING),
             Self::any(EVENT_RESUMED),
         ]
+    }
+
+    /// Whether `name` is one of the built-in types every registration
+    /// carries, which a registration may therefore not declare itself.
+    pub fn is_core(name: &str) -> bool {
+        [EVENT_CANCEL_REQUESTED, EVENT_WAITING, EVENT_RESUMED].contains(&name)
+            || Self::is_reserved_terminal(name)
     }
 
     /// Whether `name` is one of the terminal types only `complete_process` writes.

@@ -6,47 +6,95 @@ use serde_json::Value;
 use super::limits::check_key;
 use super::schema::check_payload;
 use super::selector::{is_truthy, key_text, select};
+use crate::digest::canonical_sha256_hex;
 use crate::error::{ProcessError, ProcessResult};
 use crate::model::{
-    ProcessAwaitOutput, ProcessEvent, ProcessEventAppendRequest, ProcessEventSemantics,
-    ProcessEventType, ProcessRecord, ProcessStatus, ProcessTerminalSpec, ProcessTerminalState,
-    ProcessWake, ProcessWakeDedupeKey, ProcessWakeDelivery, ProcessWakeSpec, SessionScope,
+    ProcessAwaitOutput, ProcessEvent, ProcessEventAppendRequest, ProcessEventAppendResult,
+    ProcessEventSemantics, ProcessEventType, ProcessRecord, ProcessStatus, ProcessTerminalSpec,
+    ProcessTerminalState, ProcessWake, ProcessWakeDedupeKey, ProcessWakeDelivery, ProcessWakeSpec,
+    SessionScope, EVENT_CANCEL_REQUESTED,
 };
 
-/// An accepted append, ready to store.
+/// What an append's replay key found in the store.
 #[derive(Debug, Clone)]
-pub struct AppendPlan {
-    /// The event to store at the planned sequence.
-    pub event: ProcessEvent,
-    /// The row after the append, when the append ends the process.
-    pub terminal_record: Option<ProcessRecord>,
-    /// Where the event's wake goes, when it carries one and has a target.
-    pub wake_target: Option<SessionScope>,
+pub enum Prior {
+    /// The key is new (or the request carries none).
+    Fresh,
+    /// The key maps to this stored event.
+    Found(ProcessEvent),
+    /// The key maps to a sequence whose event is not stored: the store is
+    /// damaged, and the append is refused rather than written twice.
+    Lost(u64),
 }
 
-/// A replayed append must repeat the original one exactly.
-pub fn check_replay(
-    original: &ProcessEvent,
-    request: &ProcessEventAppendRequest,
-) -> ProcessResult<()> {
-    if original.event_type == request.event_type && original.payload == request.payload {
-        Ok(())
-    } else {
-        Err(ProcessError::conflict(format!(
-            "replay key `{}` was already used for a different event (sequence {})",
-            request.replay_key.as_deref().unwrap_or_default(),
-            original.sequence
-        )))
+/// Everything one append does, decided once for every registry: either an
+/// answer with nothing to write, or the whole write set.
+#[derive(Debug, Clone)]
+pub enum AppendPlan {
+    /// The replay key was used before for this same event: answer the
+    /// first event and its delivery again, write nothing.
+    Replayed(ProcessEventAppendResult),
+    /// A new event and what it changes.
+    Write(Box<AppendWrite>),
+}
+
+/// The write set of an accepted append. A registry stores all of it in one
+/// atomic step (a mutex, one exclusive handler).
+#[derive(Debug, Clone)]
+pub struct AppendWrite {
+    /// The event to store at the next sequence.
+    pub event: ProcessEvent,
+    /// Map this replay key to the event's sequence.
+    pub replay_key: Option<String>,
+    /// The event carries a wake: keep it unacknowledged until acked,
+    /// remembering the scope it was aimed at (none without a target).
+    pub pending_wake: Option<Option<SessionScope>>,
+    /// The delivery to answer (set when the wake has a target).
+    pub delivery: Option<ProcessWakeDelivery>,
+    /// The row after the append, when the append ends the process; settle
+    /// the process's waits (terminal and milestone) with it.
+    pub ended: Option<ProcessRecord>,
+}
+
+impl AppendWrite {
+    /// The answer once the write set is stored.
+    pub fn result(&self) -> ProcessEventAppendResult {
+        ProcessEventAppendResult {
+            event: self.event.clone(),
+            wake_delivery: self.delivery.clone(),
+            deduplicated: false,
+        }
     }
 }
 
-/// Validates an append against the row and builds the event at `sequence`.
+/// Decides an append against the row, what its replay key found, and the
+/// next free sequence.
 pub fn plan_append(
     record: &ProcessRecord,
     request: &ProcessEventAppendRequest,
-    sequence: u64,
+    prior: Prior,
+    next_sequence: u64,
     now_ms: u64,
 ) -> ProcessResult<AppendPlan> {
+    match prior {
+        Prior::Found(original) => {
+            check_replay(&original, request)?;
+            let delivery = deliver(record, request, &original);
+            return Ok(AppendPlan::Replayed(ProcessEventAppendResult {
+                event: original,
+                wake_delivery: delivery,
+                deduplicated: true,
+            }));
+        }
+        Prior::Lost(sequence) => {
+            return Err(ProcessError::unavailable(format!(
+                "replay key `{}` names event {sequence} of process `{}`, which is not stored",
+                request.replay_key.as_deref().unwrap_or_default(),
+                record.id
+            )));
+        }
+        Prior::Fresh => {}
+    }
     if record.is_terminal() {
         return Err(ProcessError::terminal(&record.id));
     }
@@ -64,24 +112,18 @@ pub fn plan_append(
     })?;
     check_payload(name, &event_type.payload_schema, &request.payload)?;
     let terminal = event_type.semantics.terminal.as_ref();
-    if terminal.is_some() && request.replay_key.is_none() {
+    if (terminal.is_some() || name == EVENT_CANCEL_REQUESTED) && request.replay_key.is_none() {
         return Err(ProcessError::invalid(format!(
-            "event type `{name}` ends the process, so its appends must carry a replay key"
+            "event type `{name}` requires a deterministic replay key"
         )));
     }
     let wake = match &event_type.semantics.wake {
-        Some(spec) => materialize_wake(spec, record, &request.payload, sequence)?,
+        Some(spec) => materialize_wake(spec, record, &request.payload, next_sequence)?,
         None => None,
     };
-    let wake_target = wake.as_ref().and(
-        request
-            .wake_target_scope
-            .clone()
-            .or_else(|| record.wake_target.clone()),
-    );
     let event = ProcessEvent {
         process_id: record.id.clone(),
-        sequence,
+        sequence: next_sequence,
         event_type: name.to_owned(),
         payload: request.payload.clone(),
         semantics: ProcessEventSemantics {
@@ -95,26 +137,71 @@ pub fn plan_append(
     // deeper and weighs a few payloads at most: always readable. It is not
     // held to the caller-facing text limits (a derived failure message is
     // the payload's text when it names none).
-    let terminal_record =
-        terminal.map(|spec| ended(record, terminal_output(spec, &request.payload), now_ms));
-    Ok(AppendPlan {
+    let ended = match terminal {
+        Some(spec) => Some(ended(
+            record,
+            terminal_output(spec, &request.payload)?,
+            now_ms,
+        )),
+        None => None,
+    };
+    let delivery = deliver(record, request, &event);
+    let pending_wake = event
+        .semantics
+        .wake
+        .as_ref()
+        .map(|_| delivery.as_ref().map(|d| d.scope.clone()));
+    Ok(AppendPlan::Write(Box::new(AppendWrite {
+        replay_key: request.replay_key.clone(),
+        pending_wake,
+        delivery,
+        ended,
         event,
-        terminal_record,
-        wake_target,
+    })))
+}
+
+/// A replayed append must repeat the original one exactly.
+fn check_replay(original: &ProcessEvent, request: &ProcessEventAppendRequest) -> ProcessResult<()> {
+    if original.event_type == request.event_type && original.payload == request.payload {
+        Ok(())
+    } else {
+        Err(ProcessError::conflict(format!(
+            "replay key `{}` was already used for a different event (sequence {})",
+            request.replay_key.as_deref().unwrap_or_default(),
+            original.sequence
+        )))
+    }
+}
+
+/// The delivery of `event`'s wake: to the request's scope, else the
+/// process's wake target; none without a wake or a target.
+fn deliver(
+    record: &ProcessRecord,
+    request: &ProcessEventAppendRequest,
+    event: &ProcessEvent,
+) -> Option<ProcessWakeDelivery> {
+    let wake = event.semantics.wake.as_ref()?;
+    let scope = request
+        .wake_target_scope
+        .clone()
+        .or_else(|| record.wake_target.clone())?;
+    Some(ProcessWakeDelivery {
+        wake_id: wake_id(&scope, &wake.dedupe_key),
+        scope,
+        process_id: event.process_id.clone(),
+        sequence: event.sequence,
+        event_type: event.event_type.clone(),
+        process_caused_by: record.provenance.caused_by.clone(),
+        input: wake.input.clone(),
+        dedupe_key: wake.dedupe_key.clone(),
+        created_at_ms: event.occurred_at_ms,
     })
 }
 
-/// The delivery for a planned wake, unless its key was delivered before.
-pub fn wake_delivery(plan: &AppendPlan, already_delivered: bool) -> Option<ProcessWakeDelivery> {
-    let wake = plan.event.semantics.wake.as_ref()?;
-    let scope = plan.wake_target.clone()?;
-    (!already_delivered).then(|| ProcessWakeDelivery {
-        scope,
-        process_id: plan.event.process_id.clone(),
-        sequence: plan.event.sequence,
-        input: wake.input.clone(),
-        dedupe_key: wake.dedupe_key.clone(),
-    })
+/// `wake:{sha256}` of the target scope id and the dedupe key.
+pub fn wake_id(scope: &SessionScope, dedupe_key: &str) -> String {
+    let digest = canonical_sha256_hex(&serde_json::json!([scope.id(), dedupe_key]));
+    format!("wake:{digest}")
 }
 
 /// What `complete_process` does to a row.
@@ -183,7 +270,7 @@ fn declared_type<'a>(
 }
 
 /// The wake an event carries, if its `when` holds. A dedupe key selected
-/// from the payload must be a valid key (it is stored under it).
+/// from the payload must be a valid key (it names the wake).
 fn materialize_wake(
     spec: &ProcessWakeSpec,
     record: &ProcessRecord,
@@ -191,15 +278,15 @@ fn materialize_wake(
     sequence: u64,
 ) -> ProcessResult<Option<ProcessWake>> {
     if let Some(when) = &spec.when {
-        if !is_truthy(select(when, payload).as_ref()) {
+        if !is_truthy(select(when, payload)?.as_ref()) {
             return Ok(None);
         }
     }
-    let event_identity = || format!("{}#{sequence}", record.id);
+    let event_identity = || format!("{}:{sequence}", record.id);
     let dedupe_key = match &spec.dedupe_key {
         ProcessWakeDedupeKey::EventIdentity => event_identity(),
         ProcessWakeDedupeKey::Const(key) => key.clone(),
-        ProcessWakeDedupeKey::Selector(selector) => match select(selector, payload) {
+        ProcessWakeDedupeKey::Selector(selector) => match select(selector, payload)? {
             Some(value) => {
                 let key = key_text(&value);
                 check_key("wake dedupe key selected from the payload", &key)?;
@@ -209,22 +296,22 @@ fn materialize_wake(
         },
     };
     Ok(Some(ProcessWake {
-        input: select(&spec.input, payload).unwrap_or(Value::Null),
+        input: select(&spec.input, payload)?.unwrap_or(Value::Null),
         dedupe_key,
     }))
 }
 
-fn terminal_output(spec: &ProcessTerminalSpec, payload: &Value) -> ProcessAwaitOutput {
-    let value = spec
-        .await_output
-        .as_ref()
-        .map_or_else(
-            || Some(payload.clone()),
-            |selector| select(selector, payload),
-        )
-        .unwrap_or(Value::Null);
+fn terminal_output(
+    spec: &ProcessTerminalSpec,
+    payload: &Value,
+) -> ProcessResult<ProcessAwaitOutput> {
+    let value = match &spec.await_output {
+        Some(selector) => select(selector, payload)?,
+        None => Some(payload.clone()),
+    }
+    .unwrap_or(Value::Null);
     let text = |key: &str| value.get(key).and_then(Value::as_str).map(str::to_owned);
-    match spec.state {
+    Ok(match spec.state {
         ProcessTerminalState::Completed => ProcessAwaitOutput::success(value),
         ProcessTerminalState::Failed => ProcessAwaitOutput::Failure {
             code: text("code").unwrap_or_else(|| "failed".to_owned()),
@@ -238,7 +325,7 @@ fn terminal_output(spec: &ProcessTerminalSpec, payload: &Value) -> ProcessAwaitO
             control: None,
         },
         ProcessTerminalState::Abandoned => ProcessAwaitOutput::abandoned(value),
-    }
+    })
 }
 
 fn ended(record: &ProcessRecord, output: ProcessAwaitOutput, now_ms: u64) -> ProcessRecord {

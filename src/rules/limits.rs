@@ -10,6 +10,7 @@
 //! | registration | ≤ [`MAX_PAYLOAD_BYTES`] as a whole | `register_process` |
 //! | transfer | ≤ [`MAX_TRANSFER_IDS`] (256) process ids | `transfer_handle_grants` |
 //! | lease ttl | 1..=[`MAX_LEASE_TTL_MS`] (30 days) | claims, reclaims, renewals |
+//! | template selector | ≤ [`MAX_TEMPLATE_FIELDS`] (32) fields, nested ≤ [`MAX_SELECTOR_DEPTH`] (4) deep, rendering to ≤ [`MAX_PAYLOAD_BYTES`] | wake and terminal selectors |
 //! | grants per process | ≤ [`MAX_GRANTS_PER_PROCESS`] (64) scopes | `grant_handle` of a new scope |
 //!
 //! The depth limit sits far below what serde_json can read back (128), so
@@ -36,6 +37,10 @@ pub const MAX_JSON_DEPTH: usize = 64;
 pub const MAX_TRANSFER_IDS: usize = 256;
 /// Most grants one process may carry (so its grant map stays bounded).
 pub const MAX_GRANTS_PER_PROCESS: usize = 64;
+/// Most placeholders one template selector may name.
+pub const MAX_TEMPLATE_FIELDS: usize = 32;
+/// Deepest nesting of template selectors (a template is depth 1).
+pub const MAX_SELECTOR_DEPTH: usize = 4;
 /// Longest accepted lease, in milliseconds (30 days).
 pub const MAX_LEASE_TTL_MS: u64 = 30 * 24 * 60 * 60 * 1000;
 

@@ -1,9 +1,7 @@
 //! Registration: the canonical hash, the first record and re-registration.
 //! (Its validation is [`Validate`](super::validate::Validate).)
 
-use serde_json::Value;
-use sha2::{Digest, Sha256};
-
+use crate::digest::canonical_sha256_hex;
 use crate::error::{ProcessError, ProcessResult};
 use crate::model::{ProcessRecord, ProcessRegistration, ProcessStatus};
 
@@ -11,40 +9,7 @@ use crate::model::{ProcessRecord, ProcessRegistration, ProcessStatus};
 pub fn registration_hash(registration: &ProcessRegistration) -> ProcessResult<String> {
     let value = serde_json::to_value(registration)
         .map_err(|err| ProcessError::invalid(format!("registration is not valid JSON: {err}")))?;
-    let mut canonical = String::new();
-    write_canonical(&value, &mut canonical);
-    let digest = Sha256::digest(canonical.as_bytes());
-    Ok(digest.iter().map(|byte| format!("{byte:02x}")).collect())
-}
-
-fn write_canonical(value: &Value, out: &mut String) {
-    match value {
-        Value::Object(map) => {
-            let mut entries: Vec<_> = map.iter().collect();
-            entries.sort_by(|a, b| a.0.cmp(b.0));
-            out.push('{');
-            for (index, (key, item)) in entries.into_iter().enumerate() {
-                if index > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String(key.clone()).to_string());
-                out.push(':');
-                write_canonical(item, out);
-            }
-            out.push('}');
-        }
-        Value::Array(items) => {
-            out.push('[');
-            for (index, item) in items.iter().enumerate() {
-                if index > 0 {
-                    out.push(',');
-                }
-                write_canonical(item, out);
-            }
-            out.push(']');
-        }
-        scalar => out.push_str(&scalar.to_string()),
-    }
+    Ok(canonical_sha256_hex(&value))
 }
 
 /// The `Running` row a new registration creates.
@@ -89,7 +54,7 @@ pub fn check_reregistration(
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     use super::*;
     use crate::model::{ProcessInput, ProcessProvenance};
@@ -116,12 +81,5 @@ mod tests {
         assert_eq!(one.len(), 64);
         let other = registration_hash(&with_metadata(json!({"a": 2}))).unwrap();
         assert_ne!(one, other);
-    }
-
-    #[test]
-    fn canonical_form_escapes_keys_and_strings() {
-        let mut out = String::new();
-        write_canonical(&json!({"q\"k": "v\n", "n": null}), &mut out);
-        assert_eq!(out, r#"{"n":null,"q\"k":"v\n"}"#);
     }
 }

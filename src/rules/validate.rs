@@ -20,7 +20,7 @@ use crate::model::{
     ProcessEventType, ProcessExternalRef, ProcessHandleDescriptor, ProcessIdentity, ProcessInput,
     ProcessLease, ProcessLeaseCompletion, ProcessListFilter, ProcessOriginator, ProcessProvenance,
     ProcessRegistration, ProcessStarted, ProcessValueSelector, ProcessWakeDedupeKey, SessionScope,
-    WaitKind, WaitState, RESERVED_EVENT_PREFIX,
+    WaitKind, WaitState,
 };
 
 /// Context-free checks of a caller-supplied value: sizes, nesting depth,
@@ -87,13 +87,26 @@ impl Validate for ProcessProvenance {
 }
 
 fn check_value_selector(type_name: &str, selector: &ProcessValueSelector) -> ProcessResult<()> {
+    check_selector(type_name, selector)?;
+    check_selector_sizes(selector)
+}
+
+/// The sizes of every text and constant in a selector (its shape is
+/// [`check_selector`]'s, which bounds the recursion first).
+fn check_selector_sizes(selector: &ProcessValueSelector) -> ProcessResult<()> {
     match selector {
         ProcessValueSelector::Payload => Ok(()),
-        ProcessValueSelector::Pointer(pointer) => {
-            check_text("selector pointer", pointer)?;
-            check_selector(type_name, selector)
+        ProcessValueSelector::Pointer(pointer) | ProcessValueSelector::Present(pointer) => {
+            check_text("selector pointer", pointer)
         }
         ProcessValueSelector::Const(value) => check_document("selector constant", value),
+        ProcessValueSelector::Template { template, fields } => {
+            check_text("selector template", template)?;
+            fields.iter().try_for_each(|(name, field)| {
+                check_key("template field name", name)?;
+                check_selector_sizes(field)
+            })
+        }
     }
 }
 
@@ -104,9 +117,9 @@ impl Validate for ProcessEventType {
         if name.trim().is_empty() {
             return Err(ProcessError::invalid("event type names must not be blank"));
         }
-        if name.starts_with(RESERVED_EVENT_PREFIX) {
+        if ProcessEventType::is_core(name) {
             return Err(ProcessError::invalid(format!(
-                "event type `{name}` uses the reserved `{RESERVED_EVENT_PREFIX}` prefix"
+                "event type `{name}` is built in: every process already has it"
             )));
         }
         check_document("payload schema", self.payload_schema.as_json())?;

@@ -3,7 +3,7 @@
 //! delivered to (if any) so a session delete can drop it.
 
 use crate::error::{ProcessError, ProcessResult};
-use crate::model::{ProcessEvent, ProcessEventAppendResult};
+use crate::model::ProcessEvent;
 
 /// `ack_wake` accepts only an existing event that carries a wake.
 pub fn check_ack(
@@ -20,14 +20,4 @@ pub fn check_ack(
         )));
     }
     Ok(())
-}
-
-/// The answer to an append whose replay key was used before: the original
-/// event, no new delivery, nothing written.
-pub fn replayed(original: ProcessEvent) -> ProcessEventAppendResult {
-    ProcessEventAppendResult {
-        event: original,
-        wake_delivery: None,
-        deduplicated: true,
-    }
 }

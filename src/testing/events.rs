@@ -11,8 +11,8 @@ use super::support::{
 use super::ConformanceTarget;
 use crate::model::{
     ProcessAwaitOutput, ProcessEvent, ProcessEventAppendRequest, ProcessEventAppendResult,
-    ProcessEventSemantics, ProcessStatus, ProcessTerminalState, ProcessWake, ProcessWakeDelivery,
-    SessionScope, EVENT_CANCEL_REQUESTED, EVENT_RESUMED, EVENT_WAITING,
+    ProcessEventSemantics, ProcessProvenance, ProcessStatus, ProcessTerminalState, ProcessWake,
+    ProcessWakeDelivery, SessionScope, EVENT_CANCEL_REQUESTED, EVENT_RESUMED, EVENT_WAITING,
 };
 use crate::rules::limits::MAX_PAYLOAD_BYTES;
 
@@ -546,14 +546,18 @@ pub async fn complete_process_writes_terminal_event(target: &ConformanceTarget) 
 }
 
 /// Wake specs materialize on events (or not, when `when` is falsy) and are
-/// delivered to the process's wake target or the request's scope, once per
-/// dedupe key.
+/// delivered to the request's scope, else the process's wake target, every
+/// time: wakes sharing a dedupe key share a wake id per target (the host
+/// collapses them), as in the original.
 pub async fn wake_semantics_materialize_and_deliver(target: &ConformanceTarget) {
     let ns = Namespace::new("events-wake");
     let id = ns.id("targeted");
     let scope = SessionScope::frame(ns.id("session"), "frame-1");
     let elsewhere = SessionScope::session(ns.id("elsewhere"));
-    register(target, typed(&id).with_wake_target(scope.clone())).await;
+    let cause = json!({ "trigger": "button", "node": 7 });
+    let mut registration = typed(&id).with_wake_target(scope.clone());
+    registration.provenance = ProcessProvenance::host().caused_by(cause.clone());
+    register(target, registration).await;
 
     for payload in [
         json!({ "wake": false, "input": 1, "key": "a" }),
@@ -578,6 +582,7 @@ pub async fn wake_semantics_materialize_and_deliver(target: &ConformanceTarget) 
         );
     }
 
+    let caused_by = Some(cause.clone());
     let expect_delivery =
         |result: &ProcessEventAppendResult, scope: &SessionScope, input: Value, key: &str| {
             let wake = ProcessWake {
@@ -593,11 +598,15 @@ pub async fn wake_semantics_materialize_and_deliver(target: &ConformanceTarget) 
             assert_eq!(
                 result.wake_delivery,
                 Some(ProcessWakeDelivery {
+                    wake_id: expected_wake_id(scope, key),
                     scope: scope.clone(),
                     process_id: result.event.process_id.clone(),
                     sequence: result.event.sequence,
+                    event_type: result.event.event_type.clone(),
+                    process_caused_by: caused_by.clone(),
                     input,
                     dedupe_key: key.to_owned(),
+                    created_at_ms: result.event.occurred_at_ms,
                 }),
                 "the delivery of event {}",
                 result.event.sequence
@@ -632,9 +641,11 @@ pub async fn wake_semantics_materialize_and_deliver(target: &ConformanceTarget) 
         }),
         "the wake still materializes on the event"
     );
+    expect_delivery(&repeat, &scope, json!({ "n": 2 }), "k1");
     assert_eq!(
-        repeat.wake_delivery, None,
-        "a delivered dedupe key is not delivered again"
+        repeat.wake_delivery.as_ref().map(|d| &d.wake_id),
+        first.wake_delivery.as_ref().map(|d| &d.wake_id),
+        "a repeated dedupe key is delivered again under the same wake id"
     );
 
     let redirected = append(
@@ -662,7 +673,7 @@ pub async fn wake_semantics_materialize_and_deliver(target: &ConformanceTarget) 
             ProcessEventAppendRequest::new(ALERT, payload.clone()),
         )
         .await;
-        let key = format!("{id}#{}", alert.event.sequence);
+        let key = format!("{id}:{}", alert.event.sequence);
         expect_delivery(&alert, &scope, payload, &key);
     }
 
@@ -679,10 +690,11 @@ pub async fn wake_semantics_materialize_and_deliver(target: &ConformanceTarget) 
         ProcessEventAppendRequest::new(BEACON, json!({ "i": 2 })),
     )
     .await;
-    assert!(beacon_again.event.semantics.wake.is_some());
+    expect_delivery(&beacon_again, &scope, json!("beacon"), "beacon");
     assert_eq!(
-        beacon_again.wake_delivery, None,
-        "a constant key wakes once"
+        beacon_again.wake_delivery.map(|d| d.wake_id),
+        beacon.wake_delivery.map(|d| d.wake_id),
+        "a constant key gives every wake one wake id"
     );
 
     let plain = append(
@@ -698,7 +710,9 @@ pub async fn wake_semantics_materialize_and_deliver(target: &ConformanceTarget) 
     );
 
     let untargeted = ns.id("untargeted");
-    register_typed(target, &untargeted).await;
+    let mut registration = typed(&untargeted);
+    registration.provenance = ProcessProvenance::host().caused_by(cause);
+    register(target, registration).await;
     let silent = append(
         target,
         &untargeted,
@@ -709,7 +723,7 @@ pub async fn wake_semantics_materialize_and_deliver(target: &ConformanceTarget) 
         silent.event.semantics.wake,
         Some(ProcessWake {
             input: json!({ "x": 1 }),
-            dedupe_key: format!("{untargeted}#1"),
+            dedupe_key: format!("{untargeted}:1"),
         })
     );
     assert_eq!(
@@ -727,8 +741,18 @@ pub async fn wake_semantics_materialize_and_deliver(target: &ConformanceTarget) 
         &aimed,
         &elsewhere,
         json!({ "x": 2 }),
-        &format!("{untargeted}#2"),
+        &format!("{untargeted}:2"),
     );
+}
+
+/// The original's wake id: `wake:` and the hex SHA-256 of the JSON array
+/// `[scope id, dedupe key]`, written out here independently of the rules.
+fn expected_wake_id(scope: &SessionScope, dedupe_key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let text = serde_json::to_string(&(scope.id(), dedupe_key)).unwrap_or_default();
+    let digest = Sha256::digest(text.as_bytes());
+    let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
+    format!("wake:{hex}")
 }
 
 /// `wake_events_after` lists the wake-carrying events above a sequence that
@@ -888,4 +912,210 @@ pub async fn events_unknown_process(target: &ConformanceTarget) {
     );
     expect_unknown(registry.recent_events(&id, 10).await, &id, "recent_events");
     assert_unknown(target, &id, "after refused event calls").await;
+}
+
+/// `process.cancel_requested` must carry a replay key, like terminal types;
+/// `cancel_requested(id, reason)` derives one, so the same request twice is
+/// one event and another reason is another.
+pub async fn cancel_requests_need_a_replay_key(target: &ConformanceTarget) {
+    let ns = Namespace::new("events-cancel");
+    let registry = &target.registry;
+    let id = ns.id("p");
+    register_typed(target, &id).await;
+
+    let before = snapshot(target, &id).await;
+    let keyless =
+        ProcessEventAppendRequest::new(EVENT_CANCEL_REQUESTED, json!({ "reason": "stop" }));
+    let result = registry.append_event(&id, keyless).await;
+    refused(
+        target,
+        &id,
+        &before,
+        result,
+        ErrorKind::InvalidInput,
+        "a cancel request without a replay key",
+    )
+    .await;
+
+    let stop = ProcessEventAppendRequest::cancel_requested(&id, Some("stop".to_owned()));
+    let first = append(target, &id, stop.clone()).await;
+    assert!(!first.deduplicated);
+    assert_eq!(first.event.sequence, 1);
+    assert_eq!(first.event.payload, json!({ "reason": "stop" }));
+    let again = append(target, &id, stop).await;
+    assert!(again.deduplicated, "the same cancel request is one event");
+    assert_eq!(again.event, first.event);
+    let other = append(
+        target,
+        &id,
+        ProcessEventAppendRequest::cancel_requested(&id, None),
+    )
+    .await;
+    assert!(!other.deduplicated, "another reason is another request");
+    assert_eq!(other.event.sequence, 2);
+    assert_eq!(sequences(&log(target, &id).await), vec![1, 2]);
+}
+
+/// A replayed wake-carrying append answers the first append's delivery
+/// again (same wake id, same event), and writes nothing.
+pub async fn replayed_appends_repeat_their_delivery(target: &ConformanceTarget) {
+    let ns = Namespace::new("events-replay-wake");
+    let id = ns.id("p");
+    let scope = SessionScope::frame(ns.id("session"), "f");
+    register(target, typed(&id).with_wake_target(scope.clone())).await;
+
+    let request =
+        ProcessEventAppendRequest::new(ALERT, json!({ "build": "failed" })).with_replay_key("r1");
+    let first = append(target, &id, request.clone()).await;
+    let delivery = first
+        .wake_delivery
+        .clone()
+        .unwrap_or_else(|| panic!("a targeted wake must be delivered"));
+    assert_eq!(delivery.dedupe_key, format!("{id}:1"));
+    assert_eq!(delivery.scope, scope);
+    let before = snapshot(target, &id).await;
+    let replayed = append(target, &id, request).await;
+    assert!(replayed.deduplicated);
+    assert_eq!(replayed.event, first.event);
+    assert_eq!(
+        replayed.wake_delivery,
+        Some(delivery),
+        "a replay answers the same delivery"
+    );
+    assert_unchanged_after(target, &id, &before, "a replayed wake append").await;
+    assert_eq!(sequences(&wakes_after(target, &id, 0).await), vec![1]);
+}
+
+/// The selector matrix of the original: a false `when` materializes no
+/// wake; payload, constant and template inputs; `present` tests a pointer;
+/// selector and constant dedupe keys give repeated wakes one wake id.
+pub async fn wake_selectors_cover_the_matrix(target: &ConformanceTarget) {
+    use crate::model::{
+        ProcessEventType, ProcessValueSelector, ProcessWakeDedupeKey, ProcessWakeSpec,
+    };
+    let ns = Namespace::new("events-wake-matrix");
+    let id = ns.id("p");
+    let scope = SessionScope::session(ns.id("root"));
+    let pointer = |path: &str| ProcessValueSelector::Pointer(path.to_owned());
+    let wake = |name: &str, when, input, dedupe_key| {
+        ProcessEventType::any(name).with_wake(ProcessWakeSpec {
+            when,
+            input,
+            dedupe_key,
+        })
+    };
+    let identity = || ProcessWakeDedupeKey::EventIdentity;
+    let types = vec![
+        wake(
+            "m.never",
+            Some(ProcessValueSelector::Const(json!(false))),
+            ProcessValueSelector::Const(json!("no")),
+            identity(),
+        ),
+        wake(
+            "m.present",
+            Some(ProcessValueSelector::Present("/wake_input".to_owned())),
+            pointer("/wake_input"),
+            identity(),
+        ),
+        wake("m.payload", None, ProcessValueSelector::Payload, identity()),
+        wake(
+            "m.template",
+            None,
+            ProcessValueSelector::Template {
+                template: "line {line} #{n}".to_owned(),
+                fields: [
+                    ("line".to_owned(), pointer("/line")),
+                    ("n".to_owned(), pointer("/n")),
+                ]
+                .into_iter()
+                .collect(),
+            },
+            identity(),
+        ),
+        wake(
+            "m.by_selector",
+            None,
+            pointer("/wake_input"),
+            ProcessWakeDedupeKey::Selector(pointer("/group")),
+        ),
+        wake(
+            "m.by_const",
+            None,
+            pointer("/wake_input"),
+            ProcessWakeDedupeKey::Const("constant".to_owned()),
+        ),
+    ];
+    register(
+        target,
+        super::support::external(&id)
+            .with_extra_event_types(types)
+            .with_wake_target(scope.clone()),
+    )
+    .await;
+    let send = |event_type: &str, payload: Value| {
+        let request = ProcessEventAppendRequest::new(event_type, payload);
+        let id = id.clone();
+        async move { append(target, &id, request).await }
+    };
+
+    let never = send("m.never", json!({})).await;
+    assert_eq!(never.event.semantics.wake, None);
+    assert_eq!(never.wake_delivery, None, "a false `when` wakes no one");
+    let absent = send("m.present", json!({ "line": "x" })).await;
+    assert_eq!(
+        absent.wake_delivery, None,
+        "`present` of a missing pointer is false"
+    );
+    let present = send("m.present", json!({ "wake_input": "" })).await;
+    let delivered = |result: &ProcessEventAppendResult| {
+        result
+            .wake_delivery
+            .clone()
+            .unwrap_or_else(|| panic!("event {} must wake", result.event.sequence))
+    };
+    assert_eq!(
+        delivered(&present).input,
+        json!(""),
+        "`present` is true for any value, even a falsy one"
+    );
+    let payload = delivered(&send("m.payload", json!("payload wake")).await);
+    assert_eq!(payload.input, json!("payload wake"));
+    assert_eq!(payload.dedupe_key, format!("{id}:4"));
+    let rendered = delivered(&send("m.template", json!({ "line": "done", "n": 7 })).await);
+    assert_eq!(rendered.input, json!("line done #7"));
+    let one = delivered(
+        &send(
+            "m.by_selector",
+            json!({ "wake_input": "one", "group": "a" }),
+        )
+        .await,
+    );
+    let two = delivered(
+        &send(
+            "m.by_selector",
+            json!({ "wake_input": "two", "group": "a" }),
+        )
+        .await,
+    );
+    let three = delivered(
+        &send(
+            "m.by_selector",
+            json!({ "wake_input": "three", "group": "b" }),
+        )
+        .await,
+    );
+    assert_eq!(one.dedupe_key, "a");
+    assert_eq!((one.input, two.input.clone()), (json!("one"), json!("two")));
+    assert_eq!(one.wake_id, two.wake_id, "one selected key, one wake id");
+    assert_ne!(one.wake_id, three.wake_id, "another key, another wake id");
+    let first = delivered(&send("m.by_const", json!({ "wake_input": "1" })).await);
+    let second = delivered(&send("m.by_const", json!({ "wake_input": "2" })).await);
+    assert_eq!(first.dedupe_key, "constant");
+    assert_eq!(first.wake_id, second.wake_id);
+    assert_eq!(
+        sequences(&wakes_after(target, &id, 0).await),
+        vec![3, 4, 5, 6, 7, 8, 9, 10],
+        "only events whose wake materialized are wake events"
+    );
 }

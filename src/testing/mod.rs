@@ -180,6 +180,7 @@ macro_rules! conformance_tests {
                 Shared reregistration_is_idempotent,
                 Shared conflicting_registration_is_refused,
                 Shared invalid_registrations_are_refused,
+                Shared only_core_event_types_are_reserved,
             }
             row_facts {
                 Shared external_ref_is_set_once,
@@ -197,6 +198,9 @@ macro_rules! conformance_tests {
                 Shared terminal_semantics_end_the_process,
                 Shared complete_process_writes_terminal_event,
                 Shared wake_semantics_materialize_and_deliver,
+                Shared wake_selectors_cover_the_matrix,
+                Shared replayed_appends_repeat_their_delivery,
+                Shared cancel_requests_need_a_replay_key,
                 Shared wake_events_track_acks,
                 Shared counts_and_tails_agree_with_log,
                 Shared events_unknown_process,

@@ -219,12 +219,16 @@ pub async fn invalid_registrations_are_refused(target: &ConformanceTarget) {
 
     let cases = [
         (
-            "reserved type prefix",
-            vec![ProcessEventType::any("process.custom")],
-        ),
-        (
             "built-in type redeclared",
             vec![ProcessEventType::any("process.waiting")],
+        ),
+        (
+            "built-in cancel type redeclared",
+            vec![ProcessEventType::any("process.cancel_requested")],
+        ),
+        (
+            "built-in resumed type redeclared",
+            vec![ProcessEventType::any("process.resumed")],
         ),
         (
             "reserved terminal type",
@@ -246,6 +250,22 @@ pub async fn invalid_registrations_are_refused(target: &ConformanceTarget) {
             )],
         ),
         (
+            "template field that is not a JSON pointer",
+            vec![ProcessEventType::any("bad").with_wake(ProcessWakeSpec {
+                when: None,
+                input: ProcessValueSelector::Template {
+                    template: "{x}".to_owned(),
+                    fields: [(
+                        "x".to_owned(),
+                        ProcessValueSelector::Present("x".to_owned()),
+                    )]
+                    .into_iter()
+                    .collect(),
+                },
+                dedupe_key: ProcessWakeDedupeKey::EventIdentity,
+            })],
+        ),
+        (
             "wake selector that is not a JSON pointer",
             vec![ProcessEventType::any("bad").with_wake(ProcessWakeSpec {
                 when: None,
@@ -262,4 +282,27 @@ pub async fn invalid_registrations_are_refused(target: &ConformanceTarget) {
         expect_error(result, ErrorKind::InvalidInput, what);
         assert_unknown(target, &id, what).await;
     }
+}
+
+/// Only the core types are reserved, as in the original: a registration may
+/// declare its own `process.*` names beside them, and appends them.
+pub async fn only_core_event_types_are_reserved(target: &ConformanceTarget) {
+    let ns = Namespace::new("registration-reserved");
+    let registry = &target.registry;
+    let id = ns.id("host-types");
+    let own = [
+        ProcessEventType::any("process.wake"),
+        ProcessEventType::any("process.custom"),
+    ];
+    let record = register(target, external(&id).with_extra_event_types(own.clone())).await;
+    assert_eq!(record.event_types, own.to_vec());
+    let appended = registry
+        .append_event(
+            &id,
+            crate::model::ProcessEventAppendRequest::new("process.wake", json!({ "n": 1 })),
+        )
+        .await
+        .unwrap_or_else(|err| panic!("appending a declared `process.wake` failed: {err}"));
+    assert_eq!(appended.event.event_type, "process.wake");
+    assert_eq!(appended.event.sequence, 1);
 }

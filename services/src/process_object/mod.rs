@@ -22,7 +22,9 @@ use restate_process_registry::restate::wire::{
     AttachTarget, ClaimRequest, CountRequest, EventsPage, EventsPageRequest, Milestone,
     MilestoneRequest, MilestoneWait, ReclaimRequest, RenewRequest, PAGE_BYTES, PAGE_LIMIT,
 };
-use restate_process_registry::rules::append::{self, CompletionPlan};
+use restate_process_registry::rules::append::{
+    self, AppendPlan, AppendWrite, CompletionPlan, Prior,
+};
 use restate_process_registry::rules::lease;
 use restate_process_registry::rules::{self, record as row, registration};
 use restate_process_registry::{
@@ -254,43 +256,47 @@ impl ProcessObject {
             Some(read) => read.await?,
             None => None,
         };
-        if let Some(sequence) = replayed {
-            let original = event(&ctx, sequence).await?.ok_or_else(|| {
-                TerminalError::new(format!("replayed event {sequence} is missing"))
-            })?;
-            append::check_replay(&original, &request).or_terminal()?;
-            return Ok(Json(rules::wakes::replayed(original)));
-        }
+        let prior = match replayed {
+            None => Prior::Fresh,
+            Some(sequence) => event(&ctx, sequence)
+                .await?
+                .map_or(Prior::Lost(sequence), Prior::Found),
+        };
         let sequence = row.head.last_sequence + 1;
-        let plan = append::plan_append(&row.record, &request, sequence, now).or_terminal()?;
-        let mut delivery = None;
-        if let Some(wake) = &plan.event.semantics.wake {
-            let delivered = delivered_key(&wake.dedupe_key);
-            let already = ctx.read::<bool>(&delivered).await?.unwrap_or(false);
-            delivery = append::wake_delivery(&plan, already);
-            if let Some(delivery) = &delivery {
-                let session_id = &delivery.scope.session_id;
-                // The session's index lists this process while any wake
-                // delivered to it is pending: note it on the first one only.
-                if !wakes::is_aimed(&ctx, session_id).await? {
-                    wakes_index(&ctx, session_id)
-                        .note(row.record.id.clone())
-                        .call()
-                        .await?;
-                }
-                ctx.set(&delivered, Json(true));
+        // Everything is decided here, before the first write.
+        let write =
+            match append::plan_append(&row.record, &request, prior, sequence, now).or_terminal()? {
+                AppendPlan::Replayed(answer) => return Ok(Json(answer)),
+                AppendPlan::Write(write) => write,
+            };
+        if let Some(delivery) = &write.delivery {
+            let session_id = &delivery.scope.session_id;
+            // The session's index lists this process while any wake aimed at
+            // it is pending: note it on the first one only.
+            if !wakes::is_aimed(&ctx, session_id).await? {
+                wakes_index(&ctx, session_id)
+                    .note(row.record.id.clone())
+                    .call()
+                    .await?;
             }
         }
+        let result = write.result();
+        let AppendWrite {
+            event,
+            replay_key: _,
+            pending_wake,
+            ended,
+            ..
+        } = *write;
         if let Some(key) = &replay {
-            ctx.set(key, Json(plan.event.sequence));
+            ctx.set(key, Json(event.sequence));
         }
-        store_event(&ctx, &plan.event, &mut row.head);
-        if plan.event.semantics.wake.is_some() {
-            let scope = delivery.as_ref().map(|d| d.scope.clone());
-            wakes::record(&ctx, plan.event.sequence, row.head.wakes, scope).await?;
+        store_event(&ctx, &event, &mut row.head);
+        if let Some(scope) = pending_wake {
+            wakes::record(&ctx, event.sequence, row.head.wakes, scope).await?;
         }
-        let ends = plan.terminal_record.is_some();
-        match plan.terminal_record {
+        let ends = ended.is_some();
+        match ended {
             Some(ended) => {
                 row.record = ended;
                 publish_row(&ctx, &mut row).await?;
@@ -298,14 +304,10 @@ impl ProcessObject {
             }
             None => write_row(&ctx, &row),
         }
-        if milestones::settle(&ctx, &mut row.head, &plan.event, ends).await? {
+        if milestones::settle(&ctx, &mut row.head, &event, ends).await? {
             write_row(&ctx, &row);
         }
-        Ok(Json(ProcessEventAppendResult {
-            event: plan.event,
-            wake_delivery: delivery,
-            deduplicated: false,
-        }))
+        Ok(Json(result))
     }
 
     /// `events_after`: one page, ascending.

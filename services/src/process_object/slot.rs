@@ -8,12 +8,18 @@
 //! record larger than `INLINE_RECORD_BYTES` (4 KiB) as JSON lives under a key of
 //! its own ([`RECORD`], read after the row) and an append never writes
 //! more than a small record and the head. Each event is its own key
-//! (`e/{seq}`), as is each replay key, delivered wake key and
-//! unacknowledged wake (see `wakes`), so an append reads and writes a
+//! (`e/{seq}`), as is each replay key and unacknowledged wake (see
+//! `wakes`), so an append reads and writes a
 //! fixed number of keys however long the history is (with lazy state,
 //! nothing else is loaded). The grant mirror is one map, bounded
 //! by the per-process grant limit. Each stored event carries the per-type counts up to it, so
 //! `count_events_through` is one read at any depth.
+//!
+//! Retired: `d/{dedupe_key}` marked a wake key as delivered while a key's
+//! later wakes went undelivered. Every wake with a target is now delivered
+//! (the host collapses repeats by wake id), so nothing reads it; rows that
+//! still hold some lose them with the rest of their state at prune. The
+//! prefix is never to be reused.
 
 use std::collections::BTreeMap;
 
@@ -45,11 +51,6 @@ pub(crate) fn event_key(sequence: u64) -> String {
 /// Key mapping a replay key to its event's sequence.
 pub(crate) fn replay_key(key: &str) -> String {
     format!("r/{key}")
-}
-
-/// Key marking a wake dedupe key as delivered.
-pub(crate) fn delivered_key(dedupe_key: &str) -> String {
-    format!("d/{dedupe_key}")
 }
 
 pub(crate) type Grants = BTreeMap<String, ProcessHandleGrant>;
