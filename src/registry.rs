@@ -88,7 +88,10 @@ pub trait ProcessRegistry: Send + Sync {
     ) -> ProcessResult<ProcessSessionDeleteReport>;
 
     /// Appends one validated event; a repeated replay key returns the first
-    /// event with `deduplicated: true` and writes nothing.
+    /// event (and its wake delivery) with `deduplicated: true` and writes
+    /// nothing. Terminal types and `process.cancel_requested` need a replay
+    /// key. A wake-carrying event with a target answers a delivery every
+    /// time; deliveries that should reach a session once share a `wake_id`.
     async fn append_event(
         &self,
         process_id: &str,
