@@ -77,7 +77,8 @@ pub enum ProcessWakeDedupeKey {
 /// Events of this type wake the process's target session.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProcessWakeSpec {
-    /// Only wake when this selects a truthy value; always when absent.
+    /// Only wake when this selects a truthy value (not null, false, or an
+    /// empty string, array or object; numbers are truthy); always when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub when: Option<ProcessValueSelector>,
     /// What the woken session receives.

@@ -335,3 +335,51 @@ fn ended(record: &ProcessRecord, output: ProcessAwaitOutput, now_ms: u64) -> Pro
     ended.updated_at_ms = now_ms;
     ended
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::model::{ProcessInput, ProcessProvenance, ProcessRegistration};
+    use crate::rules::registration::{new_record, registration_hash};
+
+    fn record() -> ProcessRecord {
+        let registration = ProcessRegistration::new(
+            "p",
+            ProcessInput::External {
+                metadata: json!({}),
+            },
+            ProcessProvenance::host(),
+        )
+        .with_extra_event_types([ProcessEventType::any("note")]);
+        let hash = registration_hash(&registration).unwrap();
+        new_record(registration, hash, 1)
+    }
+
+    #[test]
+    fn a_replay_key_naming_a_lost_event_is_refused_as_unavailable() {
+        let request = ProcessEventAppendRequest::new("note", json!({})).with_replay_key("k");
+        let err = plan_append(&record(), &request, Prior::Lost(4), 5, 9).unwrap_err();
+        assert!(matches!(err, ProcessError::Unavailable { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_fresh_append_plans_its_whole_write_set() {
+        let request = ProcessEventAppendRequest::new("note", json!({"a": 1})).with_replay_key("k");
+        let AppendPlan::Write(write) =
+            plan_append(&record(), &request, Prior::Fresh, 3, 9).unwrap()
+        else {
+            panic!("a fresh append writes");
+        };
+        assert_eq!(write.event.sequence, 3);
+        assert_eq!(write.event.occurred_at_ms, 9);
+        assert_eq!(write.replay_key.as_deref(), Some("k"));
+        assert_eq!(write.pending_wake, None);
+        assert_eq!(write.delivery, None);
+        assert!(write.ended.is_none());
+        let answer = write.result();
+        assert!(!answer.deduplicated);
+        assert_eq!(answer.event, write.event);
+    }
+}

@@ -35,14 +35,16 @@ pub fn select(selector: &ProcessValueSelector, payload: &Value) -> ProcessResult
     })
 }
 
-/// JavaScript-like truthiness: absent, null, false, 0 and "" are false.
+/// The original's truthiness: absent, null, false, and empty strings,
+/// arrays and objects are false; every number (0 too) is true.
 pub fn is_truthy(value: Option<&Value>) -> bool {
     match value {
         None | Some(Value::Null) => false,
         Some(Value::Bool(flag)) => *flag,
-        Some(Value::Number(number)) => number.as_f64().is_some_and(|n| n != 0.0),
+        Some(Value::Number(_)) => true,
         Some(Value::String(text)) => !text.is_empty(),
-        Some(Value::Array(_) | Value::Object(_)) => true,
+        Some(Value::Array(items)) => !items.is_empty(),
+        Some(Value::Object(map)) => !map.is_empty(),
     }
 }
 
@@ -100,24 +102,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn truthiness_follows_javascript() {
+    fn truthiness_follows_the_original() {
         for falsy in [
             None,
             Some(json!(null)),
             Some(json!(false)),
-            Some(json!(0)),
-            Some(json!(0.0)),
             Some(json!("")),
+            Some(json!([])),
+            Some(json!({})),
         ] {
             assert!(!is_truthy(falsy.as_ref()), "{falsy:?} is falsy");
         }
         for truthy in [
             json!(true),
-            json!(1),
+            json!(0),
+            json!(0.0),
             json!(-0.5),
             json!("x"),
-            json!([]),
-            json!({}),
+            json!([0]),
+            json!({"a": null}),
         ] {
             assert!(is_truthy(Some(&truthy)), "{truthy} is truthy");
         }

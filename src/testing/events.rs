@@ -561,8 +561,9 @@ pub async fn wake_semantics_materialize_and_deliver(target: &ConformanceTarget) 
 
     for payload in [
         json!({ "wake": false, "input": 1, "key": "a" }),
-        json!({ "wake": 0, "input": 1, "key": "a" }),
         json!({ "wake": "", "input": 1, "key": "a" }),
+        json!({ "wake": [], "input": 1, "key": "a" }),
+        json!({ "wake": {}, "input": 1, "key": "a" }),
         json!({ "wake": null, "input": 1, "key": "a" }),
         json!({ "input": 1, "key": "a" }),
     ] {
@@ -660,7 +661,8 @@ pub async fn wake_semantics_materialize_and_deliver(target: &ConformanceTarget) 
     let numeric = append(
         target,
         &id,
-        ProcessEventAppendRequest::new(PING, json!({ "wake": 1, "input": null, "key": 7 })),
+        // Every number is truthy in the original, 0 included.
+        ProcessEventAppendRequest::new(PING, json!({ "wake": 0, "input": null, "key": 7 })),
     )
     .await;
     expect_delivery(&numeric, &scope, json!(null), "7");
