@@ -319,7 +319,7 @@ impl ProcessRegistry for InMemoryProcessRegistry {
             let plan =
                 append::plan_append(&slot.record, &request, prior, slot.next_sequence(), now)?;
             let write = match plan {
-                AppendPlan::Replayed(answer) => return Ok(answer),
+                AppendPlan::Replayed(answer) => return Ok(*answer),
                 AppendPlan::Write(write) => write,
             };
             let result = write.result();

@@ -33,7 +33,7 @@ pub enum Prior {
 pub enum AppendPlan {
     /// The replay key was used before for this same event: answer the
     /// first event and its delivery again, write nothing.
-    Replayed(ProcessEventAppendResult),
+    Replayed(Box<ProcessEventAppendResult>),
     /// A new event and what it changes.
     Write(Box<AppendWrite>),
 }
@@ -80,11 +80,11 @@ pub fn plan_append(
         Prior::Found(original) => {
             check_replay(&original, request)?;
             let delivery = deliver(record, request, &original);
-            return Ok(AppendPlan::Replayed(ProcessEventAppendResult {
+            return Ok(AppendPlan::Replayed(Box::new(ProcessEventAppendResult {
                 event: original,
                 wake_delivery: delivery,
                 deduplicated: true,
-            }));
+            })));
         }
         Prior::Lost(sequence) => {
             return Err(ProcessError::unavailable(format!(

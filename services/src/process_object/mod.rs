@@ -266,7 +266,7 @@ impl ProcessObject {
         // Everything is decided here, before the first write.
         let write =
             match append::plan_append(&row.record, &request, prior, sequence, now).or_terminal()? {
-                AppendPlan::Replayed(answer) => return Ok(Json(answer)),
+                AppendPlan::Replayed(answer) => return Ok(Json(*answer)),
                 AppendPlan::Write(write) => write,
             };
         if let Some(delivery) = &write.delivery {
