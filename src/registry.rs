@@ -230,18 +230,15 @@ pub trait ProcessRegistry: Send + Sync {
         Ok(grants)
     }
 
-    /// Whether the exact scope holds a grant on the process.
+    /// Whether the exact scope holds a grant on the process; `false` for
+    /// an unknown or pruned id (it holds no grants), never an error.
     async fn has_handle_grant(
         &self,
         session_scope: &SessionScope,
         process_id: &str,
     ) -> ProcessResult<bool> {
-        let scope_id = session_scope.id();
-        Ok(self
-            .handle_grants_for_process(process_id)
-            .await?
-            .iter()
-            .any(|grant| grant.scope_id == scope_id))
+        let grants = self.handle_grants_for_process(process_id).await;
+        crate::rules::grants::scope_holds(session_scope, grants)
     }
 
     /// Events of `event_type` with sequence at most `up_to_sequence`.
