@@ -80,8 +80,9 @@ pub trait ProcessRegistry: Send + Sync {
         process_id: &str,
     ) -> ProcessResult<Vec<ProcessHandleGrant>>;
 
-    /// Revokes every grant of the session and its frames, clears wake targets
-    /// and undelivered wakes aimed at it. Rows stay.
+    /// Revokes every grant of the session and its frames and clears wake
+    /// targets aimed at it. Rows, logs and wake events stay (undelivered
+    /// wakes stay pending). Orphaned / preserved list only live processes.
     async fn delete_session_process_state(
         &self,
         session_id: &str,
