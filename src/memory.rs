@@ -278,9 +278,10 @@ impl ProcessRegistry for InMemoryProcessRegistry {
                 .filter(|grant| grant.session_id == session_id)
                 .map(|grant| grant.scope_id.clone())
                 .collect();
+            let terminal = slot.record.is_terminal();
             for scope_id in held {
                 slot.grants.remove(&scope_id);
-                tally.revoked(process_id, slot.grants.len());
+                tally.revoked(process_id, slot.grants.len(), terminal);
             }
             if slot
                 .record
@@ -291,10 +292,8 @@ impl ProcessRegistry for InMemoryProcessRegistry {
                 slot.record.wake_target = None;
                 slot.record.updated_at_ms = now;
             }
-            let before = slot.unacked_wakes.len();
-            slot.unacked_wakes
-                .retain(|_, scope| scope.as_ref().is_none_or(|s| s.session_id != session_id));
-            tally.wakes_deleted((before - slot.unacked_wakes.len()) as u64);
+            // Wake events stay, each with the scope it was aimed at: see
+            // `SessionDeleteTally`.
         }
         Ok(tally.report(session_id))
     }

@@ -80,8 +80,9 @@ pub trait ProcessRegistry: Send + Sync {
         process_id: &str,
     ) -> ProcessResult<Vec<ProcessHandleGrant>>;
 
-    /// Revokes every grant of the session and its frames, clears wake targets
-    /// and undelivered wakes aimed at it. Rows stay.
+    /// Revokes every grant of the session and its frames and clears wake
+    /// targets aimed at it. Rows, logs and wake events stay (undelivered
+    /// wakes stay pending). Orphaned / preserved list only live processes.
     async fn delete_session_process_state(
         &self,
         session_id: &str,
@@ -233,18 +234,15 @@ pub trait ProcessRegistry: Send + Sync {
         Ok(grants)
     }
 
-    /// Whether the exact scope holds a grant on the process.
+    /// Whether the exact scope holds a grant on the process; `false` for
+    /// an unknown or pruned id (it holds no grants), never an error.
     async fn has_handle_grant(
         &self,
         session_scope: &SessionScope,
         process_id: &str,
     ) -> ProcessResult<bool> {
-        let scope_id = session_scope.id();
-        Ok(self
-            .handle_grants_for_process(process_id)
-            .await?
-            .iter()
-            .any(|grant| grant.scope_id == scope_id))
+        let grants = self.handle_grants_for_process(process_id).await;
+        crate::rules::grants::scope_holds(session_scope, grants)
     }
 
     /// Events of `event_type` with sequence at most `up_to_sequence`.

@@ -4,11 +4,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use restate_process_registry::testing::support::{descriptor, typed, FINISHED};
 use restate_process_registry::{
     watch_process_registry, watch_process_registry_with_sink, InMemoryProcessRegistry,
     ProcessAwaitOutput, ProcessAwaiter, ProcessChangeHub, ProcessError, ProcessEvent,
     ProcessEventAppendRequest, ProcessEventSink, ProcessEventType, ProcessInput, ProcessProvenance,
-    ProcessRegistration, ProcessRegistry, ProcessRunHandle, ProcessWorkDriver,
+    ProcessRegistration, ProcessRegistry, ProcessRunHandle, ProcessWorkDriver, SessionScope,
     WatchedProcessRegistry,
 };
 use serde_json::json;
@@ -395,6 +396,107 @@ async fn sink_never_sees_terminal_or_refused_events() {
     );
 }
 
+/// The decision documented on `ProcessEventSink`: an `append_event` of a
+/// type the process declares terminal is emitted (after the write that
+/// ended the process), as the original library's decorator does; the
+/// terminal event `complete_process` writes never is.
+#[tokio::test]
+async fn sink_sees_a_declared_terminal_append_but_not_complete_process() {
+    let sink = RecordingSink::default();
+    let (registry, _hub) = watch_process_registry_with_sink(memory(), Some(Arc::new(sink.clone())));
+    registry
+        .register_process(typed("ended-by-append"))
+        .await
+        .unwrap();
+    registry.register_process(typed("completed")).await.unwrap();
+    let appended = registry
+        .append_event(
+            "ended-by-append",
+            ProcessEventAppendRequest::new(FINISHED, json!({ "result": 7 }))
+                .with_replay_key("finish-once"),
+        )
+        .await
+        .unwrap();
+    assert!(
+        registry
+            .get_process("ended-by-append")
+            .await
+            .unwrap()
+            .is_terminal(),
+        "the declared type ended it"
+    );
+    registry
+        .complete_process("completed", ProcessAwaitOutput::success(json!("done")))
+        .await
+        .unwrap();
+    assert_eq!(
+        sink.seen(),
+        vec![(FINISHED.to_owned(), appended.event.sequence)],
+        "only the appended terminal event reached the sink"
+    );
+    let completed_log = registry.events_after("completed", 0).await.unwrap();
+    assert_eq!(
+        completed_log.len(),
+        1,
+        "complete_process did write its event"
+    );
+}
+
+/// A session delete bumps every row it changed: the processes that lost a
+/// grant (live or ended) and those whose wake target it cleared; rows it
+/// left alone need no bump (an extra one only makes a waiter re-read).
+#[tokio::test]
+async fn session_delete_bumps_every_row_it_changed() {
+    let (registry, hub) = watch_process_registry(memory());
+    let doomed = SessionScope::session("doomed");
+    let frame = SessionScope::frame("doomed", "f");
+    for id in ["orphaned", "preserved", "ended"] {
+        registry.register_process(typed(id)).await.unwrap();
+        registry
+            .grant_handle(&doomed, id, descriptor("h"))
+            .await
+            .unwrap();
+    }
+    registry
+        .grant_handle(
+            &SessionScope::session("other"),
+            "preserved",
+            descriptor("h"),
+        )
+        .await
+        .unwrap();
+    registry
+        .complete_process("ended", ProcessAwaitOutput::success(json!(1)))
+        .await
+        .unwrap();
+    registry
+        .register_process(typed("targeted").with_wake_target(frame.clone()))
+        .await
+        .unwrap();
+    let mut receivers: Vec<_> = ["orphaned", "preserved", "ended", "targeted"]
+        .into_iter()
+        .map(|id| (id, hub.subscribe(id)))
+        .collect();
+
+    let report = registry
+        .delete_session_process_state("doomed")
+        .await
+        .unwrap();
+    assert_eq!(report.revoked_handle_count, 3);
+    assert_eq!(report.orphaned_process_ids, vec!["orphaned".to_owned()]);
+    assert_eq!(report.preserved_process_ids, vec!["preserved".to_owned()]);
+    assert_eq!(
+        registry.get_process("targeted").await.unwrap().wake_target,
+        None
+    );
+    for (id, rx) in &mut receivers {
+        assert!(
+            bumped(rx).await,
+            "the session delete changed `{id}` and must bump it"
+        );
+    }
+}
+
 #[tokio::test]
 async fn hub_still_bumps_with_a_sink_installed() {
     let sink = RecordingSink::default();
@@ -443,7 +545,7 @@ async fn the_watched_registry_owns_its_hub_and_sink() {
     assert!(!bumped(&mut quiet).await);
 
     // A clone shares hub and sink; the driver waits on the hub writes bump.
-    let driver = ProcessWorkDriver::from_watched(watched.clone(), Arc::new(Idle));
+    let driver = ProcessWorkDriver::from_watched_registry(watched.clone(), Arc::new(Idle));
     let waiter = tokio::spawn(async move { driver.await_event("p", "milestone", 2).await });
     tokio::time::sleep(Duration::from_millis(50)).await;
     watched

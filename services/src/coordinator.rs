@@ -29,9 +29,23 @@
 //! `SessionGrants::drain` revokes the session's grants in batches (each one
 //! exclusive handler) until none is left, so a grant made while the delete
 //! runs is either revoked and reported, or made after the delete's last
-//! batch and kept: the report lists exactly what was revoked. Then every
-//! process `SessionWakes` lists forgets its wake target and undelivered
-//! wakes aimed at the session.
+//! batch and kept: the report lists exactly what was revoked. Each batch
+//! learns, from the process's own exclusive `mirror_drop`, how many grants
+//! the process still carries and whether it has ended, so the orphaned /
+//! preserved split (`SessionDeleteTally`, shared with the in-memory
+//! registry) is what the process itself saw when it lost the grant; an
+//! ended process is neither. Then every process `SessionWakes` lists
+//! clears its wake target if it aims at the session, in its own exclusive
+//! handler, and leaves the index. No wake event is deleted or
+//! acknowledged: each keeps the scope it was aimed at.
+//!
+//! A crash between any two of these steps resumes at the journaled step;
+//! every step is idempotent (a grant already dropped answers its remaining
+//! count again, a cleared target stays cleared), so nothing is counted or
+//! cleared twice. A process registered with a wake target at the session
+//! while the delete runs notes itself in the index before its registration
+//! is acknowledged: it is either listed and cleared, or registered after
+//! the index page was read and keeps its target (as if it came second).
 //!
 //! ## Prune
 //!
@@ -92,7 +106,7 @@ impl ProcessCoordinator {
     }
 
     /// `delete_session_process_state`: drain the session's grants, then
-    /// visit every process holding wakes aimed at it.
+    /// clear the wake target of every process the session's index lists.
     #[handler]
     async fn delete_session(
         &self,
@@ -110,7 +124,8 @@ impl ProcessCoordinator {
             };
             let drained = grants.drain(Json(request)).call().await?.into_inner();
             for (process_id, remaining) in &drained.revoked {
-                tally.revoked(process_id, *remaining);
+                let terminal = drained.ended.contains(process_id);
+                tally.revoked(process_id, *remaining, terminal);
             }
             if drained.remaining == 0 {
                 break;
@@ -122,18 +137,10 @@ impl ProcessCoordinator {
         loop {
             let (holders, next) = wakes.holders(cursor).call().await?.into_inner();
             for process_id in holders {
-                let process = ctx.object_client::<ProcessObjectClient>(&process_id);
-                loop {
-                    let (deleted, more) = process
-                        .forget_wakes(session_id.clone())
-                        .call()
-                        .await?
-                        .into_inner();
-                    tally.wakes_deleted(deleted);
-                    if !more {
-                        break;
-                    }
-                }
+                ctx.object_client::<ProcessObjectClient>(&process_id)
+                    .clear_wake_target(session_id.clone())
+                    .call()
+                    .await?;
             }
             match next {
                 Some(next) => cursor = next,

@@ -8,7 +8,7 @@
 //! | `ProcessMilestone` | workflow | incarnation + event type + sequence | one parked milestone wait (an awakeable) |
 //! | `ProcessDirectory` | virtual object (lazy state) | shard `0`..`31` | one small entry per row (summary, plus the row when ≤ 4 KiB), in a slot set |
 //! | `SessionGrants` | virtual object (lazy state) | session id | **the authority** for the session's grants, a key each |
-//! | `SessionWakes` | virtual object (lazy state) | session id | the processes holding wakes aimed at the session |
+//! | `SessionWakes` | virtual object (lazy state) | session id | the processes whose wake target (or delivered wakes) aim at the session |
 //! | `ProcessCoordinator` | service | — | nothing: journals transfers, session deletes, prunes |
 //! | `ProcessRunner` (optional) | workflow | process id + incarnation | a process body's journal: its steps and registry calls |
 //!
@@ -32,7 +32,7 @@
 //!    │             └──send────► ProcessTerminal      (finish and run at the outcome)
 //!    ├──────► ProcessCoordinator ──► SessionGrants   (take / give / drain)
 //!    │                         ├──► SessionWakes     (holders, shared)
-//!    │                         ├──► ProcessObject    (forget_wakes)
+//!    │                         ├──► ProcessObject    (clear_wake_target)
 //!    │                         └──► ProcessDirectory (prune_page, shared ──► ProcessObject prune)
 //!    ├──────► ProcessDirectory / SessionGrants       (list, shared)
 //!    ├──────► ProcessTerminal                        (attach; ProcessObject

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::errors::terminal;
 use crate::input::Input;
-use crate::process_object::{MirrorPut, ProcessObjectClient};
+use crate::process_object::{MirrorDropped, MirrorPut, ProcessObjectClient};
 use crate::slots::SlotSet;
 use crate::state::{in_order, ReadState};
 
@@ -78,6 +78,10 @@ pub(crate) struct GiveRequest {
 pub(crate) struct Drained {
     /// `(process id, grants left on it)` per revoked grant.
     pub revoked: Vec<(String, usize)>,
+    /// The processes among `revoked` that had ended. Absent from a batch
+    /// journaled before it existed: those count as live.
+    #[serde(default)]
+    pub ended: Vec<String>,
     /// Grants still held by the session.
     pub remaining: u64,
     /// Where the next batch starts, when slots remain past this one.
@@ -336,9 +340,16 @@ impl SessionGrants {
                 .call()
                 .await;
             match remaining {
-                Ok(remaining) => drained
-                    .revoked
-                    .push((process_id.to_owned(), remaining.into_inner())),
+                Ok(dropped) => {
+                    let MirrorDropped {
+                        remaining,
+                        terminal,
+                    } = dropped.into_inner();
+                    drained.revoked.push((process_id.to_owned(), remaining));
+                    if terminal {
+                        drained.ended.push(process_id.to_owned());
+                    }
+                }
                 // Pruned meanwhile: nothing of it to revoke or report.
                 Err(error) if error.code() == UNKNOWN_PROCESS => {}
                 Err(error) => return Err(error),
@@ -365,5 +376,23 @@ impl SessionGrants {
             forget(&ctx, &member(&scope_id, &process_id)).await?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Drained;
+
+    /// A drain batch journaled before `ended` existed still reads, with
+    /// every revoked process counted live.
+    #[test]
+    fn drained_without_ended_reads_as_all_live() {
+        let old = r#"{"revoked":[["p1",0],["p2",1]],"remaining":0,"next_cursor":null}"#;
+        let drained: Drained = serde_json::from_str(old).expect("old drain batch");
+        assert_eq!(
+            drained.revoked,
+            vec![("p1".to_owned(), 0), ("p2".to_owned(), 1)]
+        );
+        assert!(drained.ended.is_empty());
     }
 }

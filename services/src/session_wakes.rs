@@ -1,6 +1,8 @@
 //! `SessionWakes`: one virtual object per session id, indexing the
 //! processes whose wake target or undelivered wakes aim at the session, so
-//! `delete_session_process_state` knows which processes to visit.
+//! `delete_session_process_state` knows which processes to visit to clear
+//! a wake target aimed at it (it deletes no wake event; a process listed
+//! only for its wakes is visited, changed in nothing, and dropped).
 //!
 //! `ProcessObject` notes itself here before it acknowledges the write that
 //! aims a wake at the session, and drops itself when none is left. A leaf:

@@ -165,12 +165,8 @@ impl Model {
                 let (orphaned, preserved) = touched
                     .into_iter()
                     .partition(|p| !self.grants.iter().any(|(_, _, q)| q == p));
-                let mut wakes = 0;
-                for list in self.wakes.values_mut() {
-                    let before = list.len();
-                    list.retain(|aimed| aimed.as_deref() != Some(session.as_str()));
-                    wakes += (before - list.len()) as u64;
-                }
+                // Wakes stay pending, whatever session they were aimed at.
+                let wakes = 0;
                 for target in self.targets.values_mut() {
                     if target.as_deref() == Some(session.as_str()) {
                         *target = None;

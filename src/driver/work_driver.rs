@@ -10,7 +10,9 @@ use crate::awaiter::{terminal_output, ProcessAwaiter};
 use crate::error::ProcessResult;
 use crate::model::{ProcessAwaitOutput, ProcessEvent};
 use crate::registry::ProcessRegistry;
-use crate::watch::{ProcessChangeHub, WatchedProcessRegistry};
+use crate::watch::{
+    watch_process_registry_with_sink, ProcessChangeHub, ProcessEventSink, WatchedProcessRegistry,
+};
 
 /// Runs the registry's pending rows when the host asks.
 #[async_trait]
@@ -24,13 +26,20 @@ pub trait ProcessRunHandle: Send + Sync {
 /// The registry's non-terminal rows are the durable work queue; hosts call
 /// [`claim_and_run_pending`](Self::claim_and_run_pending) when something
 /// happens, and wait with [`await_terminal`](Self::await_terminal) or
-/// [`await_event`](Self::await_event). The driver holds a
-/// [`WatchedProcessRegistry`], so every change made through
-/// [`process_registry`](Self::process_registry) wakes in-process waiters,
-/// and the hub waiters watch is always the one the writes bump.
+/// [`await_event`](Self::await_event). Built by [`new`](Self::new),
+/// [`new_with_sink`](Self::new_with_sink) or [`inline`](Self::inline), the
+/// driver watches the registry itself, so every change made through
+/// [`process_registry`](Self::process_registry) wakes in-process waiters.
+/// [`from_watched`](Self::from_watched) trusts the caller to pass a
+/// registry and the hub its writes bump; [`from_watched_registry`] and
+/// [`inline_watched`](Self::inline_watched) take a
+/// [`WatchedProcessRegistry`], whose hub cannot be mismatched.
+///
+/// [`from_watched_registry`]: Self::from_watched_registry
 #[derive(Clone)]
 pub struct ProcessWorkDriver {
-    registry: WatchedProcessRegistry,
+    registry: Arc<dyn ProcessRegistry>,
+    hub: ProcessChangeHub,
     run_handle: Arc<dyn ProcessRunHandle>,
     attach: Option<Arc<dyn ProcessAttach>>,
 }
@@ -38,7 +47,7 @@ pub struct ProcessWorkDriver {
 impl std::fmt::Debug for ProcessWorkDriver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ProcessWorkDriver")
-            .field("registry", &self.registry)
+            .field("durability", &self.registry.durability_tier())
             .field("attach", &self.attach.is_some())
             .finish_non_exhaustive()
     }
@@ -47,23 +56,54 @@ impl std::fmt::Debug for ProcessWorkDriver {
 impl ProcessWorkDriver {
     /// Watches `registry` and drives it with `run_handle`.
     pub fn new(registry: Arc<dyn ProcessRegistry>, run_handle: Arc<dyn ProcessRunHandle>) -> Self {
-        Self::from_watched(WatchedProcessRegistry::new(registry), run_handle)
+        Self::new_with_sink(registry, run_handle, None)
     }
 
-    /// Drives an already watched registry (e.g. one with a sink:
-    /// `WatchedProcessRegistry::new(inner).with_sink(sink)`).
+    /// Like [`new`](Self::new), also emitting appends made through the
+    /// driver's registry to `sink` (best effort; see [`ProcessEventSink`]).
+    pub fn new_with_sink(
+        registry: Arc<dyn ProcessRegistry>,
+        run_handle: Arc<dyn ProcessRunHandle>,
+        sink: Option<Arc<dyn ProcessEventSink>>,
+    ) -> Self {
+        let (registry, hub) = watch_process_registry_with_sink(registry, sink);
+        Self::from_watched(registry, hub, run_handle)
+    }
+
+    /// Drives a registry the caller already watches, `hub` being the hub
+    /// its writes bump (the pair [`watch_process_registry`] returns). The
+    /// pairing is not checked: waiters on a hub the writes never bump still
+    /// end, on the polling backoff. [`from_watched_registry`] cannot be
+    /// mismatched.
+    ///
+    /// [`watch_process_registry`]: crate::watch_process_registry
+    /// [`from_watched_registry`]: Self::from_watched_registry
     pub fn from_watched(
-        registry: WatchedProcessRegistry,
+        registry: Arc<dyn ProcessRegistry>,
+        hub: ProcessChangeHub,
         run_handle: Arc<dyn ProcessRunHandle>,
     ) -> Self {
         Self {
             registry,
+            hub,
             run_handle,
             attach: None,
         }
     }
 
-    /// Runs pending rows in this process with `worker`.
+    /// Drives an already watched registry (e.g. one with a sink:
+    /// `WatchedProcessRegistry::new(inner).with_sink(sink)`), waiting on
+    /// its own hub.
+    pub fn from_watched_registry(
+        registry: WatchedProcessRegistry,
+        run_handle: Arc<dyn ProcessRunHandle>,
+    ) -> Self {
+        let hub = registry.hub().clone();
+        Self::from_watched(Arc::new(registry), hub, run_handle)
+    }
+
+    /// Runs pending rows in this process with `worker`, which writes
+    /// through the driver's watched registry.
     pub fn inline(registry: Arc<dyn ProcessRegistry>, worker: DurableProcessWorker) -> Self {
         Self::inline_watched(WatchedProcessRegistry::new(registry), worker)
     }
@@ -72,7 +112,7 @@ impl ProcessWorkDriver {
     /// worker writes through it, so its appends reach the sink too.
     pub fn inline_watched(registry: WatchedProcessRegistry, worker: DurableProcessWorker) -> Self {
         let run_handle = worker.bind(Arc::new(registry.clone()));
-        Self::from_watched(registry, run_handle)
+        Self::from_watched_registry(registry, run_handle)
     }
 
     /// Waits through `attach` instead of the change hub: outcomes always,
@@ -84,12 +124,12 @@ impl ProcessWorkDriver {
 
     /// The watched registry; write through it so waiters wake.
     pub fn process_registry(&self) -> Arc<dyn ProcessRegistry> {
-        Arc::new(self.registry.clone())
+        Arc::clone(&self.registry)
     }
 
     /// The hub the watched registry bumps.
     pub fn change_hub(&self) -> ProcessChangeHub {
-        self.registry.hub().clone()
+        self.hub.clone()
     }
 
     /// An awaiter on the watched registry and its hub.
@@ -102,7 +142,7 @@ impl ProcessWorkDriver {
     /// authoritative, with no polling fallback, else the awaiter waits.
     /// Unbounded: wrap it in `tokio::time::timeout`.
     pub async fn await_terminal(&self, process_id: &str) -> ProcessResult<ProcessAwaitOutput> {
-        if let Some(output) = terminal_output(&self.registry, process_id).await? {
+        if let Some(output) = terminal_output(self.registry.as_ref(), process_id).await? {
             return Ok(output);
         }
         match &self.attach {

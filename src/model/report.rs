@@ -9,11 +9,13 @@ pub struct ProcessSessionDeleteReport {
     pub session_id: String,
     /// Grants revoked across the session and its frames.
     pub revoked_handle_count: u64,
-    /// Undelivered wakes aimed at the session that were dropped.
+    /// Wake events deleted: always 0, since a session delete keeps every
+    /// wake event (as the original library does); kept for the shape.
     pub deleted_wake_count: u64,
-    /// Processes that lost their last grant, sorted.
+    /// Live processes that lost their last grant, sorted.
     pub orphaned_process_ids: Vec<String>,
-    /// Processes that lost a grant but are still granted elsewhere, sorted.
+    /// Live processes that lost a grant but are still granted elsewhere,
+    /// sorted. An ended process is in neither list.
     pub preserved_process_ids: Vec<String>,
 }
 

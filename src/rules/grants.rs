@@ -45,29 +45,53 @@ pub fn not_held(from: &SessionScope, process_id: &str) -> ProcessError {
     ))
 }
 
+/// Whether `scope` holds a grant, given the process's grants as
+/// `handle_grants_for_process` answered: an unknown (or pruned) process
+/// holds none, so the answer is `false`, not an error.
+pub fn scope_holds(
+    scope: &SessionScope,
+    grants: ProcessResult<Vec<ProcessHandleGrant>>,
+) -> ProcessResult<bool> {
+    match grants {
+        Ok(grants) => {
+            let scope_id = scope.id();
+            Ok(grants.iter().any(|grant| grant.scope_id == scope_id))
+        }
+        Err(ProcessError::UnknownProcess { .. }) => Ok(false),
+        Err(other) => Err(other),
+    }
+}
+
 /// What a session delete did, tallied process by process.
+///
+/// A session delete revokes grants and clears wake targets; it deletes no
+/// wake event. Every wake event keeps the scope it was aimed at, stays in
+/// the log and in `wake_events_after` until acknowledged, so
+/// `deleted_wake_count` is always 0 (the field stays for the report's
+/// shape).
 #[derive(Debug, Clone, Default)]
 pub struct SessionDeleteTally {
     revoked: u64,
-    deleted_wakes: u64,
-    /// Grants left on each process after its last revocation here.
+    /// Grants left on each live process after its last revocation here;
+    /// terminal processes are counted as revoked but classified as neither.
     remaining: BTreeMap<String, usize>,
 }
 
 impl SessionDeleteTally {
-    /// One grant revoked on `process_id`, leaving `remaining` grants on it.
-    pub fn revoked(&mut self, process_id: &str, remaining: usize) {
+    /// One grant revoked on `process_id`, leaving `remaining` grants on it;
+    /// `terminal` when the process has ended.
+    pub fn revoked(&mut self, process_id: &str, remaining: usize, terminal: bool) {
         self.revoked += 1;
-        self.remaining.insert(process_id.to_owned(), remaining);
+        if terminal {
+            self.remaining.remove(process_id);
+        } else {
+            self.remaining.insert(process_id.to_owned(), remaining);
+        }
     }
 
-    /// Undelivered wakes dropped.
-    pub fn wakes_deleted(&mut self, count: u64) {
-        self.deleted_wakes += count;
-    }
-
-    /// The report: a process that lost its last grant is orphaned, one
-    /// still granted to another session is preserved; both sorted by id.
+    /// The report: a live process that lost its last grant is orphaned,
+    /// one still granted elsewhere is preserved (both sorted by id); a
+    /// terminal process is neither, whatever grants it lost.
     pub fn report(self, session_id: &str) -> ProcessSessionDeleteReport {
         let (orphaned, preserved): (Vec<_>, Vec<_>) = self
             .remaining
@@ -76,7 +100,7 @@ impl SessionDeleteTally {
         ProcessSessionDeleteReport {
             session_id: session_id.to_owned(),
             revoked_handle_count: self.revoked,
-            deleted_wake_count: self.deleted_wakes,
+            deleted_wake_count: 0,
             orphaned_process_ids: orphaned.into_iter().map(|(id, _)| id).collect(),
             preserved_process_ids: preserved.into_iter().map(|(id, _)| id).collect(),
         }

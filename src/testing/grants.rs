@@ -324,9 +324,13 @@ pub async fn live_grants_drop_terminal(target: &ConformanceTarget) {
     );
 }
 
-/// Deleting a session revokes every grant of the session and its frames,
-/// reports orphaned and preserved processes, clears its wake targets and
-/// drops undelivered wakes aimed at it; rows stay.
+/// Deleting a session revokes every grant of the session and its frames
+/// (counting each), reports the live processes that lost their last grant
+/// as orphaned and those still granted elsewhere as preserved (an ended
+/// process is neither), and clears wake targets aimed at it, ended rows
+/// included. It deletes no wake event: undelivered wakes aimed at the
+/// session stay pending, and `deleted_wake_count` is 0 (as the original
+/// library reports). Rows and logs stay.
 pub async fn delete_session_reports_and_clears(target: &ConformanceTarget) {
     let ns = Namespace::new("grants-delete-session");
     let registry = &target.registry;
@@ -342,6 +346,7 @@ pub async fn delete_session_reports_and_clears(target: &ConformanceTarget) {
     let woken = ns.id("5-woken");
     let redirected = ns.id("6-redirected");
     let elsewhere = ns.id("7-elsewhere");
+    let ended = ns.id("8-ended");
     for id in [
         &only_session,
         &session_and_frame,
@@ -353,6 +358,7 @@ pub async fn delete_session_reports_and_clears(target: &ConformanceTarget) {
     }
     register(target, typed(&woken).with_wake_target(frame.clone())).await;
     register(target, typed(&elsewhere).with_wake_target(survivor.clone())).await;
+    register(target, typed(&ended).with_wake_target(whole.clone())).await;
 
     grant(target, &whole, &only_session, "h").await;
     grant(target, &whole, &session_and_frame, "h").await;
@@ -360,6 +366,8 @@ pub async fn delete_session_reports_and_clears(target: &ConformanceTarget) {
     grant(target, &frame, &shared, "h").await;
     grant(target, &survivor, &shared, "h").await;
     grant(target, &survivor, &untouched, "h").await;
+    grant(target, &frame, &ended, "h").await;
+    complete(target, &ended).await;
 
     let alert = |n: u64| ProcessEventAppendRequest::new(ALERT, json!({ "n": n }));
     let append = |id: String, request: ProcessEventAppendRequest| async move {
@@ -374,14 +382,10 @@ pub async fn delete_session_reports_and_clears(target: &ConformanceTarget) {
         .ack_wake(&woken, acked.event.sequence)
         .await
         .expect("ack_wake");
-    assert!(append(woken.clone(), alert(2))
-        .await
-        .wake_delivery
-        .is_some());
-    assert!(append(woken.clone(), alert(3))
-        .await
-        .wake_delivery
-        .is_some());
+    let pending_two = append(woken.clone(), alert(2)).await;
+    assert!(pending_two.wake_delivery.is_some());
+    let pending_three = append(woken.clone(), alert(3)).await;
+    assert!(pending_three.wake_delivery.is_some());
     let aimed = append(
         redirected.clone(),
         alert(4).with_wake_target_scope(whole.clone()),
@@ -417,11 +421,19 @@ pub async fn delete_session_reports_and_clears(target: &ConformanceTarget) {
         report,
         ProcessSessionDeleteReport {
             session_id: session.clone(),
-            revoked_handle_count: 4,
-            deleted_wake_count: 3,
+            revoked_handle_count: 5,
+            deleted_wake_count: 0,
             orphaned_process_ids: vec![only_session.clone(), session_and_frame.clone()],
             preserved_process_ids: vec![shared.clone()],
-        }
+        },
+        "the ended process's grant is revoked and counted, but it is neither orphaned nor preserved"
+    );
+    assert!(grants_on(target, &ended).await.is_empty());
+    let ended_row = registry.get_process(&ended).await.expect("rows stay");
+    assert!(ended_row.is_terminal());
+    assert_eq!(
+        ended_row.wake_target, None,
+        "an ended row's wake target at the session is cleared too"
     );
 
     assert!(listed(target, &whole).await.is_empty());
@@ -445,19 +457,22 @@ pub async fn delete_session_reports_and_clears(target: &ConformanceTarget) {
         "the deleted session's wake target is cleared"
     );
     assert!(!woken_row.is_terminal());
-    assert!(
+    assert_eq!(
         registry
             .wake_events_after(&woken, 0)
             .await
-            .expect("wake_events_after")
-            .is_empty(),
-        "undelivered wakes aimed at the session are dropped"
+            .expect("wake_events_after"),
+        vec![pending_two.event, pending_three.event],
+        "undelivered wakes aimed at the session stay pending; the acked one stays acked"
     );
-    assert!(registry
-        .wake_events_after(&redirected, 0)
-        .await
-        .expect("wake_events_after")
-        .is_empty());
+    assert_eq!(
+        registry
+            .wake_events_after(&redirected, 0)
+            .await
+            .expect("wake_events_after"),
+        vec![aimed.event],
+        "a wake aimed at the session by its append stays pending"
+    );
     assert_eq!(
         registry
             .events_after(&woken, 0)
@@ -528,7 +543,8 @@ pub async fn delete_session_reports_and_clears(target: &ConformanceTarget) {
 }
 
 /// Every grant method that takes a process id refuses an unknown one and
-/// creates no row.
+/// creates no row (`has_handle_grant` answers instead: see
+/// [`has_grant_on_unknown_is_false`]).
 pub async fn grants_unknown_process(target: &ConformanceTarget) {
     let registry = &target.registry;
     let id = unique_id("grants-unknown");
@@ -549,11 +565,6 @@ pub async fn grants_unknown_process(target: &ConformanceTarget) {
         "handle_grants_for_process",
     );
     expect_unknown(
-        registry.has_handle_grant(&scope, &id).await,
-        &id,
-        "has_handle_grant",
-    );
-    expect_unknown(
         registry
             .transfer_handle_grants(
                 &scope,
@@ -566,4 +577,30 @@ pub async fn grants_unknown_process(target: &ConformanceTarget) {
     );
     assert!(listed(target, &scope).await.is_empty());
     assert_unknown(target, &id, "after refused grant calls").await;
+}
+
+/// `has_handle_grant` on an unknown id answers `false`, not an error (as
+/// the original library does: an unknown id holds no grant), and creates
+/// no row; an ended process keeps answering for the grants it holds.
+pub async fn has_grant_on_unknown_is_false(target: &ConformanceTarget) {
+    let ns = Namespace::new("grants-has-unknown");
+    let registry = &target.registry;
+    let scope = SessionScope::session(ns.id("session"));
+    let missing = ns.id("missing");
+    assert_eq!(
+        registry
+            .has_handle_grant(&scope, &missing)
+            .await
+            .map_err(|err| err.to_string()),
+        Ok(false),
+        "an unknown process holds no grant"
+    );
+    assert_unknown(target, &missing, "after has_handle_grant").await;
+
+    let ended = ns.id("ended");
+    register_typed(target, &ended).await;
+    grant(target, &scope, &ended, "h").await;
+    complete(target, &ended).await;
+    assert!(has(target, &scope, &ended).await);
+    assert!(!has(target, &SessionScope::frame(&scope.session_id, "f"), &ended).await);
 }

@@ -223,6 +223,7 @@ macro_rules! conformance_tests {
                 Shared live_grants_drop_terminal,
                 Shared delete_session_reports_and_clears,
                 Shared grants_unknown_process,
+                Shared has_grant_on_unknown_is_false,
             }
             listing {
                 Shared list_filters_by_status,

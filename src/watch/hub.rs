@@ -52,6 +52,19 @@ impl ProcessChangeHub {
         }
     }
 
+    /// Bumps every process id somebody listens to, dropping the entries
+    /// nobody does: for a change whose rows the caller cannot name (a
+    /// bump only makes a waiter re-read, so an extra one is harmless).
+    pub fn notify_all(&self) {
+        self.channels().retain(|_, sender| {
+            let listened = sender.receiver_count() > 0;
+            if listened {
+                sender.send_modify(|version| *version = version.wrapping_add(1));
+            }
+            listened
+        });
+    }
+
     /// How many process ids currently have an entry.
     pub fn tracked_processes(&self) -> usize {
         self.channels().len()

@@ -184,11 +184,11 @@ impl ProcessRegistry for WatchedProcessRegistry {
         session_id: &str,
     ) -> ProcessResult<ProcessSessionDeleteReport> {
         let report = self.inner.delete_session_process_state(session_id).await?;
-        report
-            .orphaned_process_ids
-            .iter()
-            .chain(&report.preserved_process_ids)
-            .for_each(|id| self.hub.notify(id));
+        // The report names neither the ended processes that lost grants
+        // nor the rows whose wake target was cleared, so every watched row
+        // is bumped: each changed row is among them, and a row that did not
+        // change only re-reads.
+        self.hub.notify_all();
         Ok(report)
     }
 
@@ -199,7 +199,8 @@ impl ProcessRegistry for WatchedProcessRegistry {
     ) -> ProcessResult<ProcessEventAppendResult> {
         let result = self.inner.append_event(process_id, request).await?;
         self.hub.notify(process_id);
-        // The write is durable already; the sink only observes it.
+        // The write is durable already; the sink only observes it. A
+        // declared-terminal type is emitted too (see `ProcessEventSink`).
         if let Some(sink) = &self.sink {
             sink.emit(&result.event).await;
         }
@@ -229,7 +230,8 @@ impl ProcessRegistry for WatchedProcessRegistry {
         process_id: &str,
         await_output: ProcessAwaitOutput,
     ) -> ProcessResult<ProcessRecord> {
-        // Written through the inner registry: the sink never sees terminal events.
+        // Written through the inner registry: the sink never sees this
+        // terminal event (see `ProcessEventSink`).
         let result = self.inner.complete_process(process_id, await_output).await;
         self.bump(process_id, result)
     }

@@ -59,6 +59,15 @@ pub(crate) struct MirrorPut {
     pub moved: bool,
 }
 
+/// Internal: what dropping a grant from the mirror left.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub(crate) struct MirrorDropped {
+    /// Grants the process still carries.
+    pub remaining: usize,
+    /// The process has ended.
+    pub terminal: bool,
+}
+
 /// Internal: a `ProcessMilestone` wait to park.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct ParkRequest {
@@ -709,59 +718,59 @@ impl ProcessObject {
     }
 
     /// Internal (`SessionGrants`): drops a scope's grant from the mirror
-    /// (if there) and answers how many grants the process still carries.
+    /// (if there) and answers how many grants the process still carries
+    /// and whether it has ended (a session delete reports neither orphaned
+    /// nor preserved for an ended process).
     #[handler(ingress_private)]
     async fn mirror_drop(
         &self,
         ctx: ObjectContext<'_>,
         scope_id: String,
-    ) -> Result<Json<usize>, TerminalError> {
+    ) -> Result<Json<MirrorDropped>, TerminalError> {
         let (row, grants) = (read_row(&ctx), ctx.read::<Grants>(GRANTS));
-        row.await?.ok_or_else(|| unknown(&ctx))?;
+        let row = row.await?.ok_or_else(|| unknown(&ctx))?;
         let mut grants = grants.await?.unwrap_or_default();
         let removed = grants.remove(&scope_id).is_some();
         let remaining = grants.len();
         if removed {
             ctx.set(GRANTS, Json(grants));
         }
-        Ok(Json(remaining))
+        Ok(Json(MirrorDropped {
+            remaining,
+            terminal: row.record.is_terminal(),
+        }))
     }
 
-    /// Internal (`delete_session_process_state`): drops the wake target and
-    /// up to a page of the undelivered wakes aimed at the session; answers
-    /// how many wakes went and whether more are left (then it is called
-    /// again). Leaves the session's wake index once none is left.
+    /// Internal (`delete_session_process_state`): clears the wake target
+    /// if it aims at the session (wake events stay, see
+    /// `SessionDeleteTally`) and leaves the session's wake index, which a
+    /// later delete of the session no longer needs this process in.
+    /// Answers whether the row changed.
     #[handler(ingress_private)]
-    async fn forget_wakes(
+    async fn clear_wake_target(
         &self,
         ctx: ObjectContext<'_>,
         session_id: String,
-    ) -> Result<Json<(u64, bool)>, TerminalError> {
-        let Some(mut row) = read_row(&ctx).await? else {
-            wakes_index(&ctx, &session_id)
-                .drop(ctx.key().to_owned())
-                .call()
-                .await?;
-            return Ok(Json((0, false)));
-        };
-        let (deleted, more) = wakes::forget(&ctx, &session_id, u64::from(PAGE_LIMIT)).await?;
-        if row
-            .record
-            .wake_target
-            .as_ref()
-            .is_some_and(|target| target.session_id == session_id)
-        {
-            row.record.wake_target = None;
-            row.record.updated_at_ms = now_ms(&ctx).await?;
-            publish_row(&ctx, &mut row).await?;
+    ) -> Result<Json<bool>, TerminalError> {
+        let mut changed = false;
+        if let Some(mut row) = read_row(&ctx).await? {
+            if row
+                .record
+                .wake_target
+                .as_ref()
+                .is_some_and(|target| target.session_id == session_id)
+            {
+                row.record.wake_target = None;
+                row.record.updated_at_ms = now_ms(&ctx).await?;
+                publish_row(&ctx, &mut row).await?;
+                changed = true;
+            }
         }
-        if !more {
-            wakes_index(&ctx, &session_id)
-                .drop(ctx.key().to_owned())
-                .call()
-                .await?;
-        }
-        Ok(Json((deleted, more)))
+        wakes_index(&ctx, &session_id)
+            .drop(ctx.key().to_owned())
+            .call()
+            .await?;
+        Ok(Json(changed))
     }
 
     /// Internal (`prune_terminal_processes`): deletes this process with its

@@ -8,8 +8,9 @@
 //!   stored event carries how many wake events precede it (inclusive), so
 //!   `wake_events_after` jumps straight to the first candidate.
 //! - `ws/{session}`: a [`SlotSet`] of the unacknowledged wakes delivered to
-//!   that session, and `aimed`, the sessions having any, so a session
-//!   delete and a prune visit only what concerns them.
+//!   that session, and `aimed`, the sessions having any, so a prune visits
+//!   only the session indexes that list this process. A session delete
+//!   leaves all of these alone: it deletes no wake.
 
 use restate_process_registry::SessionScope;
 use restate_sdk::prelude::*;
@@ -120,35 +121,6 @@ pub(crate) async fn unacked_after<C: ReadState>(
         .then(|| sequences.last().copied())
         .flatten();
     Ok((unacked, next))
-}
-
-/// Drops up to `limit` unacknowledged wakes delivered to `session_id`;
-/// answers how many went and whether any are left.
-pub(crate) async fn forget(
-    ctx: &ObjectContext<'_>,
-    session_id: &str,
-    limit: u64,
-) -> Result<(u64, bool), TerminalError> {
-    let name = delivered_to(session_id);
-    let set = SlotSet::new(&name);
-    let mut deleted = 0;
-    let mut cursor = Some(0);
-    while let Some(at) = cursor.filter(|_| deleted < limit) {
-        let page = set.page(ctx, at, limit - deleted).await?;
-        for member in page.members {
-            set.remove(ctx, &member).await?;
-            if let Ok(sequence) = member.parse::<u64>() {
-                ctx.clear(&pending_key(sequence));
-            }
-            deleted += 1;
-        }
-        cursor = page.next;
-    }
-    let left = set.head(ctx).await?.len > 0;
-    if !left {
-        AIMED.remove(ctx, session_id).await?;
-    }
-    Ok((deleted, left))
 }
 
 /// Every session that unacknowledged wakes were delivered to.
