@@ -48,7 +48,7 @@ impl LeaseSlot {
     /// re-registered id then continues above every token issued before, so
     /// a system fencing on the highest token seen admits the new one.
     pub fn after_prune(&self) -> Option<LeaseSlot> {
-        (self.last_fencing_token > 0).then(|| LeaseSlot {
+        (self.last_fencing_token > 0).then_some(LeaseSlot {
             lease: None,
             last_fencing_token: self.last_fencing_token,
         })
