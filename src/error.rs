@@ -34,14 +34,15 @@ pub enum ProcessError {
         /// The terminal process.
         process_id: String,
     },
-    /// The presented lease no longer matches the stored one.
-    #[error("lease on process `{process_id}` was superseded")]
+    /// The presented lease no longer matches the stored one. The text says
+    /// "missing or expired", the words hosts ported from the original match.
+    #[error("process lease for `{process_id}` is missing or expired (superseded)")]
     LeaseSuperseded {
         /// The process whose lease moved on.
         process_id: String,
     },
     /// The presented lease matches but its expiry has passed.
-    #[error("lease on process `{process_id}` has expired")]
+    #[error("process lease for `{process_id}` is missing or expired (lapsed)")]
     LeaseExpired {
         /// The process whose lease lapsed.
         process_id: String,

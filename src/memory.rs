@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 
 use crate::clock::{unix_now_ms, Clock, SystemClock};
+use crate::driver::{LivenessProbe, LocalLiveness};
 use crate::error::{ProcessError, ProcessResult};
 use crate::model::{
     AbandonRequest, DurabilityTier, LeaseOwnerIdentity, ProcessAwaitOutput, ProcessEvent,
@@ -70,7 +71,14 @@ impl Slot {
 #[derive(Clone)]
 pub struct InMemoryProcessRegistry {
     state: Arc<Mutex<BTreeMap<String, Slot>>>,
+    /// The lease slot (fence high-water only) of every pruned id that was
+    /// ever leased, so a re-registered id continues its fencing tokens.
+    /// One small entry per such id, for the registry's life: the price of
+    /// tokens that never go backwards (the Restate registry keeps the same
+    /// in the pruned object).
+    pruned_fences: Arc<Mutex<HashMap<String, LeaseSlot>>>,
     clock: Arc<dyn Clock>,
+    liveness: Arc<dyn LivenessProbe>,
     tokens: Arc<TokenSource>,
 }
 
@@ -109,12 +117,28 @@ impl InMemoryProcessRegistry {
     pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
         Self {
             state: Arc::default(),
+            pruned_fences: Arc::default(),
             clock,
+            liveness: Arc::new(LocalLiveness::new()),
             tokens: Arc::new(TokenSource {
                 nonce: unix_now_ms(),
                 counter: AtomicU64::new(1),
             }),
         }
+    }
+
+    /// Proves lease holders dead with `liveness` (default: this host's
+    /// process table, [`LocalLiveness`]); `reclaim_process_lease` takes a
+    /// live lease over only on that proof.
+    pub fn with_liveness(mut self, liveness: Arc<dyn LivenessProbe>) -> Self {
+        self.liveness = liveness;
+        self
+    }
+
+    fn pruned_fences(&self) -> MutexGuard<'_, HashMap<String, LeaseSlot>> {
+        self.pruned_fences
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Slot>> {
@@ -163,7 +187,11 @@ impl ProcessRegistry for InMemoryProcessRegistry {
             return Ok(existing.record.clone());
         }
         let record = registration::new_record(registration, hash, self.clock.now_ms());
-        state.insert(record.id.clone(), Slot::new(record.clone()));
+        let mut slot = Slot::new(record.clone());
+        if let Some(fence) = self.pruned_fences().remove(&record.id) {
+            slot.lease = fence;
+        }
+        state.insert(record.id.clone(), slot);
         Ok(record)
     }
 
@@ -499,6 +527,7 @@ impl ProcessRegistry for InMemoryProcessRegistry {
                 owner,
                 observed_holder,
                 lease_ttl_ms,
+                |holder| self.liveness.is_provably_dead_for(&holder.owner, owner),
                 || self.tokens.next(),
             )?;
             slot.lease.store_claim(&outcome);
@@ -542,11 +571,16 @@ impl ProcessRegistry for InMemoryProcessRegistry {
         cutoff_epoch_ms: u64,
     ) -> ProcessResult<ProcessPruneReport> {
         let mut report = ProcessPruneReport::default();
-        self.lock().retain(|_, slot| {
+        let mut state = self.lock();
+        let mut fences = self.pruned_fences();
+        state.retain(|id, slot| {
             let prune = prune::prunable(&ProcessSummary::of(&slot.record), cutoff_epoch_ms);
             if prune {
                 report.pruned_processes += 1;
                 report.pruned_events += slot.events.len() as u64;
+                if let Some(fence) = slot.lease.after_prune() {
+                    fences.insert(id.clone(), fence);
+                }
             }
             !prune
         });

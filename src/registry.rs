@@ -121,7 +121,12 @@ pub trait ProcessRegistry: Send + Sync {
         await_output: ProcessAwaitOutput,
     ) -> ProcessResult<ProcessRecord>;
 
-    /// Records that execution began; the first writer wins.
+    /// Records that execution began; the first writer wins, later starts
+    /// return the row unchanged. No lease is needed.
+    ///
+    /// Errors: `UnknownProcess`; `AlreadyTerminal` for a terminal row that
+    /// never started; `LeaseSuperseded` while another owner holds a live
+    /// lease; `InvalidInput` for a malformed owner.
     async fn record_first_started(
         &self,
         process_id: &str,
@@ -169,8 +174,12 @@ pub trait ProcessRegistry: Send + Sync {
     /// Claims the lease on a non-terminal process. A live lease held by
     /// someone else is `Ok(Busy)`, not an error.
     ///
+    /// A TTL of 0 is allowed: the lease is acquired already lapsed. Fencing
+    /// tokens grow for the process id forever, also across prune and
+    /// re-registration.
+    ///
     /// Errors: `UnknownProcess`; `AlreadyTerminal`; `InvalidInput` for a
-    /// TTL outside 1 ms – 30 days or a malformed owner.
+    /// TTL over 30 days or a malformed owner.
     async fn claim_process_lease(
         &self,
         process_id: &str,
@@ -178,9 +187,12 @@ pub trait ProcessRegistry: Send + Sync {
         lease_ttl_ms: u64,
     ) -> ProcessResult<ProcessLeaseClaimOutcome>;
 
-    /// Takes over a lease whose observed holder is known dead, as a
-    /// compare-and-set on that holder's owner, lease token and fence. A
-    /// lease that moved on since it was observed is `Ok(Busy)`.
+    /// Takes over a lease: a free or lapsed one like a claim; a live one only
+    /// when the stored holder is still the observed one (owner, lease token,
+    /// fence: compare-and-set) and is provably dead for `owner` by its
+    /// recorded liveness (same host id and boot, its process gone or
+    /// replaced). A live holder, one on another host or boot, or an opaque
+    /// one is `Ok(Busy)`, as is a lease that moved on since it was observed.
     ///
     /// Errors: `UnknownProcess`; `AlreadyTerminal`; `InvalidInput` for a
     /// bad TTL or owner, or an observed lease of another process.
@@ -194,9 +206,9 @@ pub trait ProcessRegistry: Send + Sync {
 
     /// Extends a live lease the caller still holds.
     ///
-    /// Errors: `LeaseSuperseded` when the stored lease is another one (or
-    /// none); `LeaseExpired` when it is this one but lapsed; `InvalidInput`
-    /// for a bad TTL.
+    /// Errors (both say "missing or expired"): `LeaseSuperseded` when the
+    /// stored lease is another one (or none); `LeaseExpired` when it is this
+    /// one but lapsed; `InvalidInput` for a bad TTL.
     async fn renew_process_lease(
         &self,
         lease: &ProcessLease,

@@ -7,15 +7,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use restate_process_registry::{
-    local_owner, AbandonRequest, DurableProcessWorker, InMemoryProcessRegistry, LeaseOwnerIdentity,
-    ManualClock, ProcessAttach, ProcessAwaitOutput, ProcessError, ProcessEvent,
-    ProcessEventAppendRequest, ProcessEventAppendResult, ProcessEventType, ProcessExecution,
-    ProcessExecutor, ProcessExternalRef, ProcessHandleDescriptor, ProcessHandleGrant,
-    ProcessHandleGrantEntry, ProcessInput, ProcessLease, ProcessLeaseClaimOutcome,
-    ProcessLeaseCompletion, ProcessListFilter, ProcessProvenance, ProcessPruneReport,
-    ProcessRecord, ProcessRegistration, ProcessRegistry, ProcessResult, ProcessRunHandle,
-    ProcessSessionDeleteReport, ProcessStarted, ProcessStatus, ProcessWorkDriver,
-    RecoveryDisposition, SessionScope, WaitState,
+    host_name, local_owner, AbandonRequest, DurableProcessWorker, InMemoryProcessRegistry,
+    LeaseOwnerIdentity, LeaseOwnerLiveness, LivenessProbe, LocalLiveness, ManualClock,
+    ProcessAttach, ProcessAwaitOutput, ProcessError, ProcessEvent, ProcessEventAppendRequest,
+    ProcessEventAppendResult, ProcessEventType, ProcessExecution, ProcessExecutor,
+    ProcessExternalRef, ProcessHandleDescriptor, ProcessHandleGrant, ProcessHandleGrantEntry,
+    ProcessInput, ProcessLease, ProcessLeaseClaimOutcome, ProcessLeaseCompletion,
+    ProcessListFilter, ProcessProvenance, ProcessPruneReport, ProcessRecord, ProcessRegistration,
+    ProcessRegistry, ProcessResult, ProcessRunHandle, ProcessSessionDeleteReport, ProcessStarted,
+    ProcessStatus, ProcessWorkDriver, RecoveryDisposition, SessionScope, WaitState,
 };
 use serde_json::json;
 use tokio::sync::Notify;
@@ -98,12 +98,30 @@ fn job(id: &str, disposition: RecoveryDisposition) -> ProcessRegistration {
     .with_extra_event_types([ProcessEventType::any("job.milestone")])
 }
 
+/// A worker on `host` (this boot) running as `pid`.
 fn stranger(host: &str, pid: u32) -> LeaseOwnerIdentity {
     LeaseOwnerIdentity {
-        owner_id: "other-worker".into(),
-        incarnation: format!("other-{pid}"),
-        host: host.into(),
-        pid,
+        liveness: with_pid(host, pid),
+        ..LeaseOwnerIdentity::opaque("other-worker", format!("other-{pid}"))
+    }
+}
+
+/// A local-process liveness on `host` and this boot, for `pid`.
+fn with_pid(host: &str, pid: u32) -> LeaseOwnerLiveness {
+    let boot = LocalLiveness.boot_id().unwrap_or_default();
+    LeaseOwnerLiveness::local_process_with(host, boot, pid, "1")
+}
+
+/// Takes every process on this host for gone.
+struct EveryoneGone;
+
+impl LivenessProbe for EveryoneGone {
+    fn boot_id(&self) -> Option<String> {
+        LocalLiveness.boot_id()
+    }
+
+    fn process_alive(&self, _pid: u32, _process_start: &str) -> Option<bool> {
+        Some(false)
     }
 }
 
@@ -154,7 +172,7 @@ async fn inline_worker_runs_a_pending_row_to_its_outcome() {
     assert_eq!(output, ProcessAwaitOutput::success(json!({"answer": 42})));
     let record = registry.get_process("job-1").await.unwrap();
     let started = record.first_started.expect("start recorded");
-    assert_eq!(started.fencing_token, 1);
+    assert_eq!(started.owner.owner_id, "process-worker");
     let events = registry.events_after("job-1", 0).await.unwrap();
     let types: Vec<_> = events.iter().map(|e| e.event_type.as_str()).collect();
     assert_eq!(types, ["job.milestone", "process.completed"]);
@@ -234,7 +252,7 @@ async fn started_owner_bound_rows_are_never_rerun_while_the_holder_may_live() {
                 .await
                 .unwrap();
         }
-        let lease = registry
+        registry
             .claim_process_lease(id, &holder, 1_000)
             .await
             .unwrap()
@@ -245,7 +263,6 @@ async fn started_owner_bound_rows_are_never_rerun_while_the_holder_may_live() {
                 id,
                 ProcessStarted {
                     owner: holder,
-                    fencing_token: lease.fencing_token,
                     started_at_ms: 1,
                 },
             )
@@ -276,8 +293,8 @@ async fn a_started_owner_bound_row_whose_holder_died_is_abandoned_with_evidence(
         .await
         .unwrap();
     let mut holder = local_owner("crashed-worker");
-    holder.pid = dead_pid();
-    let lease = registry
+    holder.liveness = with_pid(&host_name(), dead_pid());
+    registry
         .claim_process_lease("orphan", &holder, HOUR_MS)
         .await
         .unwrap()
@@ -288,7 +305,6 @@ async fn a_started_owner_bound_row_whose_holder_died_is_abandoned_with_evidence(
             "orphan",
             ProcessStarted {
                 owner: holder.clone(),
-                fencing_token: lease.fencing_token,
                 started_at_ms: 1,
             },
         )
@@ -303,7 +319,7 @@ async fn a_started_owner_bound_row_whose_holder_died_is_abandoned_with_evidence(
         panic!("expected abandoned, got {output:?}");
     };
     assert_eq!(evidence["reason"], "owner_gone");
-    assert_eq!(evidence["owner"]["pid"], json!(holder.pid));
+    assert_eq!(evidence["owner"], json!(holder));
     assert_eq!(
         registry.get_process_lease("orphan").await.unwrap(),
         None,
@@ -409,9 +425,13 @@ async fn overlapping_passes_run_a_row_once() {
 #[tokio::test]
 async fn a_run_that_loses_its_lease_stops_and_records_nothing() {
     let executor = GatedExecutor::new();
-    let Setup {
-        driver, registry, ..
-    } = setup(executor.clone(), Duration::from_millis(150));
+    let raw = InMemoryProcessRegistry::with_clock(Arc::new(ManualClock::new(1_000_000)));
+    // The usurper's view of the same state proves the running worker dead.
+    let usurping = raw.clone().with_liveness(Arc::new(EveryoneGone));
+    let worker =
+        DurableProcessWorker::new(executor.clone()).with_lease_ttl(Duration::from_millis(150));
+    let driver = ProcessWorkDriver::inline(Arc::new(raw), worker);
+    let registry = driver.process_registry();
     registry
         .register_process(job("fenced", RecoveryDisposition::Rerunnable))
         .await
@@ -422,8 +442,8 @@ async fn a_run_that_loses_its_lease_stops_and_records_nothing() {
     });
     executor.started.notified().await;
     let observed = registry.get_process_lease("fenced").await.unwrap().unwrap();
-    let usurper = stranger("another-host", 1);
-    let outcome = registry
+    let usurper = LeaseOwnerIdentity::local_process("usurper", "u-1", host_name());
+    let outcome = usurping
         .reclaim_process_lease("fenced", &usurper, &observed, HOUR_MS)
         .await
         .unwrap();

@@ -18,9 +18,8 @@ fn round_trip<T: Serialize + DeserializeOwned + PartialEq + Debug>(value: &T) ->
 fn owner() -> LeaseOwnerIdentity {
     LeaseOwnerIdentity {
         owner_id: "w".into(),
-        incarnation: "w-1".into(),
-        host: "h".into(),
-        pid: 7,
+        incarnation_id: "w-1".into(),
+        liveness: LeaseOwnerLiveness::local_process_with("h", "boot", 7, "123"),
     }
 }
 
@@ -64,7 +63,6 @@ fn full_record() -> ProcessRecord {
         }),
         first_started: Some(ProcessStarted {
             owner: owner(),
-            fencing_token: 3,
             started_at_ms: 4,
         }),
         abandon_request: Some(AbandonRequest {

@@ -115,7 +115,7 @@ async fn hostile_input_battery() {
     integers_past_64_bits_are_refused(&mut battery).await;
     list_filters_must_be_objects().await;
     oversized_fields_never_reach_a_shared_index(&mut battery).await;
-    forged_fences_are_refused(&mut battery).await;
+    rivals_cannot_record_a_start(&mut battery).await;
     private_handlers_are_unreachable(&mut battery).await;
     undecodable_state_fails_terminally(&mut battery).await;
     nothing_is_wedged_afterwards(&battery).await;
@@ -396,7 +396,7 @@ async fn oversized_fields_never_reach_a_shared_index(battery: &mut Battery) {
     }
 }
 
-async fn forged_fences_are_refused(battery: &mut Battery) {
+async fn rivals_cannot_record_a_start(battery: &mut Battery) {
     let id = battery.process("hostile-fence").await;
     let worker = owner("hostile-fence");
     let lease = battery
@@ -406,34 +406,35 @@ async fn forged_fences_are_refused(battery: &mut Battery) {
         .unwrap()
         .acquired()
         .unwrap();
-    for (token, who) in [(lease.fencing_token + 1, &worker), (0, &worker)] {
-        let body = json!({ "owner": who, "fencing_token": token, "started_at_ms": 1 });
+    // A start needs no fence any more; a rival of the live lease is still
+    // refused, however it dresses up (the old shape's fencing token too).
+    let rival = owner("hostile-rival");
+    for body in [
+        json!({ "owner": rival, "fencing_token": lease.fencing_token, "started_at_ms": 1 }),
+        json!({ "owner": rival, "started_at_ms": 1 }),
+    ] {
         let before = snapshot(&battery.registry, &id).await;
         let (status, text) = post(
             &format!("ProcessObject/{id}/record_first_started"),
             &body.to_string(),
         )
         .await;
-        assert_eq!(
-            status,
-            StatusCode::PRECONDITION_FAILED,
-            "token {token}: {text}"
-        );
+        assert_eq!(status, StatusCode::PRECONDITION_FAILED, "{body}: {text}");
         assert_eq!(snapshot(&battery.registry, &id).await, before);
     }
-    let body = json!({ "owner": worker, "fencing_token": lease.fencing_token, "started_at_ms": 1 });
+    // The holder in the previous release's shape, with a stale token: the
+    // token is ignored, the start recorded without it.
+    let body = json!({ "owner": worker, "fencing_token": 0, "started_at_ms": 1 });
     let started = battery
         .accepted(
             &id,
             "record_first_started",
             &body.to_string(),
-            "the held fence",
+            "the holder's start",
         )
         .await;
-    assert_eq!(
-        started["first_started"]["fencing_token"],
-        json!(lease.fencing_token)
-    );
+    assert_eq!(started["first_started"]["owner"], json!(worker));
+    assert_eq!(started["first_started"].get("fencing_token"), None);
 }
 
 async fn private_handlers_are_unreachable(battery: &mut Battery) {

@@ -232,7 +232,7 @@ impl Bound {
             (None, Some(started)) => started.owner.clone(),
             (None, None) => return Ok(()),
         };
-        if !self.worker.liveness.is_provably_dead(&holder) {
+        if !self.worker.liveness.is_provably_dead_for(&holder, owner) {
             return Ok(());
         }
         let outcome = match &lease {
@@ -248,7 +248,7 @@ impl Bound {
             }
         };
         if let ProcessLeaseClaimOutcome::Acquired(lease) = outcome {
-            let evidence = json!({ "reason": "owner_gone", "owner": holder, "host_checked": self.worker.owner.host });
+            let evidence = json!({ "reason": "owner_gone", "owner": holder, "checked_by": self.worker.owner.liveness });
             return self.abandon(&lease, evidence).await;
         }
         Ok(())
@@ -292,7 +292,6 @@ impl Bound {
         }
         let started = ProcessStarted {
             owner: self.worker.owner.clone(),
-            fencing_token: lease.fencing_token,
             started_at_ms: unix_now_ms(),
         };
         let record = self

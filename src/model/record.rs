@@ -20,13 +20,13 @@ pub struct ProcessExternalRef {
     pub metadata: Value,
 }
 
-/// The lease-fenced fact that execution began; written once.
+/// The fact that execution began, by whom and when; written once (first
+/// writer wins, no lease needed). Rows written before this shape also
+/// carry a `fencing_token`, ignored on read.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProcessStarted {
     /// The worker that started it.
     pub owner: LeaseOwnerIdentity,
-    /// The fencing token of the lease it held.
-    pub fencing_token: u64,
     /// When it started, by the worker's clock.
     pub started_at_ms: u64,
 }

@@ -67,10 +67,16 @@ pub fn decode(code: u16, message: &str) -> Option<ProcessError> {
         UNKNOWN_PROCESS => id("unknown process `", "`")
             .map(|process_id| ProcessError::UnknownProcess { process_id }),
         CONFLICT => text("conflict: ").map(ProcessError::Conflict),
-        LEASE_EXPIRED => id("lease on process `", "` has expired")
+        // Servers before the "missing or expired" text said it the old way.
+        LEASE_EXPIRED => id("process lease for `", "` is missing or expired (lapsed)")
+            .or_else(|| id("lease on process `", "` has expired"))
             .map(|process_id| ProcessError::LeaseExpired { process_id }),
-        LEASE_SUPERSEDED => id("lease on process `", "` was superseded")
-            .map(|process_id| ProcessError::LeaseSuperseded { process_id }),
+        LEASE_SUPERSEDED => id(
+            "process lease for `",
+            "` is missing or expired (superseded)",
+        )
+        .or_else(|| id("lease on process `", "` was superseded"))
+        .map(|process_id| ProcessError::LeaseSuperseded { process_id }),
         ALREADY_TERMINAL => id("process `", "` is already terminal")
             .map(|process_id| ProcessError::AlreadyTerminal { process_id }),
         UNAVAILABLE => text("registry unavailable: ").map(ProcessError::unavailable),
@@ -107,6 +113,22 @@ mod tests {
         codes.sort_unstable();
         codes.dedup();
         assert_eq!(codes.len(), errors.len(), "codes must be distinct");
+    }
+
+    #[test]
+    fn lease_errors_in_the_previous_text_still_decode() {
+        assert_eq!(
+            decode(LEASE_EXPIRED, "lease on process `p1` has expired"),
+            Some(ProcessError::LeaseExpired {
+                process_id: "p1".into()
+            })
+        );
+        assert_eq!(
+            decode(LEASE_SUPERSEDED, "lease on process `p2` was superseded"),
+            Some(ProcessError::LeaseSuperseded {
+                process_id: "p2".into()
+            })
+        );
     }
 
     #[test]

@@ -1,12 +1,15 @@
 //! [`RestateProcessRegistry`]: the [`ProcessRegistry`] contract over
 //! Restate ingress.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use restate_sdk::ingress::RequestTarget;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::task::JoinSet;
 
+use crate::driver::{LivenessProbe, LocalLiveness};
 use crate::error::{ProcessError, ProcessResult};
 use crate::model::{
     AbandonRequest, DurabilityTier, LeaseOwnerIdentity, ProcessAwaitOutput, ProcessEvent,
@@ -36,6 +39,7 @@ use crate::rules::validate::Validate;
 #[derive(Clone)]
 pub struct RestateProcessRegistry {
     ingress: Ingress,
+    liveness: Arc<dyn LivenessProbe>,
 }
 
 impl std::fmt::Debug for RestateProcessRegistry {
@@ -52,7 +56,16 @@ impl RestateProcessRegistry {
     pub fn connect(ingress_url: &str) -> ProcessResult<Self> {
         Ok(Self {
             ingress: Ingress::connect(ingress_url)?,
+            liveness: Arc::new(LocalLiveness::new()),
         })
+    }
+
+    /// Proves lease holders dead with `liveness` (default: this host's
+    /// process table, [`LocalLiveness`]) when reclaiming: the verdict is
+    /// this caller's, since the engine cannot see any host's processes.
+    pub fn with_liveness(mut self, liveness: Arc<dyn LivenessProbe>) -> Self {
+        self.liveness = liveness;
+        self
     }
 
     pub(crate) fn ingress(&self) -> &Ingress {
@@ -548,10 +561,16 @@ impl ProcessRegistry for RestateProcessRegistry {
         observed_holder: &ProcessLease,
         lease_ttl_ms: u64,
     ) -> ProcessResult<ProcessLeaseClaimOutcome> {
+        // The proof needs this host's process table, which only the
+        // caller has (see `ProcessObject::reclaim_lease`).
+        let holder_dead = self
+            .liveness
+            .is_provably_dead_for(&observed_holder.owner, owner);
         let request = ReclaimRequest {
             owner: owner.clone(),
             observed_holder: observed_holder.clone(),
             lease_ttl_ms,
+            holder_dead,
         };
         self.on(process_id, "reclaim_lease", &request, Call::Write)
             .await

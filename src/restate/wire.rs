@@ -124,6 +124,12 @@ pub struct ReclaimRequest {
     pub observed_holder: ProcessLease,
     /// Lease length on the registry's clock.
     pub lease_ttl_ms: u64,
+    /// The caller's verdict, from its own host: the observed holder is
+    /// provably dead (`rules::lease::provably_dead`). The server cannot see
+    /// the holder's processes; it checks what it can (see
+    /// `ProcessObject::reclaim_lease`). Absent (older clients): not dead.
+    #[serde(default)]
+    pub holder_dead: bool,
 }
 
 /// `ProcessObject/renew_lease` input.
@@ -381,6 +387,23 @@ impl Validate for TransferRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reclaim_journaled_before_the_verdict_reads_as_not_dead() {
+        let owner =
+            serde_json::json!({ "owner_id": "w", "incarnation": "w-1", "host": "h", "pid": 7 });
+        let old = serde_json::json!({
+            "owner": owner,
+            "observed_holder": {
+                "process_id": "p", "owner": owner, "lease_token": "t",
+                "fencing_token": 1, "claimed_at_epoch_ms": 1, "expires_at_epoch_ms": 2
+            },
+            "lease_ttl_ms": 10
+        });
+        let request: ReclaimRequest = serde_json::from_value(old).expect("old reclaim");
+        assert!(!request.holder_dead);
+        assert_eq!(request.owner.incarnation_id, "w-1");
+    }
 
     #[test]
     fn shard_placement_is_stable_and_spread() {

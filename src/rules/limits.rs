@@ -9,7 +9,7 @@
 //! | document | ≤ [`MAX_PAYLOAD_BYTES`] (256 KiB) of JSON and ≤ [`MAX_JSON_DEPTH`] (64) nested arrays/objects | event payloads, process input, external ref metadata, outcomes, provenance cause, payload schemas, selector constants |
 //! | registration | ≤ [`MAX_PAYLOAD_BYTES`] as a whole | `register_process` |
 //! | transfer | ≤ [`MAX_TRANSFER_IDS`] (256) process ids | `transfer_handle_grants` |
-//! | lease ttl | 1..=[`MAX_LEASE_TTL_MS`] (30 days) | claims, reclaims, renewals |
+//! | lease ttl | 0..=[`MAX_LEASE_TTL_MS`] (30 days) | claims, reclaims, renewals |
 //! | template selector | ≤ [`MAX_TEMPLATE_FIELDS`] (32) fields, nested ≤ [`MAX_SELECTOR_DEPTH`] (4) deep, rendering to ≤ [`MAX_PAYLOAD_BYTES`] | wake and terminal selectors |
 //! | grants per process | ≤ [`MAX_GRANTS_PER_PROCESS`] (64) scopes | `grant_handle` of a new scope |
 //!
@@ -119,11 +119,9 @@ pub fn check_size(what: &str, value: &impl Serialize) -> ProcessResult<()> {
     Ok(())
 }
 
-/// A lease TTL must be positive and at most [`MAX_LEASE_TTL_MS`].
+/// A lease TTL is at most [`MAX_LEASE_TTL_MS`]; 0 is allowed and gives a
+/// lease that has already lapsed (any other claim acquires it).
 pub fn check_ttl(lease_ttl_ms: u64) -> ProcessResult<()> {
-    if lease_ttl_ms == 0 {
-        return Err(ProcessError::invalid("lease ttl must be positive"));
-    }
     if lease_ttl_ms > MAX_LEASE_TTL_MS {
         return Err(ProcessError::invalid(format!(
             "lease ttl is {lease_ttl_ms} ms; the limit is {MAX_LEASE_TTL_MS}"

@@ -1,7 +1,7 @@
 //! Changes to a row after registration. Each returns the new row to store,
 //! or `None` when the call is an idempotent repeat that changes nothing.
 
-use super::lease::{check_started_fence, LeaseState};
+use super::lease::{check_started_writer, LeaseState};
 use crate::error::{ProcessError, ProcessResult};
 use crate::model::{AbandonRequest, ProcessExternalRef, ProcessRecord, ProcessStarted, WaitState};
 
@@ -24,9 +24,8 @@ pub fn set_external_ref(
 }
 
 /// Stores the first start; later starts change nothing. A terminal row that
-/// never started cannot start now. The first start is lease-fenced: it must
-/// present the live lease's owner and fencing token
-/// ([`check_started_fence`]).
+/// never started cannot start now. No lease is needed, but while another
+/// owner holds a live lease its rivals are refused ([`check_started_writer`]).
 pub fn record_first_started(
     record: &ProcessRecord,
     lease: LeaseState<'_>,
@@ -39,7 +38,7 @@ pub fn record_first_started(
     if record.is_terminal() {
         return Err(ProcessError::terminal(&record.id));
     }
-    check_started_fence(&record.id, lease, &started)?;
+    check_started_writer(&record.id, lease, &started)?;
     Ok(Some(touched(record, now_ms, |row| {
         row.first_started = Some(started)
     })))

@@ -16,11 +16,11 @@ use super::schema::check_schema;
 use super::selector::check_selector;
 use crate::error::{ProcessError, ProcessResult};
 use crate::model::{
-    AbandonRequest, LeaseOwnerIdentity, ProcessAwaitOutput, ProcessEventAppendRequest,
-    ProcessEventType, ProcessExternalRef, ProcessHandleDescriptor, ProcessIdentity, ProcessInput,
-    ProcessLease, ProcessLeaseCompletion, ProcessListFilter, ProcessOriginator, ProcessProvenance,
-    ProcessRegistration, ProcessStarted, ProcessValueSelector, ProcessWakeDedupeKey, SessionScope,
-    WaitKind, WaitState,
+    AbandonRequest, LeaseOwnerIdentity, LeaseOwnerLiveness, ProcessAwaitOutput,
+    ProcessEventAppendRequest, ProcessEventType, ProcessExternalRef, ProcessHandleDescriptor,
+    ProcessIdentity, ProcessInput, ProcessLease, ProcessLeaseCompletion, ProcessListFilter,
+    ProcessOriginator, ProcessProvenance, ProcessRegistration, ProcessStarted,
+    ProcessValueSelector, ProcessWakeDedupeKey, SessionScope, WaitKind, WaitState,
 };
 
 /// Context-free checks of a caller-supplied value: sizes, nesting depth,
@@ -232,9 +232,20 @@ impl Validate for ProcessAwaitOutput {
 impl Validate for LeaseOwnerIdentity {
     fn validate(&self) -> ProcessResult<()> {
         check_key("lease owner id", &self.owner_id)?;
-        check_key("lease owner incarnation", &self.incarnation)?;
-        if !self.host.is_empty() {
-            check_key("lease owner host", &self.host)?;
+        check_key("lease owner incarnation", &self.incarnation_id)?;
+        if let LeaseOwnerLiveness::LocalProcess {
+            host_id,
+            boot_id,
+            process_start,
+            ..
+        } = &self.liveness
+        {
+            check_key("lease owner host", host_id)?;
+            for (what, text) in [("boot id", boot_id), ("process start", process_start)] {
+                if !text.is_empty() {
+                    check_key(what, text)?;
+                }
+            }
         }
         Ok(())
     }

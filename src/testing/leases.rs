@@ -1,14 +1,16 @@
 //! Fenced worker leases: claim, re-entry, renew, reclaim, release and expiry.
 
 use super::support::{
-    assert_unchanged_after, assert_unknown, assert_within, complete, expect_unknown, owner,
-    refused, register_typed, snapshot, unique_id, ErrorKind, Namespace, LONG_TTL_MS,
-    PAST_SHORT_TTL_MS, SHORT_TTL_MS,
+    assert_unchanged_after, assert_unknown, assert_within, complete, dead_local_owner,
+    expect_unknown, live_local_owner, owner, refused, register_typed, snapshot, unique_id,
+    ErrorKind, Namespace, CONFORMANCE_HOST, LONG_TTL_MS, PAST_SHORT_TTL_MS, SHORT_TTL_MS,
 };
 use super::ConformanceTarget;
 use crate::model::{
-    LeaseOwnerIdentity, ProcessLease, ProcessLeaseClaimOutcome, ProcessLeaseCompletion,
+    LeaseOwnerIdentity, LeaseOwnerLiveness, ProcessLease, ProcessLeaseClaimOutcome,
+    ProcessLeaseCompletion,
 };
+use crate::rules::limits::MAX_LEASE_TTL_MS;
 
 async fn claim(
     target: &ConformanceTarget,
@@ -108,7 +110,7 @@ pub async fn claim_acquires_then_reports_busy(target: &ConformanceTarget) {
     assert_unchanged_after(target, &id, &unchanged, "a busy claim").await;
 
     let restarted = LeaseOwnerIdentity {
-        incarnation: unique_id("incarnation"),
+        incarnation_id: unique_id("incarnation"),
         ..worker
     };
     expect_busy(
@@ -150,8 +152,9 @@ pub async fn same_incarnation_reentry_extends(target: &ConformanceTarget) {
     assert_eq!(stored_lease(target, &id).await, Some(again));
 }
 
-/// Renewing the held lease extends it; a zero TTL, a lease that was never
-/// issued, a released lease and a superseded lease are refused.
+/// Renewing the held lease extends it; a lease that was never issued, a
+/// released lease and a superseded lease are refused, and the refusal says
+/// "missing or expired" (the text hosts ported from the original match).
 pub async fn renew_extends_and_refuses_superseded(target: &ConformanceTarget) {
     let ns = Namespace::new("lease-renew");
     let registry = &target.registry;
@@ -184,17 +187,6 @@ pub async fn renew_extends_and_refuses_superseded(target: &ConformanceTarget) {
     assert_eq!(renewed_again.lease_token, lease.lease_token);
 
     let unchanged = snapshot(target, &id).await;
-    let result = registry.renew_process_lease(&lease, 0).await;
-    refused(
-        target,
-        &id,
-        &unchanged,
-        result,
-        ErrorKind::InvalidInput,
-        "renewing with a zero TTL",
-    )
-    .await;
-
     let forgeries = [
         (
             ProcessLease {
@@ -220,7 +212,7 @@ pub async fn renew_extends_and_refuses_superseded(target: &ConformanceTarget) {
     ];
     for (forged, what) in forgeries {
         let result = registry.renew_process_lease(&forged, LONG_TTL_MS).await;
-        refused(
+        let error = refused(
             target,
             &id,
             &unchanged,
@@ -229,17 +221,20 @@ pub async fn renew_extends_and_refuses_superseded(target: &ConformanceTarget) {
             what,
         )
         .await;
+        assert!(
+            error.to_string().contains("missing or expired"),
+            "{what}: the refusal must say \"missing or expired\", said `{error}`"
+        );
     }
 
-    let rival = owner("worker-b");
-    let taken = match registry
-        .reclaim_process_lease(&id, &rival, &renewed_again, LONG_TTL_MS)
+    // A renewal with a TTL of 0 lapses the lease at once; a rival takes it.
+    registry
+        .renew_process_lease(&lease, 0)
         .await
-        .expect("reclaim_process_lease")
-    {
-        ProcessLeaseClaimOutcome::Acquired(taken) => taken,
-        busy => panic!("reclaiming the observed holder must succeed, got {busy:?}"),
-    };
+        .expect("renewing with a zero TTL");
+    let rival = owner("worker-b");
+    let taken = acquire(target, &id, &rival, LONG_TTL_MS).await;
+    assert_eq!(taken.fencing_token, lease.fencing_token + 1);
     let unchanged = snapshot(target, &id).await;
     let result = registry.renew_process_lease(&lease, LONG_TTL_MS).await;
     refused(
@@ -248,7 +243,7 @@ pub async fn renew_extends_and_refuses_superseded(target: &ConformanceTarget) {
         &unchanged,
         result,
         ErrorKind::LeaseSuperseded,
-        "renewing a lease taken over by reclaim",
+        "renewing a lease another owner took over",
     )
     .await;
 
@@ -324,32 +319,24 @@ pub async fn complete_lease_releases_idempotently(target: &ConformanceTarget) {
     );
 }
 
-/// Reclaim is a compare-and-set on the observed holder: it succeeds with
-/// the next fence while that holder is current, and reports the new holder
-/// as busy once it changed.
+/// Reclaim takes over a live lease whose observed holder is provably dead
+/// (here: this host and boot, its process replaced) with the next fence,
+/// as a compare-and-set: once the holder changed, a stale reclaim reports
+/// the new holder as busy. Skipped where process facts cannot be read.
 pub async fn reclaim_compares_and_sets(target: &ConformanceTarget) {
+    let (Some(dead), Some(rescuer), Some(late)) = (
+        dead_local_owner("dead-worker", CONFORMANCE_HOST),
+        live_local_owner("rescuer", CONFORMANCE_HOST),
+        live_local_owner("late-rescuer", CONFORMANCE_HOST),
+    ) else {
+        return;
+    };
     let ns = Namespace::new("lease-reclaim");
     let registry = &target.registry;
     let id = ns.id("p");
     register_typed(target, &id).await;
-    let dead = owner("dead-worker");
     let observed = acquire(target, &id, &dead, LONG_TTL_MS).await;
 
-    let unchanged = snapshot(target, &id).await;
-    let result = registry
-        .reclaim_process_lease(&id, &owner("x"), &observed, 0)
-        .await;
-    refused(
-        target,
-        &id,
-        &unchanged,
-        result,
-        ErrorKind::InvalidInput,
-        "reclaiming with a zero TTL",
-    )
-    .await;
-
-    let rescuer = owner("rescuer");
     let before = target.clock.now_ms();
     let outcome = registry
         .reclaim_process_lease(&id, &rescuer, &observed, LONG_TTL_MS)
@@ -358,7 +345,7 @@ pub async fn reclaim_compares_and_sets(target: &ConformanceTarget) {
     let after = target.clock.now_ms();
     let taken = match outcome {
         ProcessLeaseClaimOutcome::Acquired(taken) => taken,
-        busy => panic!("reclaiming the current holder must succeed, got {busy:?}"),
+        busy => panic!("reclaiming a provably dead holder must succeed, got {busy:?}"),
     };
     assert_eq!(taken.owner, rescuer);
     assert_eq!(taken.process_id, id);
@@ -384,7 +371,6 @@ pub async fn reclaim_compares_and_sets(target: &ConformanceTarget) {
     assert_eq!(stored_lease(target, &id).await, Some(taken.clone()));
 
     let unchanged = snapshot(target, &id).await;
-    let late = owner("late-rescuer");
     let outcome = registry
         .reclaim_process_lease(&id, &late, &observed, LONG_TTL_MS)
         .await
@@ -401,47 +387,144 @@ pub async fn reclaim_compares_and_sets(target: &ConformanceTarget) {
     )
     .await;
 
+    // Released: anyone reclaims it, with the next fence and no proof.
+    release(target, &taken).await;
     let next = owner("next");
-    let outcome = registry
+    let next_lease = registry
         .reclaim_process_lease(&id, &next, &taken, LONG_TTL_MS)
         .await
-        .expect("reclaim of the current holder");
-    let next_lease = outcome
+        .expect("reclaim of a released lease")
         .acquired()
-        .expect("reclaiming the current holder succeeds");
+        .expect("a released lease is reclaimed");
     assert_eq!(next_lease.fencing_token, taken.fencing_token + 1);
 }
 
-/// A terminal process refuses claims and reclaims; a zero TTL is refused.
+/// A live lease is never taken over without proof its holder is dead: a
+/// live holder on this host, a holder on another host or boot, an opaque
+/// holder, an opaque claimant, and an observed holder whose liveness was
+/// altered all get `Busy` with nothing changed. A lapsed lease (a TTL of
+/// 0) needs no proof. Skipped where process facts cannot be read.
+pub async fn reclaim_needs_a_provably_dead_holder(target: &ConformanceTarget) {
+    let (Some(alive), Some(claimant), Some(dead_here)) = (
+        live_local_owner("alive", CONFORMANCE_HOST),
+        live_local_owner("claimant", CONFORMANCE_HOST),
+        dead_local_owner("dead-here", CONFORMANCE_HOST),
+    ) else {
+        return;
+    };
+    let Some(dead_elsewhere) = dead_local_owner("dead-elsewhere", "another-host") else {
+        return;
+    };
+    let mut dead_other_boot = dead_here.clone();
+    dead_other_boot.incarnation_id = unique_id("other-boot");
+    if let LeaseOwnerLiveness::LocalProcess { boot_id, .. } = &mut dead_other_boot.liveness {
+        *boot_id = unique_id("boot");
+    }
+    let ns = Namespace::new("lease-reclaim-proof");
+    let registry = &target.registry;
+    let cases = [
+        (
+            alive.clone(),
+            claimant.clone(),
+            "a live holder on this host",
+        ),
+        (dead_elsewhere, claimant.clone(), "a holder on another host"),
+        (
+            dead_other_boot,
+            claimant.clone(),
+            "a holder from another boot",
+        ),
+        (owner("opaque"), claimant.clone(), "an opaque holder"),
+        (dead_here.clone(), owner("opaque"), "an opaque claimant"),
+    ];
+    for (n, (holder, claimant, what)) in cases.into_iter().enumerate() {
+        let id = ns.id(&format!("case-{n}"));
+        register_typed(target, &id).await;
+        let held = acquire(target, &id, &holder, LONG_TTL_MS).await;
+        let unchanged = snapshot(target, &id).await;
+        let outcome = registry
+            .reclaim_process_lease(&id, &claimant, &held, LONG_TTL_MS)
+            .await
+            .unwrap_or_else(|err| panic!("{what}: reclaim failed: {err}"));
+        expect_busy(outcome, &held, what);
+        assert_unchanged_after(target, &id, &unchanged, what).await;
+    }
+
+    let id = ns.id("forged");
+    register_typed(target, &id).await;
+    let held = acquire(target, &id, &alive, LONG_TTL_MS).await;
+    let forged = ProcessLease {
+        owner: LeaseOwnerIdentity {
+            liveness: dead_here.liveness.clone(),
+            ..alive.clone()
+        },
+        ..held.clone()
+    };
+    let unchanged = snapshot(target, &id).await;
+    let outcome = registry
+        .reclaim_process_lease(&id, &claimant, &forged, LONG_TTL_MS)
+        .await
+        .expect("reclaim with an altered observed holder");
+    expect_busy(outcome, &held, "an observed holder with altered liveness");
+    assert_unchanged_after(target, &id, &unchanged, "a forged reclaim").await;
+
+    let id = ns.id("lapsed");
+    register_typed(target, &id).await;
+    let lapsed = acquire(target, &id, &alive, 0).await;
+    let taken = registry
+        .reclaim_process_lease(&id, &owner("anyone"), &lapsed, LONG_TTL_MS)
+        .await
+        .expect("reclaim of a lapsed lease")
+        .acquired()
+        .expect("a lapsed lease needs no proof");
+    assert_eq!(taken.fencing_token, lapsed.fencing_token + 1);
+}
+
+/// A TTL of 0 is accepted and gives a lease that has already lapsed: it
+/// expires when claimed, and the next owner's claim acquires it with the
+/// next fence (as in the original).
+pub async fn zero_ttl_lease_is_already_expired(target: &ConformanceTarget) {
+    let ns = Namespace::new("lease-zero-ttl");
+    let id = ns.id("p");
+    register_typed(target, &id).await;
+    let first = acquire(target, &id, &owner("first"), 0).await;
+    assert_eq!(
+        first.expires_at_epoch_ms, first.claimed_at_epoch_ms,
+        "a zero TTL lease expires when claimed"
+    );
+    assert_eq!(stored_lease(target, &id).await, Some(first.clone()));
+    let second = acquire(target, &id, &owner("second"), LONG_TTL_MS).await;
+    assert_eq!(second.fencing_token, first.fencing_token + 1);
+    // Re-entering with 0 lapses one's own live lease, tokens unchanged.
+    let second_owner = second.owner.clone();
+    let re_entered = acquire(target, &id, &second_owner, 0).await;
+    assert_eq!(re_entered.lease_token, second.lease_token);
+    assert_eq!(re_entered.fencing_token, second.fencing_token);
+    let third = acquire(target, &id, &owner("third"), LONG_TTL_MS).await;
+    assert_eq!(third.fencing_token, second.fencing_token + 1);
+}
+
+/// A terminal process refuses claims and reclaims; a TTL past the limit
+/// is refused.
 pub async fn claim_refusals_change_nothing(target: &ConformanceTarget) {
     let ns = Namespace::new("lease-refusals");
     let registry = &target.registry;
 
     let id = ns.id("live");
     register_typed(target, &id).await;
-    let unchanged = snapshot(target, &id).await;
-    let result = registry.claim_process_lease(&id, &owner("w"), 0).await;
-    refused(
-        target,
-        &id,
-        &unchanged,
-        result,
-        ErrorKind::InvalidInput,
-        "claiming with a zero TTL",
-    )
-    .await;
-
     let worker = owner("worker");
     let lease = acquire(target, &id, &worker, LONG_TTL_MS).await;
     let unchanged = snapshot(target, &id).await;
-    let result = registry.claim_process_lease(&id, &worker, 0).await;
+    let result = registry
+        .claim_process_lease(&id, &worker, MAX_LEASE_TTL_MS + 1)
+        .await;
     refused(
         target,
         &id,
         &unchanged,
         result,
         ErrorKind::InvalidInput,
-        "re-entering with a zero TTL",
+        "re-entering with a TTL past the limit",
     )
     .await;
 

@@ -185,6 +185,7 @@ macro_rules! conformance_tests {
             row_facts {
                 Shared external_ref_is_set_once,
                 Shared first_started_first_writer_wins,
+                Shared first_started_refuses_rivals_of_a_live_lease,
                 Shared abandon_request_first_writer_wins,
                 Shared waits_are_set_and_cleared,
                 Shared get_and_try_get_agree,
@@ -211,6 +212,8 @@ macro_rules! conformance_tests {
                 Shared renew_extends_and_refuses_superseded,
                 Shared complete_lease_releases_idempotently,
                 Shared reclaim_compares_and_sets,
+                Shared reclaim_needs_a_provably_dead_holder,
+                Shared zero_ttl_lease_is_already_expired,
                 Shared claim_refusals_change_nothing,
                 Alone expired_lease_is_claimable,
                 Shared leases_unknown_process,

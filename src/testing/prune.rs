@@ -36,7 +36,10 @@ async fn add_events(target: &ConformanceTarget, process_id: &str, count: u64) {
 /// Terminal rows last updated before the cutoff are deleted with their
 /// events, wakes, grants and leases, and become unknown; live rows and rows
 /// finished at or after the cutoff stay as they were. Report counts are
-/// exact. Moves the clock and prunes, so it runs alone.
+/// exact. Fencing tokens never go backwards for an id: re-registered after
+/// the prune, it inherits nothing (no lease, no grants) but its next claim
+/// gets a token above every token issued before. Moves the clock and
+/// prunes, so it runs alone.
 pub async fn prune_deletes_old_terminal_rows(target: &ConformanceTarget) {
     let ns = Namespace::new("prune");
     let registry = &target.registry;
@@ -75,6 +78,18 @@ pub async fn prune_deletes_old_terminal_rows(target: &ConformanceTarget) {
             .await
             .expect("claim_process_lease");
     }
+    // Two acquisitions on `old_completed`: its high-water is 2.
+    registry
+        .claim_process_lease(&old_completed, &worker, 0)
+        .await
+        .expect("re-entering with a zero TTL");
+    let old_fence = registry
+        .claim_process_lease(&old_completed, &owner("second"), LONG_TTL_MS)
+        .await
+        .expect("claim_process_lease")
+        .acquired()
+        .expect("a lapsed lease is acquired")
+        .fencing_token;
     registry
         .complete_process(&old_completed, ProcessAwaitOutput::success(json!("old")))
         .await
@@ -203,5 +218,25 @@ pub async fn prune_deletes_old_terminal_rows(target: &ConformanceTarget) {
             preserved_process_ids: Vec::new(),
         },
         "pruned rows leave no grants behind; the ended `late` row is not orphaned"
+    );
+
+    let again = register_typed(target, &old_completed).await;
+    assert!(!again.is_terminal(), "a re-registered id starts afresh");
+    assert_eq!(registry.get_process_lease(&old_completed).await, Ok(None));
+    assert_eq!(
+        registry.handle_grants_for_process(&old_completed).await,
+        Ok(Vec::new()),
+        "a re-registered id inherits no grants"
+    );
+    let fresh = registry
+        .claim_process_lease(&old_completed, &owner("new-incarnation"), LONG_TTL_MS)
+        .await
+        .expect("claim after re-registration")
+        .acquired()
+        .expect("a fresh row's lease is free");
+    assert!(
+        fresh.fencing_token > old_fence,
+        "the new incarnation's fence {} must exceed every fence issued before ({old_fence})",
+        fresh.fencing_token
     );
 }

@@ -18,15 +18,14 @@ fn external_ref(id: &str) -> ProcessExternalRef {
     }
 }
 
-fn started(tag: &str, fencing_token: u64) -> ProcessStarted {
-    started_by(owner(tag), fencing_token)
+fn started(tag: &str, at_ms: u64) -> ProcessStarted {
+    started_by(owner(tag), at_ms)
 }
 
-fn started_by(owner: LeaseOwnerIdentity, fencing_token: u64) -> ProcessStarted {
+fn started_by(owner: LeaseOwnerIdentity, at_ms: u64) -> ProcessStarted {
     ProcessStarted {
         owner,
-        fencing_token,
-        started_at_ms: 1_000 + fencing_token,
+        started_at_ms: at_ms,
     }
 }
 
@@ -104,68 +103,25 @@ pub async fn external_ref_is_set_once(target: &ConformanceTarget) {
     .await;
 }
 
-/// The first recorded start is lease-fenced and wins: before it, a start
-/// that does not present the live lease (no lease, another owner, a fencing
-/// token never issued, a lapsed lease's) is refused and changes nothing;
-/// after it, every later start returns the row unchanged, also once the
-/// row is terminal.
+/// The first recorded start wins and needs no lease (as in the original):
+/// later starts, by anyone, return the row unchanged, also once the row is
+/// terminal.
 pub async fn first_started_first_writer_wins(target: &ConformanceTarget) {
     let ns = Namespace::new("row-first-started");
     let registry = &target.registry;
     let id = ns.id("p");
     register_typed(target, &id).await;
 
-    let unfenced = snapshot(target, &id).await;
-    refused(
-        target,
-        &id,
-        &unfenced,
-        registry
-            .record_first_started(&id, started("worker-a", 1))
-            .await,
-        ErrorKind::LeaseSuperseded,
-        "a start with no lease held",
-    )
-    .await;
-    let worker = owner("worker-a");
-    let lease = registry
-        .claim_process_lease(&id, &worker, 60_000)
-        .await
-        .expect("claim")
-        .acquired()
-        .expect("a free lease is acquired");
-    let fenced = snapshot(target, &id).await;
-    for (forged, what) in [
-        (
-            started_by(worker.clone(), lease.fencing_token + 7),
-            "a fencing token never issued",
-        ),
-        (
-            started("worker-b", lease.fencing_token),
-            "another owner presenting the fence",
-        ),
-    ] {
-        refused(
-            target,
-            &id,
-            &fenced,
-            registry.record_first_started(&id, forged).await,
-            ErrorKind::LeaseSuperseded,
-            what,
-        )
-        .await;
-    }
-
-    let first = started_by(worker, lease.fencing_token);
+    let first = started("worker-a", 1_001);
     let stored = registry
         .record_first_started(&id, first.clone())
         .await
-        .expect("first record_first_started");
+        .expect("a first start with no lease held is recorded");
     assert_eq!(stored.first_started, Some(first.clone()));
     assert_eq!(registry.get_process(&id).await, Some(stored.clone()));
 
     let unchanged = snapshot(target, &id).await;
-    for later in [first.clone(), started("worker-b", 2)] {
+    for later in [first.clone(), started("worker-b", 1_002)] {
         let again = registry
             .record_first_started(&id, later)
             .await
@@ -178,7 +134,7 @@ pub async fn first_started_first_writer_wins(target: &ConformanceTarget) {
     assert_eq!(ended.first_started, Some(first));
     let unchanged = snapshot(target, &id).await;
     let again = registry
-        .record_first_started(&id, started("worker-c", 3))
+        .record_first_started(&id, started("worker-c", 1_003))
         .await
         .expect("record_first_started on a started terminal row");
     assert_eq!(again, ended);
@@ -189,6 +145,56 @@ pub async fn first_started_first_writer_wins(target: &ConformanceTarget) {
         "record_first_started on a terminal row",
     )
     .await;
+}
+
+/// While another owner holds a live lease, its rivals cannot record the
+/// first start (`LeaseSuperseded`, nothing changed); the holder can. A
+/// lapsed lease (here one claimed with a TTL of 0) fences no one.
+pub async fn first_started_refuses_rivals_of_a_live_lease(target: &ConformanceTarget) {
+    let ns = Namespace::new("row-first-started-fence");
+    let registry = &target.registry;
+    let id = ns.id("held");
+    register_typed(target, &id).await;
+    let holder = owner("holder");
+    registry
+        .claim_process_lease(&id, &holder, 60_000)
+        .await
+        .expect("claim")
+        .acquired()
+        .expect("a free lease is acquired");
+    let fenced = snapshot(target, &id).await;
+    refused(
+        target,
+        &id,
+        &fenced,
+        registry
+            .record_first_started(&id, started("rival", 1_001))
+            .await,
+        ErrorKind::LeaseSuperseded,
+        "a start by a rival of the live lease",
+    )
+    .await;
+    let first = started_by(holder, 1_002);
+    let stored = registry
+        .record_first_started(&id, first.clone())
+        .await
+        .expect("the holder records the start");
+    assert_eq!(stored.first_started, Some(first));
+
+    let lapsed = ns.id("lapsed");
+    register_typed(target, &lapsed).await;
+    registry
+        .claim_process_lease(&lapsed, &owner("gone"), 0)
+        .await
+        .expect("a zero TTL claim")
+        .acquired()
+        .expect("a free lease is acquired");
+    let other = started("other", 1_003);
+    let stored = registry
+        .record_first_started(&lapsed, other.clone())
+        .await
+        .expect("a lapsed lease fences no one");
+    assert_eq!(stored.first_started, Some(other));
 }
 
 /// The first abandon request wins; later ones return the row unchanged; a

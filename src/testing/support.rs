@@ -10,10 +10,11 @@ use serde_json::{json, Value};
 use super::ConformanceTarget;
 use crate::error::{ProcessError, ProcessResult};
 use crate::model::{
-    LeaseOwnerIdentity, PayloadSchema, ProcessAwaitOutput, ProcessEvent, ProcessEventType,
-    ProcessHandleDescriptor, ProcessHandleGrant, ProcessInput, ProcessLease, ProcessProvenance,
-    ProcessRecord, ProcessRegistration, ProcessTerminalSpec, ProcessTerminalState,
-    ProcessValueSelector, ProcessWakeDedupeKey, ProcessWakeSpec, WaitKind, WaitState,
+    LeaseOwnerIdentity, LeaseOwnerLiveness, PayloadSchema, ProcessAwaitOutput, ProcessEvent,
+    ProcessEventType, ProcessHandleDescriptor, ProcessHandleGrant, ProcessInput, ProcessLease,
+    ProcessProvenance, ProcessRecord, ProcessRegistration, ProcessTerminalSpec,
+    ProcessTerminalState, ProcessValueSelector, ProcessWakeDedupeKey, ProcessWakeSpec, WaitKind,
+    WaitState,
 };
 
 /// A lease TTL no vector outlives: shared vectors use it for live leases.
@@ -180,14 +181,33 @@ pub async fn complete(target: &ConformanceTarget, id: &str) -> ProcessRecord {
         .unwrap_or_else(|err| panic!("completing `{id}` failed: {err}"))
 }
 
-/// A lease owner with a unique id and incarnation.
+/// A lease owner with a unique id and incarnation, opaque (never provably
+/// dead).
 pub fn owner(tag: &str) -> LeaseOwnerIdentity {
-    LeaseOwnerIdentity {
-        owner_id: unique_id(tag),
-        incarnation: unique_id("incarnation"),
-        host: "conformance-host".to_owned(),
-        pid: 4242,
+    LeaseOwnerIdentity::opaque(unique_id(tag), unique_id("incarnation"))
+}
+
+/// The host id local-process owners in the vectors report.
+pub const CONFORMANCE_HOST: &str = "conformance-host";
+
+/// A lease owner running as this test process on `host`, with this boot's
+/// id and this process's start: alive, so never provably dead. `None`
+/// where the process facts cannot be read (not Linux).
+pub fn live_local_owner(tag: &str, host: &str) -> Option<LeaseOwnerIdentity> {
+    let owner = LeaseOwnerIdentity::local_process(unique_id(tag), unique_id("incarnation"), host);
+    matches!(owner.liveness, LeaseOwnerLiveness::LocalProcess { .. }).then_some(owner)
+}
+
+/// A lease owner on `host` and this boot whose recorded process is gone:
+/// this process's pid with another start time, i.e. a process that held
+/// the pid before and was replaced. Provably dead for a claimant on the
+/// same host and boot. `None` where process facts cannot be read.
+pub fn dead_local_owner(tag: &str, host: &str) -> Option<LeaseOwnerIdentity> {
+    let mut owner = live_local_owner(tag, host)?;
+    if let LeaseOwnerLiveness::LocalProcess { process_start, .. } = &mut owner.liveness {
+        *process_start = format!("{process_start}-replaced");
     }
+    Some(owner)
 }
 
 /// A handle descriptor.

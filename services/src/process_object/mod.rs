@@ -626,7 +626,23 @@ impl ProcessObject {
         Ok(Json(outcome))
     }
 
-    /// `reclaim_process_lease` (compare-and-set on the observed holder).
+    /// `reclaim_process_lease`: a free or lapsed lease is acquired; a live
+    /// one only when it is still the observed holder and that holder is
+    /// provably dead.
+    ///
+    /// Where death is proven: this handler runs inside the engine, on no
+    /// particular machine, and cannot see the holder's process table. Only
+    /// a caller on the holder's host can. So the caller's registry client
+    /// evaluates `rules::lease::provably_dead` there with its probe and
+    /// sends the verdict (`holder_dead`); this handler checks everything
+    /// it can see and trusts the verdict for nothing else: the stored
+    /// holder is still the observed one, liveness included
+    /// (compare-and-set), and holder and claimant are local processes with
+    /// a known boot and start on the same host id and boot
+    /// (`rules::lease::comparable`). A claimant on another host, an opaque
+    /// holder or one recorded before liveness can therefore never take a
+    /// live lease over, whatever it claims. Requests from clients before
+    /// the verdict existed carry none and are `Busy` on a live lease.
     #[handler]
     async fn reclaim_lease(
         &self,
@@ -637,6 +653,7 @@ impl ProcessObject {
             owner,
             observed_holder,
             lease_ttl_ms,
+            holder_dead,
         } = request.into_inner();
         let (row, mut slot, now) = lease_inputs(&ctx).await?;
         let state = slot.state(now);
@@ -646,6 +663,7 @@ impl ProcessObject {
             &owner,
             &observed_holder,
             lease_ttl_ms,
+            |holder| holder_dead && lease::comparable(&holder.owner, &owner).is_some(),
             || token(&ctx, "lease"),
         )
         .or_terminal()?;
@@ -774,8 +792,8 @@ impl ProcessObject {
     }
 
     /// Internal (`prune_terminal_processes`): deletes this process with its
-    /// events, acks, grants and lease if it is terminal and older than the
-    /// cutoff. Answers how many events went, or null when it stays.
+    /// events, acks, grants and lease (keeping only the fencing high-water)
+    /// if it is terminal and older than the cutoff. Answers how many events went, or null when it stays.
     #[handler(ingress_private)]
     async fn prune(
         &self,
@@ -788,7 +806,9 @@ impl ProcessObject {
         if !record.is_terminal() || record.updated_at_ms >= cutoff_ms.into_inner() {
             return Ok(Json(None));
         }
-        let grants: Grants = ctx.read(GRANTS).await?.unwrap_or_default();
+        let (grants, lease) = (ctx.read::<Grants>(GRANTS), ctx.read::<LeaseSlot>(LEASE));
+        let grants = grants.await?.unwrap_or_default();
+        let fence = lease.await?.and_then(|slot| slot.after_prune());
         // The session authorities forget the grants by message: they call
         // this object, so calling them back could deadlock.
         let mut granted: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -823,6 +843,13 @@ impl ProcessObject {
         .call()
         .await?;
         ctx.clear_all();
+        // Fencing tokens never go backwards for an id: the high-water (one
+        // number, no lease) outlives the prune, so a re-registered process
+        // claims above every token issued before. Registration reads only
+        // the row, so nothing else is inherited.
+        if let Some(fence) = fence {
+            ctx.set(LEASE, Json(fence));
+        }
         Ok(Json(Some(head.last_sequence)))
     }
 }

@@ -15,9 +15,6 @@ use restate_process_registry::{
 
 /// The owner id every runner lease carries.
 pub const RUNNER_OWNER_ID: &str = "ProcessRunner";
-/// The host a runner lease names: the engine, not a machine, so no
-/// host-local liveness probe ever takes a runner for dead.
-pub const RUNNER_HOST: &str = "restate-engine";
 /// A run's lease lasts the longest the registry allows (30 days); the run
 /// releases it when it ends.
 pub const RUNNER_LEASE_TTL_MS: u64 = MAX_LEASE_TTL_MS;
@@ -37,15 +34,12 @@ pub(super) fn process_of(key: &str) -> Option<&str> {
 }
 
 /// The lease owner of the run keyed `key`: the runner, with the
-/// incarnation part of its key (the process id is the lease's own).
+/// incarnation part of its key (the process id is the lease's own). Opaque:
+/// a run lives in the engine, not in a process a host could see die, so no
+/// claimant ever proves a runner dead.
 pub(super) fn runner_owner(key: &str) -> LeaseOwnerIdentity {
     let incarnation = key.rsplit_once('#').map_or(key, |(_, tail)| tail);
-    LeaseOwnerIdentity {
-        owner_id: RUNNER_OWNER_ID.to_owned(),
-        incarnation: incarnation.to_owned(),
-        host: RUNNER_HOST.to_owned(),
-        pid: 0,
-    }
+    LeaseOwnerIdentity::opaque(RUNNER_OWNER_ID, incarnation)
 }
 
 /// The row to run, or why the run `key` leaves it alone. `current_key` is
@@ -110,7 +104,7 @@ mod tests {
         assert_eq!(process_of("#i-1"), None);
         assert_eq!(process_of("job#x-1"), None);
         let owner = runner_owner(KEY);
-        assert_eq!(owner.incarnation, "i-00000000000000ff");
+        assert_eq!(owner.incarnation_id, "i-00000000000000ff");
         assert_eq!(owner.owner_id, RUNNER_OWNER_ID);
     }
 
@@ -141,7 +135,6 @@ mod tests {
         let mut started = engine();
         started.first_started = Some(ProcessStarted {
             owner: runner_owner("job#1#i-0000000000000001"),
-            fencing_token: 1,
             started_at_ms: 2,
         });
         assert!(admit(KEY, KEY, Some(started)).is_err());

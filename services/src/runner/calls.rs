@@ -62,7 +62,7 @@ impl<'a> ObjectCalls<'a> {
         Ok(outcome.into_inner())
     }
 
-    /// `ProcessObject.record_first_started` (lease-fenced).
+    /// `ProcessObject.record_first_started` (refused while another owner holds a live lease).
     pub(crate) async fn record_first_started(
         &self,
         started: ProcessStarted,

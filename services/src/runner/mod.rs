@@ -35,7 +35,7 @@ mod step;
 mod workflow;
 
 pub(crate) use admit::runs_body;
-pub use admit::{RUNNER_HOST, RUNNER_LEASE_TTL_MS, RUNNER_OWNER_ID};
+pub use admit::{RUNNER_LEASE_TTL_MS, RUNNER_OWNER_ID};
 pub use body::{BodyError, ProcessBody};
 pub use context::RunContext;
 pub use outcome::{RunReport, BODY_FAILED, BODY_PANICKED};

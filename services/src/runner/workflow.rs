@@ -157,7 +157,6 @@ async fn leased(
     let started_at_ms = ctx.run(|| async { Ok(unix_now_ms()) }).name("now").await?;
     let started = ProcessStarted {
         owner: lease.owner.clone(),
-        fencing_token: lease.fencing_token,
         started_at_ms,
     };
     let record = match calls.record_first_started(started).await {
@@ -172,7 +171,7 @@ async fn leased(
     let ours = record
         .first_started
         .as_ref()
-        .is_some_and(|s| s.owner == lease.owner && s.fencing_token == lease.fencing_token);
+        .is_some_and(|s| s.owner.same_incarnation(&lease.owner));
     if !ours {
         return Ok(RunReport::skipped(
             "another owner started the process first",

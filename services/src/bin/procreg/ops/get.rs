@@ -72,14 +72,14 @@ pub async fn run(args: GetArgs) -> CliResult<()> {
             "started     {} by {}@{}",
             time::utc(started.started_at_ms),
             started.owner.owner_id,
-            started.owner.host
+            started.owner.liveness.host_id().unwrap_or("-")
         );
     }
     match &lease {
         Some(lease) => println!(
             "lease       {}@{} fencing {} until {}",
             lease.owner.owner_id,
-            lease.owner.host,
+            lease.owner.liveness.host_id().unwrap_or("-"),
             lease.fencing_token,
             time::utc(lease.expires_at_epoch_ms)
         ),
