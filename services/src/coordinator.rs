@@ -137,8 +137,10 @@ impl ProcessCoordinator {
         loop {
             let (holders, next) = wakes.holders(cursor).call().await?.into_inner();
             for process_id in holders {
+                // Answers `(0, false)`: kept for journals of releases that
+                // deleted wakes here.
                 ctx.object_client::<ProcessObjectClient>(&process_id)
-                    .clear_wake_target(session_id.clone())
+                    .forget_wakes(session_id.clone())
                     .call()
                     .await?;
             }

@@ -32,7 +32,7 @@
 //!    │             └──send────► ProcessTerminal      (finish and run at the outcome)
 //!    ├──────► ProcessCoordinator ──► SessionGrants   (take / give / drain)
 //!    │                         ├──► SessionWakes     (holders, shared)
-//!    │                         ├──► ProcessObject    (clear_wake_target)
+//!    │                         ├──► ProcessObject    (forget_wakes)
 //!    │                         └──► ProcessDirectory (prune_page, shared ──► ProcessObject prune)
 //!    ├──────► ProcessDirectory / SessionGrants       (list, shared)
 //!    ├──────► ProcessTerminal                        (attach; ProcessObject

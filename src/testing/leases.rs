@@ -319,17 +319,22 @@ pub async fn complete_lease_releases_idempotently(target: &ConformanceTarget) {
     );
 }
 
+/// The death-proof vectors use this process's own facts; without them
+/// (no `/proc`) they fail rather than pass untested.
+const NEEDS_PROCESS_FACTS: &str =
+    "this vector needs a host whose process facts can be read (Linux /proc)";
+
 /// Reclaim takes over a live lease whose observed holder is provably dead
 /// (here: this host and boot, its process replaced) with the next fence,
 /// as a compare-and-set: once the holder changed, a stale reclaim reports
-/// the new holder as busy. Skipped where process facts cannot be read.
+/// the new holder as busy. Needs a host whose process facts can be read.
 pub async fn reclaim_compares_and_sets(target: &ConformanceTarget) {
     let (Some(dead), Some(rescuer), Some(late)) = (
         dead_local_owner("dead-worker", CONFORMANCE_HOST),
         live_local_owner("rescuer", CONFORMANCE_HOST),
         live_local_owner("late-rescuer", CONFORMANCE_HOST),
     ) else {
-        return;
+        panic!("{NEEDS_PROCESS_FACTS}");
     };
     let ns = Namespace::new("lease-reclaim");
     let registry = &target.registry;
@@ -403,17 +408,17 @@ pub async fn reclaim_compares_and_sets(target: &ConformanceTarget) {
 /// live holder on this host, a holder on another host or boot, an opaque
 /// holder, an opaque claimant, and an observed holder whose liveness was
 /// altered all get `Busy` with nothing changed. A lapsed lease (a TTL of
-/// 0) needs no proof. Skipped where process facts cannot be read.
+/// 0) needs no proof. Needs a host whose process facts can be read.
 pub async fn reclaim_needs_a_provably_dead_holder(target: &ConformanceTarget) {
     let (Some(alive), Some(claimant), Some(dead_here)) = (
         live_local_owner("alive", CONFORMANCE_HOST),
         live_local_owner("claimant", CONFORMANCE_HOST),
         dead_local_owner("dead-here", CONFORMANCE_HOST),
     ) else {
-        return;
+        panic!("{NEEDS_PROCESS_FACTS}");
     };
     let Some(dead_elsewhere) = dead_local_owner("dead-elsewhere", "another-host") else {
-        return;
+        panic!("{NEEDS_PROCESS_FACTS}");
     };
     let mut dead_other_boot = dead_here.clone();
     dead_other_boot.incarnation_id = unique_id("other-boot");

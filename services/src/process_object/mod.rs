@@ -59,13 +59,42 @@ pub(crate) struct MirrorPut {
     pub moved: bool,
 }
 
-/// Internal: what dropping a grant from the mirror left.
+/// Internal: what dropping a grant from the mirror left. Releases before
+/// it answered the bare count; a `SessionGrants::drain` journaled then
+/// replays that answer, so a bare number still reads (as a live process).
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(from = "MirrorDroppedWire")]
 pub(crate) struct MirrorDropped {
     /// Grants the process still carries.
     pub remaining: usize,
     /// The process has ended.
     pub terminal: bool,
+}
+
+/// Every shape `mirror_drop` has answered.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum MirrorDroppedWire {
+    Count(usize),
+    Full { remaining: usize, terminal: bool },
+}
+
+impl From<MirrorDroppedWire> for MirrorDropped {
+    fn from(wire: MirrorDroppedWire) -> Self {
+        match wire {
+            MirrorDroppedWire::Count(remaining) => Self {
+                remaining,
+                terminal: false,
+            },
+            MirrorDroppedWire::Full {
+                remaining,
+                terminal,
+            } => Self {
+                remaining,
+                terminal,
+            },
+        }
+    }
 }
 
 /// Internal: a `ProcessMilestone` wait to park.
@@ -763,14 +792,16 @@ impl ProcessObject {
     /// if it aims at the session (wake events stay, see
     /// `SessionDeleteTally`) and leaves the session's wake index, which a
     /// later delete of the session no longer needs this process in.
-    /// Answers whether the row changed.
+    ///
+    /// Keeps the name and the `(wakes deleted, more left)` answer releases
+    /// before wrote, so a session delete journaled then replays against
+    /// it; it now always answers `(0, false)`: nothing deleted, done.
     #[handler(ingress_private)]
-    async fn clear_wake_target(
+    async fn forget_wakes(
         &self,
         ctx: ObjectContext<'_>,
         session_id: String,
-    ) -> Result<Json<bool>, TerminalError> {
-        let mut changed = false;
+    ) -> Result<Json<(u64, bool)>, TerminalError> {
         if let Some(mut row) = read_row(&ctx).await? {
             if row
                 .record
@@ -781,14 +812,13 @@ impl ProcessObject {
                 row.record.wake_target = None;
                 row.record.updated_at_ms = now_ms(&ctx).await?;
                 publish_row(&ctx, &mut row).await?;
-                changed = true;
             }
         }
         wakes_index(&ctx, &session_id)
             .drop(ctx.key().to_owned())
             .call()
             .await?;
-        Ok(Json(changed))
+        Ok(Json((0, false)))
     }
 
     /// Internal (`prune_terminal_processes`): deletes this process with its
@@ -857,5 +887,21 @@ impl ProcessObject {
 fn store_claim(ctx: &ObjectContext<'_>, slot: &mut LeaseSlot, outcome: &ProcessLeaseClaimOutcome) {
     if slot.store_claim(outcome) {
         ctx.set(LEASE, Json(slot.clone()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MirrorDropped;
+
+    /// `mirror_drop` answered a bare count before it said whether the
+    /// process ended; a drain journaled then still replays.
+    #[test]
+    fn a_mirror_drop_answer_of_the_previous_release_still_reads() {
+        let old: MirrorDropped = serde_json::from_str("2").expect("bare count");
+        assert_eq!((old.remaining, old.terminal), (2, false));
+        let new: MirrorDropped =
+            serde_json::from_str(r#"{"remaining":0,"terminal":true}"#).expect("current shape");
+        assert_eq!((new.remaining, new.terminal), (0, true));
     }
 }
