@@ -311,14 +311,8 @@ impl ProcessRegistry for InMemoryProcessRegistry {
                 slot.grants.remove(&scope_id);
                 tally.revoked(process_id, slot.grants.len(), terminal);
             }
-            if slot
-                .record
-                .wake_target
-                .as_ref()
-                .is_some_and(|t| t.session_id == session_id)
-            {
-                slot.record.wake_target = None;
-                slot.record.updated_at_ms = now;
+            if let Some(cleared) = row::clear_wake_target_of(&slot.record, session_id, now) {
+                slot.record = cleared;
             }
             // Wake events stay, each with the scope it was aimed at: see
             // `SessionDeleteTally`.

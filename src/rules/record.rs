@@ -82,6 +82,25 @@ pub fn clear_wait(record: &ProcessRecord, now_ms: u64) -> Option<ProcessRecord> 
     Some(touched(record, now_ms, |row| row.wait = None))
 }
 
+/// Whether the row's wake target is a scope of `session_id`.
+pub fn wake_target_aims_at(record: &ProcessRecord, session_id: &str) -> bool {
+    record
+        .wake_target
+        .as_ref()
+        .is_some_and(|target| target.session_id == session_id)
+}
+
+/// Clears the wake target when it aims at `session_id` (a session delete);
+/// a no-op otherwise, terminal rows included.
+pub fn clear_wake_target_of(
+    record: &ProcessRecord,
+    session_id: &str,
+    now_ms: u64,
+) -> Option<ProcessRecord> {
+    wake_target_aims_at(record, session_id)
+        .then(|| touched(record, now_ms, |row| row.wake_target = None))
+}
+
 fn touched(
     record: &ProcessRecord,
     now_ms: u64,

@@ -802,16 +802,14 @@ impl ProcessObject {
         ctx: ObjectContext<'_>,
         session_id: String,
     ) -> Result<Json<(u64, bool)>, TerminalError> {
-        if let Some(mut row) = read_row(&ctx).await? {
-            if row
-                .record
-                .wake_target
-                .as_ref()
-                .is_some_and(|target| target.session_id == session_id)
-            {
-                row.record.wake_target = None;
-                row.record.updated_at_ms = now_ms(&ctx).await?;
-                publish_row(&ctx, &mut row).await?;
+        if let Some(mut stored) = read_row(&ctx).await? {
+            // The clock is read only when there is a change to stamp.
+            if row::wake_target_aims_at(&stored.record, &session_id) {
+                let now = now_ms(&ctx).await?;
+                if let Some(cleared) = row::clear_wake_target_of(&stored.record, &session_id, now) {
+                    stored.record = cleared;
+                    publish_row(&ctx, &mut stored).await?;
+                }
             }
         }
         wakes_index(&ctx, &session_id)
