@@ -82,7 +82,12 @@ impl LeaseOwnerLiveness {
 /// Reads both the current shape and the one releases before liveness
 /// wrote (`{owner_id, incarnation, host, pid}`, kept in lease slots,
 /// records and journals). An old owner becomes a local process with
-/// unknown boot and start, which no claimant can ever prove dead.
+/// unknown boot and start, which no claimant can ever prove dead. Release
+/// fb6834a (and those before it) also accepted an empty `host`; such an
+/// owner names no host a local process could be checked on, so it reads
+/// as opaque (a local process needs a host id: one with an empty host
+/// would fail validation, and the lease could never be renewed or named
+/// as the observed holder of a reclaim).
 impl<'de> Deserialize<'de> for LeaseOwnerIdentity {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         #[derive(Deserialize)]
@@ -100,6 +105,7 @@ impl<'de> Deserialize<'de> for LeaseOwnerIdentity {
         let any = AnyShape::deserialize(deserializer)?;
         let liveness = match (any.liveness, any.host) {
             (Some(liveness), _) => liveness,
+            (None, Some(host)) if host.is_empty() => LeaseOwnerLiveness::Opaque,
             (None, Some(host)) => LeaseOwnerLiveness::LocalProcess {
                 host_id: host,
                 boot_id: String::new(),
@@ -197,6 +203,16 @@ mod tests {
             ..LeaseOwnerIdentity::opaque("c", "c-1")
         };
         assert_eq!(crate::rules::lease::comparable(&owner, &claimant), None);
+    }
+
+    /// Release fb6834a accepted an owner without a host (`"host": ""`).
+    #[test]
+    fn a_previous_owner_without_a_host_reads_as_opaque_and_validates() {
+        use crate::rules::validate::Validate;
+        let old = json!({ "owner_id": "w", "incarnation": "w-1", "host": "", "pid": 0 });
+        let owner: LeaseOwnerIdentity = serde_json::from_value(old).expect("old owner");
+        assert_eq!(owner, LeaseOwnerIdentity::opaque("w", "w-1"));
+        assert!(owner.validate().is_ok(), "its lease can be presented again");
     }
 
     #[test]
