@@ -180,6 +180,42 @@ pub(crate) fn decode_failure(status: u16, body: &[u8]) -> ProcessError {
         .map(|failure| failure.message)
         .unwrap_or_else(|_| String::from_utf8_lossy(body).into_owned());
     codes::decode(status, &message).unwrap_or_else(|| {
+        let message = codes::readable(&message);
         ProcessError::unavailable(format!("ingress answered {status}: {message}"))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The ingress wraps a handler's terminal error in its own JSON body.
+    #[test]
+    fn a_failed_call_reads_back_as_the_handler_error() {
+        let text = "\"quoted\" `ticked`\nnon-ASCII ✓";
+        for error in codes::every_variant(text) {
+            let body = serde_json::json!({
+                "code": codes::code_of(&error),
+                "message": codes::encode(&error),
+            });
+            let body = serde_json::to_vec(&body).expect("a document");
+            assert_eq!(decode_failure(codes::code_of(&error), &body), error);
+        }
+    }
+
+    #[test]
+    fn a_foreign_failure_is_unavailable_with_its_text() {
+        let body = br#"{"message":"service 'Nope' not found"}"#;
+        assert_eq!(
+            decode_failure(404, body),
+            ProcessError::unavailable("ingress answered 404: service 'Nope' not found")
+        );
+        let newer = serde_json::json!({
+            "message": r#"{"error":"from_the_future","message":"slow down"}"#
+        });
+        assert_eq!(
+            decode_failure(429, newer.to_string().as_bytes()),
+            ProcessError::unavailable("ingress answered 429: slow down")
+        );
+    }
 }
