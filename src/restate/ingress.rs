@@ -2,8 +2,6 @@
 //! client, idempotency keys on writes, transport retries, and error codes
 //! mapped back to [`ProcessError`].
 
-use std::collections::hash_map::RandomState;
-use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,14 +37,27 @@ pub(crate) struct Ingress {
 
 /// Idempotency keys unique to this connection: a random nonce and a counter.
 struct KeySource {
-    nonce: u64,
+    nonce: u128,
     next: AtomicU64,
 }
 
 impl KeySource {
+    /// A 128-bit nonce from the operating system's random source: no two
+    /// connections, in any process on any host, share a key.
+    fn new() -> ProcessResult<Self> {
+        let mut nonce = [0; 16];
+        getrandom::fill(&mut nonce).map_err(|err| {
+            ProcessError::unavailable(format!("the system random source failed: {err}"))
+        })?;
+        Ok(Self {
+            nonce: u128::from_le_bytes(nonce),
+            next: AtomicU64::new(1),
+        })
+    }
+
     fn next(&self) -> String {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        format!("procreg-{:016x}-{n}", self.nonce)
+        format!("procreg-{:032x}-{n}", self.nonce)
     }
 }
 
@@ -70,10 +81,7 @@ impl Ingress {
             client,
             http,
             base,
-            keys: Arc::new(KeySource {
-                nonce: RandomState::new().hash_one(std::process::id()),
-                next: AtomicU64::new(1),
-            }),
+            keys: Arc::new(KeySource::new()?),
         })
     }
 
@@ -188,6 +196,19 @@ pub(crate) fn decode_failure(status: u16, body: &[u8]) -> ProcessError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn idempotency_keys_differ_across_connections_and_calls() {
+        let (a, b) = (KeySource::new().unwrap(), KeySource::new().unwrap());
+        assert_ne!(a.nonce, b.nonce);
+        let first = a.next();
+        assert_ne!(first, a.next());
+        assert_ne!(first, b.next());
+        assert!(
+            first.starts_with("procreg-") && first.len() <= 64,
+            "{first}"
+        );
+    }
 
     /// The ingress wraps a handler's terminal error in its own JSON body.
     #[test]
