@@ -3,13 +3,15 @@
 //! One mutex guards the whole state, so every call is atomic and calls on
 //! the same process are totally ordered. Decisions come from [`crate::rules`].
 
+use std::collections::hash_map::RandomState;
 use std::collections::{BTreeMap, HashMap};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 
-use crate::clock::{unix_now_ms, Clock, SystemClock};
+use crate::clock::{Clock, SystemClock};
 use crate::driver::{LivenessProbe, LocalLiveness};
 use crate::error::{ProcessError, ProcessResult};
 use crate::model::{
@@ -89,12 +91,25 @@ impl std::fmt::Debug for InMemoryProcessRegistry {
     }
 }
 
+/// Lease tokens unique to this registry: a random nonce and a counter.
 struct TokenSource {
     nonce: u64,
     counter: AtomicU64,
 }
 
 impl TokenSource {
+    /// The nonce comes from the operating system's random source, so two
+    /// registries (say, before and after a restart) never mint the same
+    /// token; should that source not answer, from std's hasher keys, which
+    /// it seeded for this thread.
+    fn new() -> Self {
+        let nonce = getrandom::u64().unwrap_or_else(|_| RandomState::new().hash_one(0u8));
+        Self {
+            nonce,
+            counter: AtomicU64::new(1),
+        }
+    }
+
     fn next(&self) -> String {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         format!("lease-{:x}-{n}", self.nonce)
@@ -120,10 +135,7 @@ impl InMemoryProcessRegistry {
             pruned_fences: Arc::default(),
             clock,
             liveness: Arc::new(LocalLiveness::new()),
-            tokens: Arc::new(TokenSource {
-                nonce: unix_now_ms(),
-                counter: AtomicU64::new(1),
-            }),
+            tokens: Arc::new(TokenSource::new()),
         }
     }
 
@@ -612,5 +624,20 @@ impl ProcessRegistry for InMemoryProcessRegistry {
             let start = slot.events.len().saturating_sub(limit);
             Ok(slot.events[start..].to_vec())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TokenSource;
+
+    /// Registries made at the same instant (the clock nonce's collision)
+    /// still mint different tokens.
+    #[test]
+    fn two_registries_never_share_a_token() {
+        let (a, b) = (TokenSource::new(), TokenSource::new());
+        assert_ne!(a.nonce, b.nonce);
+        assert_ne!(a.next(), b.next());
+        assert_ne!(a.next(), a.next());
     }
 }

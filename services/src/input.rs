@@ -12,6 +12,7 @@
 use std::fmt;
 
 use bytes::Bytes;
+use restate_process_registry::restate::codes::encode;
 use restate_process_registry::rules::limits::check_integer_literals;
 use restate_process_registry::rules::validate::Validate;
 use restate_process_registry::ProcessError;
@@ -36,11 +37,11 @@ impl fmt::Display for Refused {
     }
 }
 
-// The SDK puts the Debug form into the 400 it answers with: keep it the
-// model error's text so the client can read it back.
+// The SDK puts the Debug form into the 400 it answers with: make it the
+// model error's wire document so the client can read it back.
 impl fmt::Debug for Refused {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0, f)
+        f.write_str(&encode(&self.0))
     }
 }
 
@@ -70,3 +71,22 @@ impl<T: serde::Serialize> Serialize for Input<T> {
 }
 
 impl<T> PayloadMetadata for Input<T> {}
+
+#[cfg(test)]
+mod tests {
+    use restate_process_registry::restate::codes::{decode, INVALID_INPUT};
+
+    use super::*;
+
+    /// The SDK answers `Cannot decode input payload: {refused:?}` with a 400.
+    #[test]
+    fn a_refusal_reads_back_as_invalid_input() {
+        let refused = Input::<u64>::deserialize(&mut Bytes::from_static(b"\"`one`\\n\""))
+            .err()
+            .expect("a string is no number");
+        let Refused(error) = &refused;
+        assert!(matches!(error, ProcessError::InvalidInput(_)), "{error:?}");
+        let answer = format!("Cannot decode input payload: {refused:?}");
+        assert_eq!(decode(INVALID_INPUT, &answer).as_ref(), Some(error));
+    }
+}

@@ -2,8 +2,6 @@
 //! client, idempotency keys on writes, transport retries, and error codes
 //! mapped back to [`ProcessError`].
 
-use std::collections::hash_map::RandomState;
-use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,14 +37,27 @@ pub(crate) struct Ingress {
 
 /// Idempotency keys unique to this connection: a random nonce and a counter.
 struct KeySource {
-    nonce: u64,
+    nonce: u128,
     next: AtomicU64,
 }
 
 impl KeySource {
+    /// A 128-bit nonce from the operating system's random source: no two
+    /// connections, in any process on any host, share a key.
+    fn new() -> ProcessResult<Self> {
+        let mut nonce = [0; 16];
+        getrandom::fill(&mut nonce).map_err(|err| {
+            ProcessError::unavailable(format!("the system random source failed: {err}"))
+        })?;
+        Ok(Self {
+            nonce: u128::from_le_bytes(nonce),
+            next: AtomicU64::new(1),
+        })
+    }
+
     fn next(&self) -> String {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        format!("procreg-{:016x}-{n}", self.nonce)
+        format!("procreg-{:032x}-{n}", self.nonce)
     }
 }
 
@@ -70,10 +81,7 @@ impl Ingress {
             client,
             http,
             base,
-            keys: Arc::new(KeySource {
-                nonce: RandomState::new().hash_one(std::process::id()),
-                next: AtomicU64::new(1),
-            }),
+            keys: Arc::new(KeySource::new()?),
         })
     }
 
@@ -180,6 +188,55 @@ pub(crate) fn decode_failure(status: u16, body: &[u8]) -> ProcessError {
         .map(|failure| failure.message)
         .unwrap_or_else(|_| String::from_utf8_lossy(body).into_owned());
     codes::decode(status, &message).unwrap_or_else(|| {
+        let message = codes::readable(&message);
         ProcessError::unavailable(format!("ingress answered {status}: {message}"))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idempotency_keys_differ_across_connections_and_calls() {
+        let (a, b) = (KeySource::new().unwrap(), KeySource::new().unwrap());
+        assert_ne!(a.nonce, b.nonce);
+        let first = a.next();
+        assert_ne!(first, a.next());
+        assert_ne!(first, b.next());
+        assert!(
+            first.starts_with("procreg-") && first.len() <= 64,
+            "{first}"
+        );
+    }
+
+    /// The ingress wraps a handler's terminal error in its own JSON body.
+    #[test]
+    fn a_failed_call_reads_back_as_the_handler_error() {
+        let text = "\"quoted\" `ticked`\nnon-ASCII ✓";
+        for error in codes::every_variant(text) {
+            let body = serde_json::json!({
+                "code": codes::code_of(&error),
+                "message": codes::encode(&error),
+            });
+            let body = serde_json::to_vec(&body).expect("a document");
+            assert_eq!(decode_failure(codes::code_of(&error), &body), error);
+        }
+    }
+
+    #[test]
+    fn a_foreign_failure_is_unavailable_with_its_text() {
+        let body = br#"{"message":"service 'Nope' not found"}"#;
+        assert_eq!(
+            decode_failure(404, body),
+            ProcessError::unavailable("ingress answered 404: service 'Nope' not found")
+        );
+        let newer = serde_json::json!({
+            "message": r#"{"error":"from_the_future","message":"slow down"}"#
+        });
+        assert_eq!(
+            decode_failure(429, newer.to_string().as_bytes()),
+            ProcessError::unavailable("ingress answered 429: slow down")
+        );
+    }
 }

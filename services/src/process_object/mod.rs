@@ -42,7 +42,7 @@ use self::slot::*;
 use crate::directory::ProcessDirectoryClient;
 use crate::errors::{terminal, OrTerminal};
 use crate::input::Input;
-use crate::journal::{now_ms, token};
+use crate::journal::{now_ms, seed_token, token};
 use crate::runner::{runs_body, ProcessRunnerClient};
 use crate::session_grants::{PrunedGrants, SessionGrantsClient};
 use crate::session_wakes::SessionWakesClient;
@@ -230,7 +230,7 @@ impl ProcessObject {
             return Ok(Json(existing.record));
         }
         let record = registration::new_record(registration, hash, now);
-        let incarnation = format!("{}#{}", record.id, token(&ctx, "i"));
+        let incarnation = format!("{}#{}", record.id, seed_token(&ctx, "i"));
         let mut row = Row::new(record, incarnation);
         publish_row(&ctx, &mut row).await?;
         if let Some(target) = &row.record.wake_target {
@@ -638,7 +638,7 @@ impl ProcessObject {
     #[handler]
     async fn claim_lease(
         &self,
-        ctx: ObjectContext<'_>,
+        mut ctx: ObjectContext<'_>,
         request: Input<ClaimRequest>,
     ) -> Result<Json<ProcessLeaseClaimOutcome>, TerminalError> {
         let ClaimRequest {
@@ -648,7 +648,7 @@ impl ProcessObject {
         let (row, mut slot, now) = lease_inputs(&ctx).await?;
         let state = slot.state(now);
         let outcome = lease::claim(&row.record, state, &owner, lease_ttl_ms, || {
-            token(&ctx, "lease")
+            token(&mut ctx, "lease")
         })
         .or_terminal()?;
         store_claim(&ctx, &mut slot, &outcome);
@@ -675,7 +675,7 @@ impl ProcessObject {
     #[handler]
     async fn reclaim_lease(
         &self,
-        ctx: ObjectContext<'_>,
+        mut ctx: ObjectContext<'_>,
         request: Input<ReclaimRequest>,
     ) -> Result<Json<ProcessLeaseClaimOutcome>, TerminalError> {
         let ReclaimRequest {
@@ -693,7 +693,7 @@ impl ProcessObject {
             &observed_holder,
             lease_ttl_ms,
             |holder| holder_dead && lease::comparable(&holder.owner, &owner).is_some(),
-            || token(&ctx, "lease"),
+            || token(&mut ctx, "lease"),
         )
         .or_terminal()?;
         store_claim(&ctx, &mut slot, &outcome);

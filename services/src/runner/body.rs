@@ -4,6 +4,7 @@
 use std::fmt;
 
 use async_trait::async_trait;
+use restate_process_registry::restate::codes::readable;
 use restate_process_registry::ProcessAwaitOutput;
 use restate_sdk::prelude::TerminalError;
 
@@ -77,9 +78,9 @@ impl fmt::Display for BodyError {
 impl std::error::Error for BodyError {}
 
 /// A journaled failure (a step out of attempts, a refused registry call)
-/// is final.
+/// is final; a registry refusal reads as its display text.
 impl From<TerminalError> for BodyError {
     fn from(error: TerminalError) -> Self {
-        Self::permanent(error.message())
+        Self::permanent(readable(error.message()))
     }
 }

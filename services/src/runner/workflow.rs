@@ -5,7 +5,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use futures::FutureExt;
-use restate_process_registry::restate::codes::INVALID_INPUT;
+use restate_process_registry::restate::codes::{readable, INVALID_INPUT};
 use restate_process_registry::unix_now_ms;
 use restate_process_registry::{
     ProcessAwaitOutput, ProcessLease, ProcessLeaseClaimOutcome, ProcessRecord, ProcessStarted,
@@ -104,7 +104,7 @@ async fn drive(
         Err(error) => {
             return Ok(RunReport::skipped(format!(
                 "reading the process failed: {}",
-                error.message()
+                readable(error.message())
             )))
         }
     };
@@ -126,7 +126,7 @@ async fn drive(
         Err(error) => {
             return Ok(RunReport::skipped(format!(
                 "claiming the lease failed: {}",
-                error.message()
+                readable(error.message())
             )))
         }
     };
@@ -135,7 +135,7 @@ async fn drive(
     if let Err(error) = calls.complete_lease((&lease).into()).await {
         tracing::warn!(
             key,
-            error = error.message(),
+            error = %readable(error.message()),
             "releasing the run's lease failed"
         );
     }
@@ -164,7 +164,7 @@ async fn leased(
         Err(error) => {
             return Ok(RunReport::skipped(format!(
                 "recording the start failed: {}",
-                error.message()
+                readable(error.message())
             )))
         }
     };
@@ -201,7 +201,10 @@ async fn finish(
 ) -> Result<RunReport, TerminalError> {
     let completed = match calls.complete(output).await {
         Err(error) if error.code() == INVALID_INPUT => {
-            let reason = format!("the body's outcome was refused: {}", error.message());
+            let reason = format!(
+                "the body's outcome was refused: {}",
+                readable(error.message())
+            );
             let fallback = ProcessAwaitOutput::failure(OUTCOME_REFUSED, bounded(&reason));
             calls.complete(fallback).await
         }
