@@ -1,5 +1,10 @@
-//! The Restate services behind the durable process registry, and the
-//! `procreg` binary.
+//! The Restate services behind the durable process registry: the objects
+//! and workflows below, [`bind_services`] and the endpoint — nothing else.
+//! The local test harness (`local_server`, `local_stack`, `local_cluster`,
+//! `signing`) moved to `restate-process-registry-testkit` under the same
+//! module names, and the consistency check (`check`) and the `procreg`
+//! binary to the `procreg` package; `docs/architecture.md` draws the
+//! crates and layers.
 //!
 //! | Service | Kind | Key | Holds |
 //! |---|---|---|---|
@@ -102,25 +107,16 @@
 
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
-pub mod check;
 mod coordinator;
 mod directory;
 mod errors;
 mod input;
 mod journal;
-#[cfg(feature = "harness")]
-pub mod local_cluster;
-#[cfg(feature = "harness")]
-pub mod local_server;
-#[cfg(feature = "harness")]
-pub mod local_stack;
 mod milestone;
 mod process_object;
 pub mod runner;
 mod session_grants;
 mod session_wakes;
-#[cfg(feature = "harness")]
-pub mod signing;
 mod slots;
 mod state;
 mod terminal;

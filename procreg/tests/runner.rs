@@ -20,8 +20,8 @@ use restate_process_registry::{
     ProcessProvenance, ProcessRegistration, ProcessRegistry, ProcessWorkDriver,
     RecoveryDisposition, RestateProcessAttach, RestateProcessRegistry, RestateProcessRuns,
 };
-use restate_process_registry_services::local_server::LocalRestate;
 use restate_process_registry_services::runner::STEP_ATTEMPTS;
+use restate_process_registry_testkit::local_server::LocalRestate;
 use serde_json::{json, Value};
 use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, oneshot, RwLock};

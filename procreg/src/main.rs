@@ -16,16 +16,9 @@
 //! Every verb exits non-zero with a one-line reason when something fails
 //! (`procreg await` also tells the outcomes apart by exit status).
 
-mod baseline;
 mod bench;
-mod bench_report;
-mod check;
-mod cluster_stack;
 mod common;
 mod demo;
-mod demo_body;
-mod demo_runner;
-mod meter;
 mod ops;
 mod serve;
 
@@ -50,7 +43,7 @@ enum Command {
     /// Measure registry throughput and wait latency against the engine baseline.
     Bench(bench::BenchArgs),
     /// Report disagreements between directory, rows and session grants.
-    Check(check::CheckArgs),
+    Check(ops::check::CheckArgs),
     /// Install the pinned restate-server into `.tools/` when missing; print its path.
     InstallServer,
     /// Show a process: row, lease, wait, grants and last events.
@@ -70,7 +63,7 @@ enum Command {
 
 /// Finds or installs restate-server and restatectl and prints where they are.
 async fn install_server() -> common::CliResult<()> {
-    use restate_process_registry_services::local_server::{
+    use restate_process_registry_testkit::local_server::{
         ensure_restate_server, ensure_restatectl,
     };
     println!("{}", ensure_restate_server().await?.display());
@@ -85,7 +78,7 @@ async fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args).await,
         Command::Demo => demo::run().await,
         Command::Bench(args) => bench::run(args).await,
-        Command::Check(args) => check::run(args).await,
+        Command::Check(args) => ops::check::run(args).await,
         Command::InstallServer => install_server().await,
         Command::Get(args) => ops::get::run(args).await,
         Command::Ls(args) => ops::ls::run(args).await,

@@ -3,15 +3,15 @@
 //! optionally running process bodies (`--runner demo`).
 
 use clap::{Args, ValueEnum};
-use restate_process_registry_services::local_cluster::LocalCluster;
-use restate_process_registry_services::local_server::LocalRestate;
-use restate_process_registry_services::signing::SigningKeys;
 use restate_process_registry_services::{bind_services, bind_services_with_runner, serve_endpoint};
+use restate_process_registry_testkit::local_cluster::LocalCluster;
+use restate_process_registry_testkit::local_server::LocalRestate;
+use restate_process_registry_testkit::signing::SigningKeys;
 use restate_sdk::endpoint::{Builder, Endpoint};
 use tokio::net::TcpListener;
 
 use crate::common::{spinner, CliError, CliResult, Context};
-use crate::demo_body::DemoBody;
+use crate::demo::body::DemoBody;
 
 /// Options of `procreg serve`.
 #[derive(Debug, Args)]
@@ -55,7 +55,7 @@ pub struct ServeArgs {
 /// Bodies `procreg serve --runner` can run.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Runner {
-    /// The multi-step demo body (see `demo_body.rs` for its payload).
+    /// The multi-step demo body (see `demo/body.rs` for its payload).
     Demo,
 }
 

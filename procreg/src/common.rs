@@ -1,5 +1,5 @@
 //! Helpers every verb shares: errors and exit statuses, progress bars and
-//! spinners, the local stack started behind a spinner, timing, and a
+//! spinners, the local stack and cluster started behind a spinner, timing, and a
 //! bounded-concurrency load runner.
 
 use std::fmt::Display;
@@ -9,8 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use restate_process_registry_services::local_server::LocalRestate;
-use restate_process_registry_services::local_stack::LocalStack;
+use restate_process_registry_testkit::cluster_stack::ClusterStack;
+use restate_process_registry_testkit::local_server::LocalRestate;
+use restate_process_registry_testkit::local_stack::LocalStack;
 use restate_sdk::endpoint::Endpoint;
 use tokio::runtime::Handle;
 use tokio::task::JoinSet;
@@ -132,6 +133,21 @@ pub async fn start_stack_on(
     .await;
     spin.finish_and_clear();
     let stack = stack.context("starting the local Restate stack")?;
+    Ok((stack, started.elapsed()))
+}
+
+/// Starts a [`ClusterStack`] of `nodes` serving `endpoint` on `runtime`
+/// behind a spinner; returns it with how long it took.
+pub async fn start_cluster_on(
+    nodes: usize,
+    endpoint: Endpoint,
+    runtime: &Handle,
+) -> CliResult<(ClusterStack, Duration)> {
+    let started = Instant::now();
+    let spin = spinner(format!("starting a {nodes}-node restate-server cluster"));
+    let stack = ClusterStack::start(nodes, endpoint, runtime).await;
+    spin.finish_and_clear();
+    let stack = stack.context("starting the local cluster stack")?;
     Ok((stack, started.elapsed()))
 }
 

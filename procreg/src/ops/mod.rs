@@ -1,10 +1,11 @@
 //! The operator's verbs against a running registry: `get`, `ls`,
-//! `events`, `await`, `grants`, `prune`. Each takes `--ingress` (default
+//! `events`, `await`, `grants`, `prune`, `check`. Each takes `--ingress` (default
 //! `PROCREG_INGRESS`, else `http://127.0.0.1:8080`) and `--json`; tables
 //! for people by default, one JSON document (or NDJSON for streams) for
 //! scripts.
 
 pub mod await_outcome;
+pub mod check;
 pub mod events;
 pub mod get;
 pub mod grants;

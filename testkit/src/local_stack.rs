@@ -23,7 +23,7 @@ pub struct LocalStack {
 impl LocalStack {
     /// Starts a server in a fresh temp base dir and serves the endpoint to it.
     pub async fn start() -> Result<Self, LocalServerError> {
-        Self::serving(crate::endpoint()).await
+        Self::serving(restate_process_registry_services::endpoint()).await
     }
 
     /// Like [`LocalStack::start`], serving `endpoint` (the registry services
@@ -35,7 +35,12 @@ impl LocalStack {
     /// Like [`LocalStack::start`], on a base dir the caller keeps.
     pub async fn start_in(base_dir: PathBuf) -> Result<Self, LocalServerError> {
         let server = LocalRestate::start_in(base_dir).await?;
-        Self::on(server, crate::endpoint(), &Handle::current()).await
+        Self::on(
+            server,
+            restate_process_registry_services::endpoint(),
+            &Handle::current(),
+        )
+        .await
     }
 
     /// `endpoint` served on `runtime` and registered with `server` (a
@@ -60,7 +65,9 @@ impl LocalStack {
                 source,
             })?
             .port();
-        let endpoint = runtime.spawn(crate::serve_endpoint(endpoint, listener));
+        let endpoint = runtime.spawn(restate_process_registry_services::serve_endpoint(
+            endpoint, listener,
+        ));
         let endpoint_url = format!("http://127.0.0.1:{port}/");
         server.register_deployment(&endpoint_url).await?;
         Ok(Self {

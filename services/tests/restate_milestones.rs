@@ -15,7 +15,7 @@ use restate_process_registry::{
     ProcessRegistry, ProcessResult, ProcessRunHandle, ProcessWorkDriver, RestateProcessAttach,
     RestateProcessRegistry,
 };
-use restate_process_registry_services::local_stack::LocalStack;
+use restate_process_registry_testkit::local_stack::LocalStack;
 use serde_json::{json, Value};
 use tokio::task::JoinHandle;
 

@@ -15,12 +15,12 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
+use procreg::check::check;
 use restate_process_registry::testing::support::{descriptor, typed, unique_id, ALERT};
 use restate_process_registry::{
     ProcessError, ProcessEventAppendRequest, ProcessRegistry, RestateProcessRegistry, SessionScope,
 };
-use restate_process_registry_services::check::check;
-use restate_process_registry_services::local_server::LocalRestate;
+use restate_process_registry_testkit::local_server::LocalRestate;
 use serde_json::json;
 use tokio::process::{Child, Command};
 

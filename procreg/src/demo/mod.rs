@@ -4,6 +4,9 @@
 //! attach, a fenced lease contest, session grants, prune, and a durable
 //! body on the engine's runner surviving a kill of its endpoint.
 
+pub mod body;
+mod runner;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -302,7 +305,7 @@ pub async fn run() -> CliResult<()> {
 
     // 7. A durable body on the engine's runner.
     let t = steps.begin("a durable body on ProcessRunner: kill -9 its endpoint mid-body");
-    crate::demo_runner::run().await?;
+    runner::run().await?;
     steps.done(t);
 
     println!(

@@ -5,10 +5,10 @@
 
 use std::time::Duration;
 
+use procreg::check::check;
 use restate_process_registry::testing::support::{descriptor, typed, unique_id};
 use restate_process_registry::{ProcessRegistry, SessionScope};
-use restate_process_registry_services::check::check;
-use restate_process_registry_services::local_stack::LocalStack;
+use restate_process_registry_testkit::local_stack::LocalStack;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

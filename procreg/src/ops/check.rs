@@ -2,8 +2,8 @@
 //! rows and the session grant authorities of a running registry.
 
 use clap::Args;
+use procreg::check::check;
 use restate_process_registry::RestateProcessRegistry;
-use restate_process_registry_services::check::check;
 
 use crate::common::{CliError, CliResult, Context};
 

@@ -9,7 +9,7 @@ use restate_process_registry::{
     AbandonRequest, ProcessAwaitOutput, ProcessEventAppendRequest, ProcessRegistry,
     RestateProcessRegistry, SessionScope,
 };
-use restate_process_registry_services::local_stack::LocalStack;
+use restate_process_registry_testkit::local_stack::LocalStack;
 use serde_json::{json, Value};
 use tokio::process::Command;
 

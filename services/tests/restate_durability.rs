@@ -8,7 +8,7 @@ use restate_process_registry::{
     ProcessAwaitOutput, ProcessEventAppendRequest, ProcessLease, ProcessListFilter, ProcessRecord,
     ProcessRegistry, RestateProcessRegistry, SessionScope,
 };
-use restate_process_registry_services::local_stack::LocalStack;
+use restate_process_registry_testkit::local_stack::LocalStack;
 use serde_json::json;
 
 /// What the test wrote and expects back.

@@ -9,7 +9,7 @@ use std::future::Future;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use restate_process_registry_services::local_server::LocalRestate;
+use restate_process_registry_testkit::local_server::LocalRestate;
 
 use crate::common::{CliResult, Context, Load};
 

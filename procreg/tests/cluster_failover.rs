@@ -2,20 +2,21 @@
 //! acknowledged call is present exactly once, logs stay gapless, indexes
 //! agree, parked waiters resolve, and the node rejoins after a restart.
 
-mod cluster;
-
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use procreg::check::check;
 use restate_process_registry::testing::support::{descriptor, typed, unique_id, NOTE};
 use restate_process_registry::{
     ProcessAttach, ProcessAwaitOutput, ProcessError, ProcessEventAppendRequest, ProcessRegistry,
     ProcessResult, RestateProcessAttach, RestateProcessRegistry, SessionScope,
 };
-use restate_process_registry_services::check::check;
+use restate_process_registry_testkit::cluster_stack::{writable, ClusterStack};
 use serde_json::json;
 
+/// Nodes of the test cluster.
+const NODES: usize = 3;
 /// Writers running the mixed load.
 const WRITERS: usize = 6;
 /// Appends per process.
@@ -93,7 +94,20 @@ async fn writer(registry: RestateProcessRegistry, n: usize, until: Instant, ledg
 
 #[tokio::test]
 async fn a_killed_node_loses_nothing_and_rejoins() {
-    let mut stack = cluster::Stack::start().await;
+    let started = Instant::now();
+    let mut stack = ClusterStack::start(
+        NODES,
+        restate_process_registry_services::endpoint(),
+        &tokio::runtime::Handle::current(),
+    )
+    .await
+    .expect("the cluster starts");
+    for ingress in stack.cluster.ingress_urls() {
+        writable(&ingress, Duration::from_secs(60))
+            .await
+            .unwrap_or_else(|err| panic!("{err}"));
+    }
+    eprintln!("cluster of {NODES} ready in {:?}", started.elapsed());
     let leaders = stack.cluster.leaders().await.expect("restatectl answers");
     let (&victim, &led) = leaders
         .iter()
@@ -144,7 +158,9 @@ async fn a_killed_node_loses_nothing_and_rejoins() {
     let node = stack.cluster.node_mut(victim).expect("the victim");
     node.kill().await.expect("kill -9");
     let killed_at = Instant::now();
-    let failover = cluster::writable(&survivors[0], Duration::from_secs(60)).await;
+    let failover = writable(&survivors[0], Duration::from_secs(60))
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
     eprintln!(
         "leaders per node {leaders:?}; node {} (leading {led}) killed; writes succeed again after {:?} \
          (probe started {:?} after the kill)",
@@ -230,12 +246,14 @@ async fn a_killed_node_loses_nothing_and_rejoins() {
             }
         }
     }
-    cluster::writable(&urls[victim], Duration::from_secs(60)).await;
+    writable(&urls[victim], Duration::from_secs(60))
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
     eprintln!(
         "{} processes under load; node {} rejoined in {:?}",
         acked.len(),
         victim + 1,
         started.elapsed()
     );
-    stack.endpoint.abort();
+    stack.stop_endpoint();
 }

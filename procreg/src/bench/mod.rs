@@ -18,6 +18,10 @@
 //! Rows are printed as each phase ends; the last line is one
 //! `key=value` summary for scripts.
 
+mod baseline;
+mod meter;
+mod report;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,21 +35,22 @@ use restate_process_registry::{
     RestateProcessRegistry, SessionScope,
 };
 use restate_process_registry_services::bind_services;
-use restate_process_registry_services::local_server::LocalRestate;
-use restate_process_registry_services::local_stack::LocalStack;
+use restate_process_registry_testkit::local_server::LocalRestate;
+use restate_process_registry_testkit::local_stack::LocalStack;
 use tokio::runtime::{Handle, Runtime};
 
-use crate::baseline::EngineBaseline;
+use baseline::EngineBaseline;
 use restate_sdk::endpoint::Endpoint;
 use restate_sdk::ingress::{Client, RequestTarget};
 use serde_json::json;
 
-use crate::bench_report::Report;
-use crate::cluster_stack::ClusterStack;
 use crate::common::{
-    bar, ensure, ms, quantile, run_concurrent, start_stack_on, CliError, CliResult, Context, Load,
+    bar, ensure, ms, quantile, run_concurrent, start_cluster_on, start_stack_on, CliError,
+    CliResult, Context, Load,
 };
-use crate::meter::{print_costs, Meter, OpCost, ENDPOINT_THREADS};
+use meter::{print_costs, Meter, OpCost, ENDPOINT_THREADS};
+use report::Report;
+use restate_process_registry_testkit::cluster_stack::ClusterStack;
 
 /// The benchmark's event type.
 const TICK: &str = "bench.tick";
@@ -147,7 +152,7 @@ impl BenchStack {
         config: Option<&str>,
     ) -> CliResult<(Self, Duration)> {
         if nodes > 1 {
-            let (stack, took) = ClusterStack::start(nodes, bench_endpoint(), runtime).await?;
+            let (stack, took) = start_cluster_on(nodes, bench_endpoint(), runtime).await?;
             Ok((Self::Cluster(stack), took))
         } else {
             let (stack, took) = start_stack_on(bench_endpoint(), runtime, config).await?;

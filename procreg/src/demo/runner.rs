@@ -17,12 +17,12 @@ use restate_process_registry::{
     ProcessAwaitOutput, ProcessRegistry, ProcessWorkDriver, RestateProcessAttach,
     RestateProcessRegistry, RestateProcessRuns,
 };
-use restate_process_registry_services::local_server::LocalRestate;
+use restate_process_registry_testkit::local_server::LocalRestate;
 use tokio::process::{Child, Command};
 
+use super::body::{registration, Plan, PROGRESS};
 use crate::common::{ensure, ms, spinner, CliError, CliResult, Context};
 use crate::demo::describe;
-use crate::demo_body::{registration, Plan, PROGRESS};
 
 /// Steps of the demo process.
 const STEPS: u32 = 6;
