@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::net::TcpListener as StdListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -21,7 +21,7 @@ use restate_process_registry::{
     RecoveryDisposition, RestateProcessAttach, RestateProcessRegistry, RestateProcessRuns,
 };
 use restate_process_registry_services::runner::STEP_ATTEMPTS;
-use restate_process_registry_testkit::local_server::LocalRestate;
+use restate_process_registry_testkit::local_server::{die_with_parent, LocalRestate};
 use serde_json::{json, Value};
 use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, oneshot, RwLock};
@@ -139,16 +139,8 @@ async fn spawn_endpoint(port: u16, log: &Path) -> Child {
         .stdout(log.try_clone().expect("the endpoint log"))
         .stderr(log)
         .kill_on_drop(true);
-    // SAFETY: `prctl` is async-signal-safe and touches no parent memory.
     // The stack is a static nobody drops: the endpoint must die with us.
-    unsafe {
-        command.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    die_with_parent(&mut command);
     let child = command.spawn().expect("procreg serve starts");
     for _ in 0..400 {
         if tokio::net::TcpStream::connect(("127.0.0.1", port))
@@ -165,13 +157,19 @@ async fn spawn_endpoint(port: u16, log: &Path) -> Child {
 /// A demo process: its id, side-effect file and registration.
 struct Demo {
     id: String,
-    file: PathBuf,
+    /// Removed on drop.
+    file: tempfile::TempPath,
 }
 
 impl Demo {
     fn new(tag: &str) -> Self {
         let id = unique_id(tag);
-        let file = std::env::temp_dir().join(format!("procreg-runner-{id}.txt"));
+        let file = tempfile::Builder::new()
+            .prefix("procreg-runner-")
+            .suffix(".txt")
+            .tempfile()
+            .expect("a side-effect file")
+            .into_temp_path();
         Self { id, file }
     }
 
@@ -181,7 +179,7 @@ impl Demo {
         let mut payload = json!({
             "steps": steps,
             "delay_ms": delay_ms,
-            "file": self.file,
+            "file": &*self.file,
         });
         if let (Some(payload), Some(extra)) = (payload.as_object_mut(), extra.as_object()) {
             payload.extend(extra.clone());
@@ -229,12 +227,6 @@ impl Demo {
             }
         });
         reached.await.expect("the body makes progress")
-    }
-}
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.file);
     }
 }
 

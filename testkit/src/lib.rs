@@ -18,5 +18,7 @@ pub mod cluster_stack;
 pub mod local_cluster;
 pub mod local_server;
 pub mod local_stack;
+mod ports;
+mod run_dir;
 pub mod shared;
 pub mod signing;

@@ -12,14 +12,13 @@
 //! admin API and point the registry at any node's ingress.
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::process::Command;
 
 use crate::local_server::{ensure_restatectl, LocalRestate, LocalServerError};
+use crate::ports::Ports;
+use crate::run_dir::RunDir;
 
 /// Partitions of a local cluster (as for a single node).
 const PARTITIONS: u32 = 4;
@@ -29,36 +28,39 @@ const REPLICATION: u32 = 2;
 /// A restate-server cluster of child processes on loopback.
 #[derive(Debug)]
 pub struct LocalCluster {
+    // Field order: the nodes stop before their ports and dir are released.
     nodes: Vec<LocalRestate>,
-    dir: PathBuf,
+    _ports: Ports,
+    dir: RunDir,
 }
 
 impl LocalCluster {
     /// Starts `size` nodes (at least 2) and waits until every one answers.
     pub async fn start(size: usize) -> Result<Self, LocalServerError> {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
         let size = size.max(2);
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
-        let dir = std::env::temp_dir().join(format!(
-            "procreg-restate-{}-{nanos}-c{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        let ports = free_ports(size * 3)?;
+        let io = |context: &str| {
+            let context = context.to_owned();
+            move |source| LocalServerError::Io { context, source }
+        };
+        let dir = RunDir::new().map_err(io("creating the cluster's temp dir"))?;
+        let reserved = Ports::reserve(size * 3).map_err(io("reserving loopback ports"))?;
+        let ports = reserved.ports().to_vec();
         let fabric: Vec<String> = (0..size)
             .map(|i| format!("\"http://127.0.0.1:{}/\"", ports[i * 3]))
             .collect();
         let cluster_name = format!("procreg-{nanos}");
         let mut cluster = Self {
             nodes: Vec::with_capacity(size),
+            _ports: reserved,
             dir,
         };
         for i in 0..size {
             let config = node_config(&cluster_name, i + 1, &fabric.join(", "));
             let node = LocalRestate::node(
-                cluster.dir.join(format!("n{}", i + 1)),
+                cluster.dir.path().join(format!("n{}", i + 1)),
                 (ports[i * 3], ports[i * 3 + 1], ports[i * 3 + 2]),
                 config,
             )
@@ -153,31 +155,6 @@ impl LocalCluster {
         }
         Ok(leaders)
     }
-}
-
-impl Drop for LocalCluster {
-    fn drop(&mut self) {
-        // Stop every node before the shared dir goes.
-        self.nodes.clear();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn free_ports(count: usize) -> Result<Vec<u16>, LocalServerError> {
-    // Bound all at once so they differ, then released for the nodes.
-    let listeners = (0..count)
-        .map(|_| TcpListener::bind("127.0.0.1:0"))
-        .collect::<Result<Vec<_>, _>>()
-        .and_then(|listeners| {
-            listeners
-                .iter()
-                .map(|l| l.local_addr().map(|a| a.port()))
-                .collect::<Result<Vec<_>, _>>()
-        });
-    listeners.map_err(|source| LocalServerError::Io {
-        context: "picking free loopback ports".to_owned(),
-        source,
-    })
 }
 
 /// Node `number`'s config; addresses and ports come from the environment

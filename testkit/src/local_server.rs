@@ -4,15 +4,17 @@
 //! `<workspace>/.tools/restate`), and [`LocalRestate`] runs it on free loopback ports
 //! with its own base dir, so parallel runs never collide.
 
-use std::fs::OpenOptions;
-use std::net::TcpListener;
+use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 
+use crate::ports::Ports;
+use crate::run_dir::RunDir;
 use crate::signing::{SigningKeys, SERVER_KEY_ENV};
 
 /// Errors from finding, installing or running a local restate-server.
@@ -92,7 +94,6 @@ const CONFIG: &str = include_str!("../../restate.toml");
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_TIMEOUT: Duration = Duration::from_secs(20);
 const POLL: Duration = Duration::from_millis(100);
-const STALE_LOCK: Duration = Duration::from_secs(300);
 
 fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> LocalServerError {
     let context = context.into();
@@ -180,34 +181,44 @@ async fn ensure_npm_tool(tool: &str, override_var: &str) -> Result<PathBuf, Loca
     }
 }
 
-/// A lock file serializing npm installs across processes; removed on drop.
-struct InstallLock(PathBuf);
+/// An exclusive lock (`flock`, through `fs4`) serializing npm installs
+/// across processes, held until drop. The kernel releases it when its
+/// holder dies, so a crashed install never blocks the next one and a slow
+/// one is never taken over.
+struct InstallLock(#[allow(dead_code)] File);
 
 impl InstallLock {
     async fn acquire(path: PathBuf) -> Result<Self, LocalServerError> {
-        loop {
-            match OpenOptions::new().write(true).create_new(true).open(&path) {
-                Ok(_) => return Ok(Self(path)),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let age = std::fs::metadata(&path)
-                        .and_then(|m| m.modified())
-                        .ok()
-                        .and_then(|t| t.elapsed().ok());
-                    if age.is_some_and(|age| age > STALE_LOCK) {
-                        let _ = std::fs::remove_file(&path);
-                    } else {
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                    }
-                }
-                Err(e) => return Err(io_err(format!("creating {}", path.display()))(e)),
-            }
-        }
+        let context = format!("locking {}", path.display());
+        let locked = tokio::task::spawn_blocking(move || {
+            let file = OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)?;
+            fs4::FileExt::lock(&file)?;
+            Ok(file)
+        })
+        .await
+        .map_err(|join| std::io::Error::other(join.to_string()))
+        .and_then(|locked| locked);
+        locked.map(Self).map_err(io_err(context))
     }
 }
 
-impl Drop for InstallLock {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+/// Where a server keeps its config, log and data.
+enum BaseDir {
+    /// A temp dir of its own, removed with the server.
+    Fresh(RunDir),
+    /// The caller's, kept.
+    Kept(PathBuf),
+}
+
+impl BaseDir {
+    fn fresh() -> Result<Self, LocalServerError> {
+        RunDir::new()
+            .map(Self::Fresh)
+            .map_err(io_err("creating a temp base dir"))
     }
 }
 
@@ -216,7 +227,11 @@ impl Drop for InstallLock {
 pub struct LocalRestate {
     bin: PathBuf,
     base_dir: PathBuf,
-    owns_dir: bool,
+    /// The temp dir `base_dir` is, when this server made it (removed on drop).
+    _run_dir: Option<RunDir>,
+    /// The ports below, held for this server's life (`None` for a cluster
+    /// node: the cluster holds them).
+    ports: Option<Ports>,
     fabric_port: u16,
     admin_port: u16,
     ingress_port: u16,
@@ -238,7 +253,7 @@ impl LocalRestate {
     /// instead of the shipped `restate.toml` (ports still come from the
     /// environment), e.g. to measure Restate's defaults against it.
     pub async fn start_configured(config: &str) -> Result<Self, LocalServerError> {
-        Self::launch(fresh_base_dir(), true, None, Some(config)).await
+        Self::launch(BaseDir::fresh()?, None, Some(config)).await
     }
 
     /// Like [`start`](Self::start), the server signing every request to
@@ -248,21 +263,25 @@ impl LocalRestate {
     }
 
     async fn start_with(keys: Option<&SigningKeys>) -> Result<Self, LocalServerError> {
-        Self::launch(fresh_base_dir(), true, keys, None).await
+        Self::launch(BaseDir::fresh()?, keys, None).await
     }
 
     /// Starts a server on an existing base dir that the caller keeps (not removed on drop).
     pub async fn start_in(base_dir: PathBuf) -> Result<Self, LocalServerError> {
-        Self::launch(base_dir, false, None, None).await
+        Self::launch(BaseDir::Kept(base_dir), None, None).await
     }
 
     async fn launch(
-        base_dir: PathBuf,
-        owns_dir: bool,
+        dir: BaseDir,
         keys: Option<&SigningKeys>,
         config: Option<&str>,
     ) -> Result<Self, LocalServerError> {
         let bin = ensure_restate_server().await?;
+        let (base_dir, run_dir) = match dir {
+            BaseDir::Fresh(run_dir) => (run_dir.path().to_path_buf(), Some(run_dir)),
+            BaseDir::Kept(base_dir) => (base_dir, None),
+        };
+        let owns_dir = run_dir.is_some();
         std::fs::create_dir_all(&base_dir)
             .map_err(io_err(format!("creating {}", base_dir.display())))?;
         let identity_pem = match keys {
@@ -274,7 +293,8 @@ impl LocalRestate {
             }
             None => None,
         };
-        let ports = free_ports()?;
+        let ports = reserve_ports()?;
+        let (fabric_port, admin_port, ingress_port) = three(&ports);
         let http = reqwest::Client::builder()
             .no_proxy()
             .build()
@@ -286,10 +306,11 @@ impl LocalRestate {
         let mut server = Self {
             bin,
             base_dir,
-            owns_dir,
-            fabric_port: ports.0,
-            admin_port: ports.1,
-            ingress_port: ports.2,
+            _run_dir: run_dir,
+            ports: Some(ports),
+            fabric_port,
+            admin_port,
+            ingress_port,
             identity_pem,
             config: config.unwrap_or(CONFIG).to_owned(),
             child: None,
@@ -298,13 +319,15 @@ impl LocalRestate {
         let mut attempt = 1;
         loop {
             match server.spawn().await {
-                Err(err) if owns_dir && attempt < PORT_ATTEMPTS && lost_a_port(&err) => {
+                Err(_) if owns_dir && attempt < PORT_ATTEMPTS && server.lost_a_port() => {
                     // A fresh server never got to serve: start over on
                     // new ports and an empty data dir.
                     attempt += 1;
                     let data = server.base_dir.join("data");
                     let _ = std::fs::remove_dir_all(&data);
-                    (server.fabric_port, server.admin_port, server.ingress_port) = free_ports()?;
+                    let ports = reserve_ports()?;
+                    (server.fabric_port, server.admin_port, server.ingress_port) = three(&ports);
+                    server.ports = Some(ports);
                 }
                 result => return result.map(|()| server),
             }
@@ -331,7 +354,8 @@ impl LocalRestate {
         Ok(Self {
             bin,
             base_dir,
-            owns_dir: false,
+            _run_dir: None,
+            ports: None,
             fabric_port: ports.0,
             admin_port: ports.1,
             ingress_port: ports.2,
@@ -409,19 +433,18 @@ impl LocalRestate {
         })
     }
 
-    /// Graceful stop: SIGTERM (sent with the `kill` command, so no libc dependency), wait up
-    /// to 20 s for a clean shutdown, then SIGKILL. The base dir is kept for [`Self::restart`].
+    /// Graceful stop: SIGTERM, wait up to 20 s for a clean shutdown, then
+    /// SIGKILL. The base dir is kept for [`Self::restart`].
     pub async fn stop(&mut self) -> Result<(), LocalServerError> {
         let Some(mut child) = self.child.take() else {
             return Ok(());
         };
-        if let Some(pid) = child.id() {
-            let status = Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .status()
-                .await
-                .map_err(io_err("running kill -TERM"))?;
-            if status.success() {
+        // No pid: it was already reaped. A pid that no longer fits is no
+        // process of ours: SIGKILL through the handle instead.
+        if let Some(pid) = child.id().and_then(|pid| i32::try_from(pid).ok()) {
+            // ESRCH: it exited on its own just now; the wait below reaps it.
+            let sent = kill(Pid::from_raw(pid), Signal::SIGTERM);
+            if sent.is_ok() || sent == Err(nix::errno::Errno::ESRCH) {
                 if let Ok(waited) = tokio::time::timeout(STOP_TIMEOUT, child.wait()).await {
                     waited.map_err(io_err("waiting for restate-server"))?;
                     return Ok(());
@@ -540,6 +563,12 @@ impl LocalRestate {
         }
     }
 
+    /// Whether a failed start lost one of its reserved ports to a program
+    /// outside this harness: the server is gone and the port is taken.
+    fn lost_a_port(&mut self) -> bool {
+        !self.is_running() && self.ports.as_ref().is_some_and(Ports::any_taken)
+    }
+
     fn unhealthy(&self, reason: String) -> LocalServerError {
         let log = self.log_path();
         let text = std::fs::read(&log).unwrap_or_default();
@@ -550,47 +579,20 @@ impl LocalRestate {
     }
 }
 
-/// How many times a fresh server is started on new ports when one it was
-/// given was taken before it bound it.
+/// How many times a fresh server is started on new ports when a program
+/// outside this harness took one of its reserved ports first.
 const PORT_ATTEMPTS: usize = 3;
 
-/// Three distinct free loopback ports (fabric, admin, ingress): bound at
-/// once so they differ, then released for the server. Another socket can
-/// take one before the server binds it (an outgoing connection's source
-/// port comes from the same range); see [`lost_a_port`].
-fn free_ports() -> Result<(u16, u16, u16), LocalServerError> {
-    let listeners = (0..3)
-        .map(|_| TcpListener::bind("127.0.0.1:0"))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(io_err("picking free loopback ports"))?;
-    let port = |i: usize| {
-        listeners[i]
-            .local_addr()
-            .map(|addr| addr.port())
-            .map_err(io_err("picking free loopback ports"))
-    };
-    Ok((port(0)?, port(1)?, port(2)?))
+/// Three reserved loopback ports (fabric, admin, ingress; see `ports`).
+fn reserve_ports() -> Result<Ports, LocalServerError> {
+    Ports::reserve(3).map_err(io_err("reserving loopback ports"))
 }
 
-/// Whether a start failed because a port was taken between
-/// [`free_ports`] and the server's bind.
-fn lost_a_port(err: &LocalServerError) -> bool {
-    matches!(err, LocalServerError::Unhealthy { tail, .. } if tail.contains("Address in use"))
-}
-
-/// A base dir under the temp dir no other run uses.
-fn fresh_base_dir() -> PathBuf {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let name = format!(
-        "procreg-restate-{}-{nanos}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    );
-    sweep_orphaned_dirs();
-    std::env::temp_dir().join(name)
+fn three(ports: &Ports) -> (u16, u16, u16) {
+    match ports.ports() {
+        &[fabric, admin, ingress] => (fabric, admin, ingress),
+        other => unreachable!("three ports reserved, got {other:?}"),
+    }
 }
 
 async fn hard_kill(child: &mut Child) -> Result<(), LocalServerError> {
@@ -610,50 +612,24 @@ impl Drop for LocalRestate {
                 std::thread::sleep(Duration::from_millis(10));
             }
         }
-        if self.owns_dir {
-            let _ = std::fs::remove_dir_all(&self.base_dir);
-        }
+        // `run_dir`, dropped after this, removes the dir of a server that made it.
     }
 }
 
-/// Has the server die with the process that started it, so a test binary
-/// that exits without dropping its server (a shared static) leaves nothing
-/// running. Linux only; elsewhere the server is killed on drop alone.
-fn die_with_parent(command: &mut Command) {
+/// Has the child die (SIGKILL) with the thread that started it, so a test
+/// binary that exits without dropping its server or endpoint (a shared
+/// static) leaves nothing running. Linux only; elsewhere the child is
+/// killed on drop alone.
+pub fn die_with_parent(command: &mut Command) {
     #[cfg(target_os = "linux")]
     // SAFETY: `prctl` is async-signal-safe and touches no memory of the parent.
     unsafe {
         command.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
         });
     }
     #[cfg(not(target_os = "linux"))]
     let _ = command;
-}
-
-/// Removes temp base dirs left by earlier processes that are gone (a test
-/// binary's shared server is never dropped, so its dir outlives it).
-fn sweep_orphaned_dirs() {
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .and_then(|name| name.strip_prefix("procreg-restate-"))
-            .and_then(|rest| rest.split('-').next())
-        else {
-            continue;
-        };
-        let gone = !Path::new("/proc").join(pid).exists();
-        if gone && Path::new("/proc/self").exists() {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
 }
 
 #[cfg(test)]

@@ -9,6 +9,9 @@ use std::future::Future;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use nix::unistd::{sysconf, SysconfVar};
+use prometheus_parse::{Scrape, Value};
+
 use restate_process_registry_testkit::local_server::LocalRestate;
 
 use crate::common::{CliResult, Context, Load};
@@ -129,7 +132,7 @@ impl Meter {
                 .text()
                 .await
                 .with_context(|| format!("reading {url}"))?;
-            add_counters(&text, &mut counters);
+            add_counters(&text, &mut counters).with_context(|| format!("reading {url}"))?;
         }
         let mut cpu = Cpu {
             server: self.server_cpu(),
@@ -273,21 +276,21 @@ fn micros(duration: Duration) -> f64 {
 }
 
 /// Adds the counters the bench reads from one Prometheus text page.
-fn add_counters(text: &str, counters: &mut BTreeMap<String, f64>) {
-    for line in text.lines().filter(|line| !line.starts_with('#')) {
-        let Some((series, value)) = line.rsplit_once(' ') else {
-            continue;
+fn add_counters(text: &str, counters: &mut BTreeMap<String, f64>) -> CliResult<()> {
+    let lines = text.lines().map(|line| Ok(line.to_owned()));
+    let page = Scrape::parse(lines).context("parsing a Prometheus metrics page")?;
+    for sample in page.samples {
+        let value = match sample.value {
+            Value::Counter(value) | Value::Gauge(value) | Value::Untyped(value) => value,
+            Value::Histogram(_) | Value::Summary(_) => continue,
         };
-        let Ok(value) = value.parse::<f64>() else {
-            continue;
-        };
-        let (name, labels) = series.split_once('{').unwrap_or((series, ""));
-        let key = match name {
-            "restate_usage_leader_journal_entry_count_total" => {
-                label(labels, "entry").map(|kind| format!("{ENTRY}{kind}"))
-            }
+        let key = match sample.metric.as_str() {
+            "restate_usage_leader_journal_entry_count_total" => sample
+                .labels
+                .get("entry")
+                .map(|kind| format!("{ENTRY}{kind}")),
             "restate_invoker_invocation_tasks_total" => {
-                (label(labels, "status") == Some("started")).then(|| INVOCATIONS.to_owned())
+                (sample.labels.get("status") == Some("started")).then(|| INVOCATIONS.to_owned())
             }
             "restate_bifrost_replicatedloglet_enqueued_records_total" => {
                 Some(LOG_RECORDS.to_owned())
@@ -298,13 +301,7 @@ fn add_counters(text: &str, counters: &mut BTreeMap<String, f64>) {
             *counters.entry(key).or_default() += value;
         }
     }
-}
-
-/// The value of `name="…"` in a series' label list.
-fn label<'a>(labels: &'a str, name: &str) -> Option<&'a str> {
-    let start = labels.find(&format!("{name}=\""))? + name.len() + 2;
-    let rest = &labels[start..];
-    rest.find('"').map(|end| &rest[..end])
+    Ok(())
 }
 
 /// CPU time of the threads under `process` (a `/proc` entry) whose name
@@ -324,7 +321,7 @@ fn threads_cpu(process: &Path, keep: impl Fn(&str) -> bool) -> Duration {
 }
 
 /// One thread's CPU time: the scheduler's nanosecond count when the kernel
-/// shows it, else user plus system ticks (assumed 100 per second).
+/// shows it, else user plus system ticks (`sysconf(_SC_CLK_TCK)` a second).
 fn thread_cpu(task: &Path) -> Option<Duration> {
     if let Ok(sched) = std::fs::read_to_string(task.join("sched")) {
         let ms = sched
@@ -339,7 +336,13 @@ fn thread_cpu(task: &Path) -> Option<Duration> {
     let stat = std::fs::read_to_string(task.join("stat")).ok()?;
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
     let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    Some(Duration::from_millis(ticks * 10))
+    Some(Duration::from_secs_f64(ticks as f64 / ticks_per_second()?))
+}
+
+/// The kernel's clock ticks per second, in which `/proc` counts CPU time.
+fn ticks_per_second() -> Option<f64> {
+    let ticks = sysconf(SysconfVar::CLK_TCK).ok()??;
+    (ticks > 0).then_some(ticks as f64)
 }
 
 #[cfg(test)]
@@ -357,7 +360,7 @@ mod tests {
             restate_bifrost_replicatedloglet_enqueued_records_total{node=\"a\"} 11\n\
             unrelated_total 1\n";
         let mut counters = BTreeMap::new();
-        add_counters(page, &mut counters);
+        add_counters(page, &mut counters).expect("a well-formed page");
         let before = Sample::default();
         let after = Sample {
             cpu: Cpu::default(),
@@ -373,6 +376,11 @@ mod tests {
             kinds,
             vec![("Command/Input", 7.0), ("Completion/GetLazyState", 3.0)]
         );
+    }
+
+    #[test]
+    fn ticks_come_from_the_kernel() {
+        assert!(ticks_per_second().is_some_and(|ticks| ticks >= 1.0));
     }
 
     #[test]

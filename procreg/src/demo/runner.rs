@@ -8,7 +8,7 @@
 //! own, so the tour's other sections are untouched.
 
 use std::net::TcpListener as StdListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -95,14 +95,6 @@ async fn spawn(port: u16) -> CliResult<Child> {
 }
 
 /// Removes the side-effect file when the section ends, however it ends.
-struct TempFile(PathBuf);
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
 /// Runs the section; any surprise is an error.
 pub async fn run() -> CliResult<()> {
     let spin = spinner("starting a second restate-server and the runner endpoint");
@@ -126,13 +118,17 @@ pub async fn run() -> CliResult<()> {
     let attach = Arc::new(RestateProcessAttach::new(registry.clone()));
     let driver = ProcessWorkDriver::new(Arc::new(registry.clone()), runs).with_attach(attach);
 
-    let file = TempFile(
-        std::env::temp_dir().join(format!("procreg-demo-durable-{}.txt", std::process::id())),
-    );
+    // The body's side-effect file, removed when the section ends.
+    let file = tempfile::Builder::new()
+        .prefix("procreg-demo-durable-")
+        .suffix(".txt")
+        .tempfile()
+        .context("creating the side-effect file")?
+        .into_temp_path();
     let plan = Plan {
         steps: STEPS,
         delay_ms: STEP_DELAY_MS,
-        file: file.0.clone(),
+        file: file.to_path_buf(),
         fail_at: None,
         panic_at: None,
         flaky_at: None,
@@ -151,7 +147,7 @@ pub async fn run() -> CliResult<()> {
         .context("submitting pending runs")?;
     println!(
         "   registered {id}: {STEPS} steps of {STEP_DELAY_MS} ms, each appending a line to {}",
-        file.0.display()
+        file.display()
     );
 
     let since = Instant::now();
@@ -188,7 +184,7 @@ pub async fn run() -> CliResult<()> {
     ensure(matches!(output, ProcessAwaitOutput::Success { .. }), || {
         format!("{id} ended {output:?}")
     })?;
-    report_side_effects(&file.0, &journaled)
+    report_side_effects(&file, &journaled)
 }
 
 /// Polls the log until `count` `progress` events are there; answers their steps.
