@@ -10,7 +10,7 @@ use plotters::prelude::*;
 use serde::Serialize;
 use serde_json::{Map, Number, Value};
 
-use crate::common::{ms, quantile, CliError, CliResult, Context};
+use crate::common::{ms, quantile, CliError, CliResult, Context, Load};
 
 /// One row of the bench table.
 #[derive(Debug, Clone, Serialize)]
@@ -195,5 +195,79 @@ impl Report {
             )))?;
         }
         Ok(())
+    }
+}
+
+/// The result table, printed a row at a time as phases end.
+pub(super) struct Table {
+    pub(super) report: Report,
+}
+
+impl Table {
+    pub(super) fn new() -> Self {
+        println!(
+            "{:<42} {:>7} {:>8} {:>9} {:>9} {:>9}",
+            "phase", "ops", "secs", "ops/s", "p50 ms", "p99 ms"
+        );
+        println!("{}", "-".repeat(89));
+        Self {
+            report: Report::default(),
+        }
+    }
+
+    pub(super) fn load(&mut self, name: &str, load: &Load) {
+        self.report
+            .load(name, load.ops(), load.elapsed, &load.latencies);
+        println!(
+            "{:<42} {:>7} {:>8.2} {:>9.0} {:>9.2} {:>9.2}",
+            name,
+            load.ops(),
+            load.elapsed.as_secs_f64(),
+            load.per_second(),
+            ms(quantile(&load.latencies, 0.5)),
+            ms(quantile(&load.latencies, 0.99)),
+        );
+    }
+
+    pub(super) fn latencies(&mut self, name: &str, samples: &[Duration], elapsed: Duration) {
+        self.report.latencies(name, samples, elapsed);
+        println!(
+            "{:<42} {:>7} {:>8.2} {:>9} {:>9.2} {:>9.2}",
+            name,
+            samples.len(),
+            elapsed.as_secs_f64(),
+            "-",
+            ms(quantile(samples, 0.5)),
+            ms(quantile(samples, 0.99)),
+        );
+    }
+}
+
+/// The final `key=value` line.
+#[derive(Default)]
+pub(super) struct Summary {
+    pub(super) pairs: Vec<(String, String)>,
+}
+
+impl Summary {
+    pub(super) fn push(&mut self, key: &str, value: impl ToString) {
+        self.pairs.push((key.to_owned(), value.to_string()));
+    }
+
+    pub(super) fn line(&self) -> String {
+        self.pairs
+            .iter()
+            .map(|(key, value)| format!("{key}={value}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// `10`, `1k`, `50k`: how a size reads in a summary key.
+pub(super) fn size(n: usize) -> String {
+    if n >= 1_000 && n % 1_000 == 0 {
+        format!("{}k", n / 1_000)
+    } else {
+        n.to_string()
     }
 }
