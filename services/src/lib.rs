@@ -11,14 +11,14 @@
 //! | `ProcessObject` | virtual object (lazy state) | process id | row, event log (a key per event), lease, replay keys, unacked wakes (a key each), a mirror of its grants (≤ 64) |
 //! | `ProcessTerminal` | workflow | process id + incarnation | the durable promise of the outcome |
 //! | `ProcessMilestone` | workflow | incarnation + event type + sequence | one parked milestone wait (an awakeable) |
-//! | `ProcessDirectory` | virtual object (lazy state) | shard `0`..`31` | one small entry per row (summary, plus the row when ≤ 4 KiB), in a slot set |
+//! | `ProcessDirectory` | virtual object (lazy state) | shard `0`..`31` | one small entry per row (summary, plus the row when ≤ 4 KiB), in a keyed set |
 //! | `SessionGrants` | virtual object (lazy state) | session id | **the authority** for the session's grants, a key each |
 //! | `SessionWakes` | virtual object (lazy state) | session id | the processes whose wake target (or delivered wakes) aim at the session |
 //! | `ProcessCoordinator` | service | — | nothing: journals transfers, session deletes, prunes |
 //! | `ProcessRunner` (optional) | workflow | process id + incarnation | a process body's journal: its steps and registry calls |
 //!
 //! No state value grows with the number of rows, events, grants or wakes:
-//! collections are slot sets (a key per member and a small fixed head),
+//! collections are keyed sets (a key per member and a small fixed head),
 //! except a process's grant mirror, bounded by the 64-grant limit.
 //!
 //! Call graph (an arrow is a call an exclusive handler waits on; `send` is
@@ -112,12 +112,12 @@ mod directory;
 mod errors;
 mod input;
 mod journal;
+mod keyed_set;
 mod milestone;
 mod process_object;
 pub mod runner;
 mod session_grants;
 mod session_wakes;
-mod slots;
 mod state;
 mod terminal;
 

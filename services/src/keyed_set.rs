@@ -1,5 +1,8 @@
-//! [`SlotSet`]: a set of string members kept in one object's state so that
+//! [`KeyedSet`]: a set of string members kept in one object's state so that
 //! no state value grows with the set.
+//!
+//! In this crate (and in `ListCursor::slot` of the library's wire) "slot"
+//! means only this: a member's numbered position in a keyed set.
 //!
 //! Each member sits in a numbered slot (`{prefix}/s/{slot}`) and knows its
 //! slot (`{prefix}/m/{member}`); a small head (`{prefix}/head`) counts slots
@@ -35,7 +38,7 @@ enum Slot {
 
 /// One page of members in slot order.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct SlotPage {
+pub(crate) struct KeyedSetPage {
     /// The members found.
     pub(crate) members: Vec<String>,
     /// Where the next page starts, when slots remain.
@@ -44,15 +47,15 @@ pub(crate) struct SlotPage {
 
 /// A named set inside an object's state.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct SlotSet<'p> {
+pub(crate) struct KeyedSet<'p> {
     prefix: &'p str,
 }
 
 fn corrupt(what: &str) -> TerminalError {
-    TerminalError::new_with_code(500, format!("slot set is inconsistent: {what}"))
+    TerminalError::new_with_code(500, format!("keyed set is inconsistent: {what}"))
 }
 
-impl<'p> SlotSet<'p> {
+impl<'p> KeyedSet<'p> {
     /// The set stored under `prefix` (distinct sets need distinct prefixes).
     pub(crate) const fn new(prefix: &'p str) -> Self {
         Self { prefix }
@@ -160,12 +163,12 @@ impl<'p> SlotSet<'p> {
         ctx: &C,
         cursor: u64,
         limit: u64,
-    ) -> Result<SlotPage, TerminalError> {
+    ) -> Result<KeyedSetPage, TerminalError> {
         let head = self.head(ctx).await?;
         let end = cursor.saturating_add(limit.max(1)).min(head.slots);
         let keys: Vec<String> = (cursor..end).map(|slot| self.slot_key(slot)).collect();
         let slots = in_order(keys.iter().map(|key| ctx.read::<Slot>(key))).await?;
-        Ok(SlotPage {
+        Ok(KeyedSetPage {
             members: slots
                 .into_iter()
                 .filter_map(|slot| match slot {

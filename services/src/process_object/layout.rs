@@ -24,7 +24,7 @@
 use std::collections::BTreeMap;
 
 use restate_process_registry::restate::wire::directory_shard;
-pub(crate) use restate_process_registry::rules::lease::LeaseSlot;
+pub(crate) use restate_process_registry::rules::lease::LeaseLedger;
 use restate_process_registry::{ProcessError, ProcessEvent, ProcessHandleGrant, ProcessRecord};
 use restate_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -38,7 +38,7 @@ use crate::state::{ReadState, UNREADABLE_STATE};
 pub(crate) const ROW: &str = "row";
 /// The record when it is too large to keep in the row.
 pub(crate) const RECORD: &str = "record";
-/// The lease slot (`rules::lease::LeaseSlot`).
+/// The lease ledger (`rules::lease::LeaseLedger`).
 pub(crate) const LEASE: &str = "lease";
 /// Grants by scope id.
 pub(crate) const GRANTS: &str = "grants";
