@@ -3,8 +3,9 @@
 //! The local test harness (`local_server`, `local_stack`, `local_cluster`,
 //! `signing`) moved to `restate-process-registry-testkit` under the same
 //! module names, and the consistency check (`check`) and the `procreg`
-//! binary to the `procreg` package; `docs/architecture.md` draws the
-//! crates and layers.
+//! binary to the `procreg` package (`procreg::check`); `docs/architecture.md`
+//! draws the crates and layers and lists where each cross-object invariant
+//! is argued.
 //!
 //! | Service | Kind | Key | Holds |
 //! |---|---|---|---|
