@@ -10,7 +10,6 @@
 //! authorities in agreement.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::TcpListener as StdListener;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +20,7 @@ use restate_process_registry::{
     ProcessError, ProcessEventAppendRequest, ProcessRegistry, RestateProcessRegistry, SessionScope,
 };
 use restate_process_registry_testkit::local_server::LocalRestate;
+use restate_process_registry_testkit::ports::Ports;
 use serde_json::json;
 use tokio::process::{Child, Command};
 
@@ -33,6 +33,8 @@ const KILLED_ROUND: usize = 2;
 struct Endpoint {
     port: u16,
     child: Child,
+    /// Holds `port` for this endpoint across its restarts.
+    _reserved: Ports,
 }
 
 impl Endpoint {
@@ -48,13 +50,12 @@ impl Endpoint {
     }
 
     async fn start() -> Self {
-        let port = StdListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free port")
-            .port();
+        let reserved = Ports::reserve(1).expect("a free port");
+        let port = reserved.ports()[0];
         let endpoint = Self {
             port,
             child: Self::spawn(port),
+            _reserved: reserved,
         };
         endpoint.wait_listening().await;
         endpoint

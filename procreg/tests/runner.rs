@@ -7,7 +7,6 @@
 //! exclusively; the others share it and never see a kill.
 
 use std::collections::BTreeMap;
-use std::net::TcpListener as StdListener;
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Arc, OnceLock};
@@ -22,6 +21,7 @@ use restate_process_registry::{
 };
 use restate_process_registry_services::runner::STEP_ATTEMPTS;
 use restate_process_registry_testkit::local_server::{die_with_parent, LocalRestate};
+use restate_process_registry_testkit::ports::Ports;
 use serde_json::{json, Value};
 use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, oneshot, RwLock};
@@ -91,10 +91,9 @@ impl Stack {
 /// the endpoint child, and the kill/start orders.
 async fn run_stack(ready: std::sync::mpsc::Sender<Stack>) {
     let server = LocalRestate::start().await.expect("restate-server starts");
-    let port = StdListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port();
+    // Held for the binary's life: the endpoint restarts on the same port.
+    let reserved = Ports::reserve(1).expect("a free port");
+    let port = reserved.ports()[0];
     // In the server's temp dir, which a later run sweeps away.
     let log = server.base_dir().join("endpoint.log");
     let mut endpoint = spawn_endpoint(port, &log).await;
@@ -123,6 +122,7 @@ async fn run_stack(ready: std::sync::mpsc::Sender<Stack>) {
         }
     }
     drop(server);
+    drop(reserved);
 }
 
 /// `procreg serve --runner demo` on `port`, dying with this thread.

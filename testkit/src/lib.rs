@@ -2,8 +2,9 @@
 //! `restate-server` child on free loopback ports ([`local_server`]), that
 //! server plus the registry endpoint ([`local_stack`]), an N-node cluster
 //! ([`local_cluster`], [`cluster_stack`]), request-identity keys for a
-//! signing server ([`signing`]), and the one-stack-per-test-binary helper
-//! ([`shared`]).
+//! signing server ([`signing`]), the one-stack-per-test-binary helper
+//! ([`shared`]), and loopback ports reserved across runs ([`ports`]) for
+//! endpoints started as child processes.
 //!
 //! These modules used to live in `restate-process-registry-services`
 //! behind its default `harness` feature (`restate_process_registry_testkit::local_server`
@@ -18,7 +19,7 @@ pub mod cluster_stack;
 pub mod local_cluster;
 pub mod local_server;
 pub mod local_stack;
-mod ports;
+pub mod ports;
 mod run_dir;
 pub mod shared;
 pub mod signing;

@@ -25,7 +25,7 @@ const LOWEST: u16 = 10_000;
 
 /// Loopback ports held for one server or cluster; released on drop.
 #[derive(Debug)]
-pub(crate) struct Ports {
+pub struct Ports {
     ports: Vec<u16>,
     _locks: Vec<File>,
 }
@@ -33,7 +33,7 @@ pub(crate) struct Ports {
 impl Ports {
     /// `count` distinct ports nothing listens on, each locked for this
     /// process.
-    pub(crate) fn reserve(count: usize) -> std::io::Result<Self> {
+    pub fn reserve(count: usize) -> std::io::Result<Self> {
         let (low, high) = window();
         let span = u32::from(high - low);
         let dir = lock_dir()?;
@@ -73,13 +73,13 @@ impl Ports {
     }
 
     /// The ports, in reservation order.
-    pub(crate) fn ports(&self) -> &[u16] {
+    pub fn ports(&self) -> &[u16] {
         &self.ports
     }
 
     /// Whether some other program now listens on one of these ports
     /// (probed while none of ours does).
-    pub(crate) fn any_taken(&self) -> bool {
+    pub fn any_taken(&self) -> bool {
         self.ports
             .iter()
             .any(|&port| TcpListener::bind(("127.0.0.1", port)).is_err())

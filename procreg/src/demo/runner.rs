@@ -7,7 +7,6 @@
 //! process, so the kill is a real one; it serves a restate-server of its
 //! own, so the tour's other sections are untouched.
 
-use std::net::TcpListener as StdListener;
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::Arc;
@@ -18,6 +17,7 @@ use restate_process_registry::{
     RestateProcessRegistry, RestateProcessRuns,
 };
 use restate_process_registry_testkit::local_server::LocalRestate;
+use restate_process_registry_testkit::ports::Ports;
 use tokio::process::{Child, Command};
 
 use super::body::{registration, Plan, PROGRESS};
@@ -39,16 +39,21 @@ const WAIT_LIMIT: Duration = Duration::from_secs(30);
 struct RunnerEndpoint {
     port: u16,
     child: Child,
+    /// Holds `port` for the endpoint across its restart.
+    _reserved: Ports,
 }
 
 impl RunnerEndpoint {
     async fn start() -> CliResult<Self> {
-        let port = StdListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .context("picking a free port for the runner endpoint")?
-            .port();
+        let reserved =
+            Ports::reserve(1).context("reserving a loopback port for the runner endpoint")?;
+        let port = reserved.ports()[0];
         let child = spawn(port).await?;
-        Ok(Self { port, child })
+        Ok(Self {
+            port,
+            child,
+            _reserved: reserved,
+        })
     }
 
     fn url(&self) -> String {
