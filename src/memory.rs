@@ -25,32 +25,32 @@ use crate::model::{
 use crate::registry::ProcessRegistry;
 use crate::rules::append::{self, AppendPlan, AppendWrite, CompletionPlan, Prior};
 use crate::rules::grants::{self, grant_for, SessionDeleteTally};
-use crate::rules::lease::{self, LeaseSlot};
+use crate::rules::lease::{self, LeaseLedger};
 use crate::rules::limits::check_key;
 use crate::rules::validate::{check_transfer, Validate};
-use crate::rules::{prune, record as row, registration, wakes};
+use crate::rules::{self, prune, registration, wakes};
 
 /// Everything stored about one process.
 #[derive(Debug)]
-struct Slot {
+struct StoredProcess {
     record: ProcessRecord,
     events: Vec<ProcessEvent>,
     replay_keys: HashMap<String, u64>,
     /// Unacknowledged wake events and the scope each was delivered to.
     unacked_wakes: BTreeMap<u64, Option<SessionScope>>,
-    lease: LeaseSlot,
+    lease: LeaseLedger,
     /// Grants by scope id.
     grants: BTreeMap<String, ProcessHandleGrant>,
 }
 
-impl Slot {
+impl StoredProcess {
     fn new(record: ProcessRecord) -> Self {
         Self {
             record,
             events: Vec::new(),
             replay_keys: HashMap::new(),
             unacked_wakes: BTreeMap::new(),
-            lease: LeaseSlot::default(),
+            lease: LeaseLedger::default(),
             grants: BTreeMap::new(),
         }
     }
@@ -72,13 +72,13 @@ impl Slot {
 /// clones share state.
 #[derive(Clone)]
 pub struct InMemoryProcessRegistry {
-    state: Arc<Mutex<BTreeMap<String, Slot>>>,
-    /// The lease slot (fence high-water only) of every pruned id that was
+    state: Arc<Mutex<BTreeMap<String, StoredProcess>>>,
+    /// The lease ledger (fence high-water only) of every pruned id that was
     /// ever leased, so a re-registered id continues its fencing tokens.
     /// One small entry per such id, for the registry's life: the price of
     /// tokens that never go backwards (the Restate registry keeps the same
     /// in the pruned object).
-    pruned_fences: Arc<Mutex<HashMap<String, LeaseSlot>>>,
+    pruned_fences: Arc<Mutex<HashMap<String, LeaseLedger>>>,
     clock: Arc<dyn Clock>,
     liveness: Arc<dyn LivenessProbe>,
     tokens: Arc<TokenSource>,
@@ -147,27 +147,27 @@ impl InMemoryProcessRegistry {
         self
     }
 
-    fn pruned_fences(&self) -> MutexGuard<'_, HashMap<String, LeaseSlot>> {
+    fn pruned_fences(&self) -> MutexGuard<'_, HashMap<String, LeaseLedger>> {
         self.pruned_fences
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Slot>> {
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, StoredProcess>> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Runs `f` on one process's slot under the lock.
-    fn with_slot<T>(
+    /// Runs `f` on what is stored for one process, under the lock.
+    fn with_process<T>(
         &self,
         process_id: &str,
-        f: impl FnOnce(&mut Slot, u64) -> ProcessResult<T>,
+        f: impl FnOnce(&mut StoredProcess, u64) -> ProcessResult<T>,
     ) -> ProcessResult<T> {
         let mut state = self.lock();
-        let slot = state
+        let stored = state
             .get_mut(process_id)
             .ok_or_else(|| ProcessError::unknown(process_id))?;
-        f(slot, self.clock.now_ms())
+        f(stored, self.clock.now_ms())
     }
 
     /// Applies a row change that may be an idempotent no-op.
@@ -176,11 +176,11 @@ impl InMemoryProcessRegistry {
         process_id: &str,
         change: impl FnOnce(&ProcessRecord, u64) -> ProcessResult<Option<ProcessRecord>>,
     ) -> ProcessResult<ProcessRecord> {
-        self.with_slot(process_id, |slot, now| {
-            if let Some(changed) = change(&slot.record, now)? {
-                slot.record = changed;
+        self.with_process(process_id, |stored, now| {
+            if let Some(changed) = change(&stored.record, now)? {
+                stored.record = changed;
             }
-            Ok(slot.record.clone())
+            Ok(stored.record.clone())
         })
     }
 }
@@ -199,11 +199,11 @@ impl ProcessRegistry for InMemoryProcessRegistry {
             return Ok(existing.record.clone());
         }
         let record = registration::new_record(registration, hash, self.clock.now_ms());
-        let mut slot = Slot::new(record.clone());
+        let mut stored = StoredProcess::new(record.clone());
         if let Some(fence) = self.pruned_fences().remove(&record.id) {
-            slot.lease = fence;
+            stored.lease = fence;
         }
-        state.insert(record.id.clone(), slot);
+        state.insert(record.id.clone(), stored);
         Ok(record)
     }
 
@@ -214,7 +214,7 @@ impl ProcessRegistry for InMemoryProcessRegistry {
     ) -> ProcessResult<ProcessRecord> {
         external_ref.validate()?;
         self.change_row(process_id, |record, now| {
-            row::set_external_ref(record, external_ref, now)
+            rules::record::set_external_ref(record, external_ref, now)
         })
     }
 
@@ -226,11 +226,11 @@ impl ProcessRegistry for InMemoryProcessRegistry {
     ) -> ProcessResult<ProcessHandleGrant> {
         session_scope.validate()?;
         descriptor.validate()?;
-        self.with_slot(process_id, |slot, _| {
+        self.with_process(process_id, |stored, _| {
             let grant = grant_for(session_scope, process_id, descriptor);
-            let upsert = slot.grants.contains_key(&grant.scope_id);
-            grants::check_capacity(process_id, slot.grants.len(), upsert)?;
-            slot.grants.insert(grant.scope_id.clone(), grant.clone());
+            let upsert = stored.grants.contains_key(&grant.scope_id);
+            grants::check_capacity(process_id, stored.grants.len(), upsert)?;
+            stored.grants.insert(grant.scope_id.clone(), grant.clone());
             Ok(grant)
         })
     }
@@ -241,8 +241,8 @@ impl ProcessRegistry for InMemoryProcessRegistry {
         process_id: &str,
     ) -> ProcessResult<()> {
         session_scope.validate()?;
-        self.with_slot(process_id, |slot, _| {
-            slot.grants.remove(&session_scope.id());
+        self.with_process(process_id, |stored, _| {
+            stored.grants.remove(&session_scope.id());
             Ok(())
         })
     }
@@ -257,10 +257,10 @@ impl ProcessRegistry for InMemoryProcessRegistry {
         let (from_id, to_id) = (from_scope.id(), to_scope.id());
         let mut state = self.lock();
         for process_id in process_ids {
-            let slot = state
+            let stored = state
                 .get(process_id)
                 .ok_or_else(|| ProcessError::unknown(process_id))?;
-            if !slot.grants.contains_key(&from_id) {
+            if !stored.grants.contains_key(&from_id) {
                 return Err(grants::not_held(from_scope, process_id));
             }
         }
@@ -268,10 +268,10 @@ impl ProcessRegistry for InMemoryProcessRegistry {
             return Ok(());
         }
         for process_id in process_ids {
-            if let Some(slot) = state.get_mut(process_id) {
-                if let Some(grant) = slot.grants.remove(&from_id) {
+            if let Some(stored) = state.get_mut(process_id) {
+                if let Some(grant) = stored.grants.remove(&from_id) {
                     let moved = grant_for(to_scope, process_id, grant.descriptor);
-                    slot.grants.insert(to_id.clone(), moved);
+                    stored.grants.insert(to_id.clone(), moved);
                 }
             }
         }
@@ -287,9 +287,9 @@ impl ProcessRegistry for InMemoryProcessRegistry {
         let state = self.lock();
         Ok(state
             .values()
-            .filter_map(|slot| {
-                let grant = slot.grants.get(&scope_id)?;
-                Some((grant.clone(), slot.record.clone()))
+            .filter_map(|stored| {
+                let grant = stored.grants.get(&scope_id)?;
+                Some((grant.clone(), stored.record.clone()))
             })
             .collect())
     }
@@ -298,8 +298,8 @@ impl ProcessRegistry for InMemoryProcessRegistry {
         &self,
         process_id: &str,
     ) -> ProcessResult<Vec<ProcessHandleGrant>> {
-        self.with_slot(process_id, |slot, _| {
-            Ok(slot.grants.values().cloned().collect())
+        self.with_process(process_id, |stored, _| {
+            Ok(stored.grants.values().cloned().collect())
         })
     }
 
@@ -311,20 +311,22 @@ impl ProcessRegistry for InMemoryProcessRegistry {
         let mut tally = SessionDeleteTally::default();
         let now = self.clock.now_ms();
         let mut state = self.lock();
-        for (process_id, slot) in state.iter_mut() {
-            let held: Vec<String> = slot
+        for (process_id, stored) in state.iter_mut() {
+            let held: Vec<String> = stored
                 .grants
                 .values()
                 .filter(|grant| grant.session_id == session_id)
                 .map(|grant| grant.scope_id.clone())
                 .collect();
-            let terminal = slot.record.is_terminal();
+            let terminal = stored.record.is_terminal();
             for scope_id in held {
-                slot.grants.remove(&scope_id);
-                tally.revoked(process_id, slot.grants.len(), terminal);
+                stored.grants.remove(&scope_id);
+                tally.revoked(process_id, stored.grants.len(), terminal);
             }
-            if let Some(cleared) = row::clear_wake_target_of(&slot.record, session_id, now) {
-                slot.record = cleared;
+            if let Some(cleared) =
+                rules::record::clear_wake_target_of(&stored.record, session_id, now)
+            {
+                stored.record = cleared;
             }
             // Wake events stay, each with the scope it was aimed at: see
             // `SessionDeleteTally`.
@@ -338,19 +340,19 @@ impl ProcessRegistry for InMemoryProcessRegistry {
         request: ProcessEventAppendRequest,
     ) -> ProcessResult<ProcessEventAppendResult> {
         request.validate()?;
-        self.with_slot(process_id, |slot, now| {
+        self.with_process(process_id, |stored, now| {
             let prior = match request
                 .replay_key
                 .as_ref()
-                .and_then(|key| slot.replay_keys.get(key))
+                .and_then(|key| stored.replay_keys.get(key))
             {
                 None => Prior::Fresh,
-                Some(&sequence) => slot
+                Some(&sequence) => stored
                     .event(sequence)
                     .map_or(Prior::Lost(sequence), |event| Prior::Found(event.clone())),
             };
             let plan =
-                append::plan_append(&slot.record, &request, prior, slot.next_sequence(), now)?;
+                append::plan_append(&stored.record, &request, prior, stored.next_sequence(), now)?;
             let write = match plan {
                 AppendPlan::Replayed(answer) => return Ok(*answer),
                 AppendPlan::Write(write) => write,
@@ -364,15 +366,15 @@ impl ProcessRegistry for InMemoryProcessRegistry {
                 ..
             } = *write;
             if let Some(scope) = pending_wake {
-                slot.unacked_wakes.insert(event.sequence, scope);
+                stored.unacked_wakes.insert(event.sequence, scope);
             }
             if let Some(key) = replay_key {
-                slot.replay_keys.insert(key, event.sequence);
+                stored.replay_keys.insert(key, event.sequence);
             }
             if let Some(ended) = ended {
-                slot.record = ended;
+                stored.record = ended;
             }
-            slot.events.push(event);
+            stored.events.push(event);
             Ok(result)
         })
     }
@@ -382,11 +384,11 @@ impl ProcessRegistry for InMemoryProcessRegistry {
         process_id: &str,
         after_sequence: u64,
     ) -> ProcessResult<Vec<ProcessEvent>> {
-        self.with_slot(process_id, |slot, _| {
+        self.with_process(process_id, |stored, _| {
             let start = usize::try_from(after_sequence)
                 .unwrap_or(usize::MAX)
-                .min(slot.events.len());
-            Ok(slot.events[start..].to_vec())
+                .min(stored.events.len());
+            Ok(stored.events[start..].to_vec())
         })
     }
 
@@ -395,13 +397,13 @@ impl ProcessRegistry for InMemoryProcessRegistry {
         process_id: &str,
         after_sequence: u64,
     ) -> ProcessResult<Vec<ProcessEvent>> {
-        self.with_slot(process_id, |slot, _| {
-            Ok(slot
+        self.with_process(process_id, |stored, _| {
+            Ok(stored
                 .events
                 .iter()
                 .filter(|event| {
                     event.sequence > after_sequence
-                        && slot.unacked_wakes.contains_key(&event.sequence)
+                        && stored.unacked_wakes.contains_key(&event.sequence)
                 })
                 .cloned()
                 .collect())
@@ -414,15 +416,20 @@ impl ProcessRegistry for InMemoryProcessRegistry {
         await_output: ProcessAwaitOutput,
     ) -> ProcessResult<ProcessRecord> {
         await_output.validate()?;
-        self.with_slot(process_id, |slot, now| {
-            match append::plan_completion(&slot.record, await_output, slot.next_sequence(), now)? {
+        self.with_process(process_id, |stored, now| {
+            match append::plan_completion(
+                &stored.record,
+                await_output,
+                stored.next_sequence(),
+                now,
+            )? {
                 CompletionPlan::AlreadyDone => {}
                 CompletionPlan::Write { event, record } => {
-                    slot.events.push(event);
-                    slot.record = *record;
+                    stored.events.push(event);
+                    stored.record = *record;
                 }
             }
-            Ok(slot.record.clone())
+            Ok(stored.record.clone())
         })
     }
 
@@ -432,12 +439,14 @@ impl ProcessRegistry for InMemoryProcessRegistry {
         started: ProcessStarted,
     ) -> ProcessResult<ProcessRecord> {
         started.validate()?;
-        self.with_slot(process_id, |slot, now| {
-            let lease = slot.lease.state(now);
-            if let Some(changed) = row::record_first_started(&slot.record, lease, started, now)? {
-                slot.record = changed;
+        self.with_process(process_id, |stored, now| {
+            let lease = stored.lease.state(now);
+            if let Some(changed) =
+                rules::record::record_first_started(&stored.record, lease, started, now)?
+            {
+                stored.record = changed;
             }
-            Ok(slot.record.clone())
+            Ok(stored.record.clone())
         })
     }
 
@@ -448,7 +457,7 @@ impl ProcessRegistry for InMemoryProcessRegistry {
     ) -> ProcessResult<ProcessRecord> {
         request.validate()?;
         self.change_row(process_id, |record, now| {
-            row::request_abandon(record, request, now)
+            rules::record::request_abandon(record, request, now)
         })
     }
 
@@ -458,15 +467,21 @@ impl ProcessRegistry for InMemoryProcessRegistry {
         wait: WaitState,
     ) -> ProcessResult<ProcessRecord> {
         wait.validate()?;
-        self.change_row(process_id, |record, now| row::set_wait(record, wait, now))
+        self.change_row(process_id, |record, now| {
+            rules::record::set_wait(record, wait, now)
+        })
     }
 
     async fn clear_process_wait(&self, process_id: &str) -> ProcessResult<ProcessRecord> {
-        self.change_row(process_id, |record, now| Ok(row::clear_wait(record, now)))
+        self.change_row(process_id, |record, now| {
+            Ok(rules::record::clear_wait(record, now))
+        })
     }
 
     async fn get_process(&self, process_id: &str) -> Option<ProcessRecord> {
-        self.lock().get(process_id).map(|slot| slot.record.clone())
+        self.lock()
+            .get(process_id)
+            .map(|stored| stored.record.clone())
     }
 
     async fn list_processes(
@@ -477,15 +492,15 @@ impl ProcessRegistry for InMemoryProcessRegistry {
         Ok(self
             .lock()
             .values()
-            .filter(|slot| filter.matches(&slot.record))
-            .map(|slot| slot.record.clone())
+            .filter(|stored| filter.matches(&stored.record))
+            .map(|stored| stored.record.clone())
             .collect())
     }
 
     async fn ack_wake(&self, process_id: &str, sequence: u64) -> ProcessResult<()> {
-        self.with_slot(process_id, |slot, _| {
-            wakes::check_ack(process_id, sequence, slot.event(sequence))?;
-            slot.unacked_wakes.remove(&sequence);
+        self.with_process(process_id, |stored, _| {
+            wakes::check_ack(process_id, sequence, stored.event(sequence))?;
+            stored.unacked_wakes.remove(&sequence);
             Ok(())
         })
     }
@@ -494,8 +509,8 @@ impl ProcessRegistry for InMemoryProcessRegistry {
         Ok(self
             .lock()
             .values()
-            .filter(|slot| !slot.record.is_terminal())
-            .map(|slot| slot.record.clone())
+            .filter(|stored| !stored.record.is_terminal())
+            .map(|stored| stored.record.clone())
             .collect())
     }
 
@@ -505,15 +520,15 @@ impl ProcessRegistry for InMemoryProcessRegistry {
         owner: &LeaseOwnerIdentity,
         lease_ttl_ms: u64,
     ) -> ProcessResult<ProcessLeaseClaimOutcome> {
-        self.with_slot(process_id, |slot, now| {
+        self.with_process(process_id, |stored, now| {
             let outcome = lease::claim(
-                &slot.record,
-                slot.lease.state(now),
+                &stored.record,
+                stored.lease.state(now),
                 owner,
                 lease_ttl_ms,
                 || self.tokens.next(),
             )?;
-            slot.lease.store_claim(&outcome);
+            stored.lease.store_claim(&outcome);
             Ok(outcome)
         })
     }
@@ -526,17 +541,17 @@ impl ProcessRegistry for InMemoryProcessRegistry {
         lease_ttl_ms: u64,
     ) -> ProcessResult<ProcessLeaseClaimOutcome> {
         observed_holder.validate()?;
-        self.with_slot(process_id, |slot, now| {
+        self.with_process(process_id, |stored, now| {
             let outcome = lease::reclaim(
-                &slot.record,
-                slot.lease.state(now),
+                &stored.record,
+                stored.lease.state(now),
                 owner,
                 observed_holder,
                 lease_ttl_ms,
                 |holder| self.liveness.is_provably_dead_for(&holder.owner, owner),
                 || self.tokens.next(),
             )?;
-            slot.lease.store_claim(&outcome);
+            stored.lease.store_claim(&outcome);
             Ok(outcome)
         })
     }
@@ -547,9 +562,9 @@ impl ProcessRegistry for InMemoryProcessRegistry {
         lease_ttl_ms: u64,
     ) -> ProcessResult<ProcessLease> {
         lease.validate()?;
-        self.with_slot(&lease.process_id, |slot, now| {
-            let renewed = lease::renew(slot.lease.state(now), lease, lease_ttl_ms)?;
-            slot.lease.lease = Some(renewed.clone());
+        self.with_process(&lease.process_id, |stored, now| {
+            let renewed = lease::renew(stored.lease.state(now), lease, lease_ttl_ms)?;
+            stored.lease.lease = Some(renewed.clone());
             Ok(renewed)
         })
     }
@@ -558,7 +573,7 @@ impl ProcessRegistry for InMemoryProcessRegistry {
         Ok(self
             .lock()
             .get(process_id)
-            .and_then(|slot| slot.lease.lease.clone()))
+            .and_then(|stored| stored.lease.lease.clone()))
     }
 
     async fn complete_process_lease(
@@ -566,8 +581,8 @@ impl ProcessRegistry for InMemoryProcessRegistry {
         completion: &ProcessLeaseCompletion,
     ) -> ProcessResult<()> {
         completion.validate()?;
-        self.with_slot(&completion.process_id, |slot, _| {
-            slot.lease.release(completion);
+        self.with_process(&completion.process_id, |stored, _| {
+            stored.lease.release(completion);
             Ok(())
         })
     }
@@ -579,12 +594,12 @@ impl ProcessRegistry for InMemoryProcessRegistry {
         let mut report = ProcessPruneReport::default();
         let mut state = self.lock();
         let mut fences = self.pruned_fences();
-        state.retain(|id, slot| {
-            let prune = prune::prunable(&ProcessSummary::of(&slot.record), cutoff_epoch_ms);
+        state.retain(|id, stored| {
+            let prune = prune::prunable(&ProcessSummary::of(&stored.record), cutoff_epoch_ms);
             if prune {
                 report.pruned_processes += 1;
-                report.pruned_events += slot.events.len() as u64;
-                if let Some(fence) = slot.lease.after_prune() {
+                report.pruned_events += stored.events.len() as u64;
+                if let Some(fence) = stored.lease.after_prune() {
                     fences.insert(id.clone(), fence);
                 }
             }
@@ -604,11 +619,11 @@ impl ProcessRegistry for InMemoryProcessRegistry {
         up_to_sequence: u64,
     ) -> ProcessResult<u64> {
         check_key("event type", event_type)?;
-        self.with_slot(process_id, |slot, _| {
+        self.with_process(process_id, |stored, _| {
             let end = usize::try_from(up_to_sequence)
                 .unwrap_or(usize::MAX)
-                .min(slot.events.len());
-            Ok(slot.events[..end]
+                .min(stored.events.len());
+            Ok(stored.events[..end]
                 .iter()
                 .filter(|e| e.event_type == event_type)
                 .count() as u64)
@@ -620,9 +635,9 @@ impl ProcessRegistry for InMemoryProcessRegistry {
         process_id: &str,
         limit: usize,
     ) -> ProcessResult<Vec<ProcessEvent>> {
-        self.with_slot(process_id, |slot, _| {
-            let start = slot.events.len().saturating_sub(limit);
-            Ok(slot.events[start..].to_vec())
+        self.with_process(process_id, |stored, _| {
+            let start = stored.events.len().saturating_sub(limit);
+            Ok(stored.events[start..].to_vec())
         })
     }
 }

@@ -5,7 +5,7 @@
 //! the row is at most [`INLINE_RECORD_BYTES`] as JSON, the row itself so a
 //! listing needs no read of its object; larger rows are listed by id and
 //! read from their `ProcessObject` by the client. The ids sit in a
-//! [`SlotSet`]; entries are stored by slot in chunks of [`CHUNK`]
+//! [`KeyedSet`]; entries are stored by slot in chunks of [`CHUNK`]
 //! (`c/{slot / CHUNK}`), so a write reads and rewrites one bounded chunk and
 //! a page of 256 entries is eight reads, however many rows the shard holds.
 //!
@@ -25,12 +25,12 @@ use restate_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::input::Input;
+use crate::keyed_set::KeyedSet;
 use crate::process_object::ProcessObjectClient;
-use crate::slots::SlotSet;
 use crate::state::{in_order, ReadState};
 
 /// The shard's ids.
-const ROWS: SlotSet<'static> = SlotSet::new("rows");
+const ROWS: KeyedSet<'static> = KeyedSet::new("rows");
 /// Entries per chunk.
 const CHUNK: u64 = 32;
 

@@ -1,19 +1,25 @@
-//! The Restate services behind the durable process registry, and the
-//! `procreg` binary.
+//! The Restate services behind the durable process registry: the objects
+//! and workflows below, [`bind_services`] and the endpoint — nothing else.
+//! The local test harness (`local_server`, `local_stack`, `local_cluster`,
+//! `signing`) moved to `restate-process-registry-testkit` under the same
+//! module names, and the consistency check (`check`) and the `procreg`
+//! binary to the `procreg` package (`procreg::check`); `docs/architecture.md`
+//! draws the crates and layers and lists where each cross-object invariant
+//! is argued.
 //!
 //! | Service | Kind | Key | Holds |
 //! |---|---|---|---|
 //! | `ProcessObject` | virtual object (lazy state) | process id | row, event log (a key per event), lease, replay keys, unacked wakes (a key each), a mirror of its grants (≤ 64) |
 //! | `ProcessTerminal` | workflow | process id + incarnation | the durable promise of the outcome |
 //! | `ProcessMilestone` | workflow | incarnation + event type + sequence | one parked milestone wait (an awakeable) |
-//! | `ProcessDirectory` | virtual object (lazy state) | shard `0`..`31` | one small entry per row (summary, plus the row when ≤ 4 KiB), in a slot set |
+//! | `ProcessDirectory` | virtual object (lazy state) | shard `0`..`31` | one small entry per row (summary, plus the row when ≤ 4 KiB), in a keyed set |
 //! | `SessionGrants` | virtual object (lazy state) | session id | **the authority** for the session's grants, a key each |
 //! | `SessionWakes` | virtual object (lazy state) | session id | the processes whose wake target (or delivered wakes) aim at the session |
 //! | `ProcessCoordinator` | service | — | nothing: journals transfers, session deletes, prunes |
 //! | `ProcessRunner` (optional) | workflow | process id + incarnation | a process body's journal: its steps and registry calls |
 //!
 //! No state value grows with the number of rows, events, grants or wakes:
-//! collections are slot sets (a key per member and a small fixed head),
+//! collections are keyed sets (a key per member and a small fixed head),
 //! except a process's grant mirror, bounded by the 64-grant limit.
 //!
 //! Call graph (an arrow is a call an exclusive handler waits on; `send` is
@@ -102,26 +108,17 @@
 
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
-pub mod check;
 mod coordinator;
 mod directory;
 mod errors;
 mod input;
 mod journal;
-#[cfg(feature = "harness")]
-pub mod local_cluster;
-#[cfg(feature = "harness")]
-pub mod local_server;
-#[cfg(feature = "harness")]
-pub mod local_stack;
+mod keyed_set;
 mod milestone;
 mod process_object;
 pub mod runner;
 mod session_grants;
 mod session_wakes;
-#[cfg(feature = "harness")]
-pub mod signing;
-mod slots;
 mod state;
 mod terminal;
 

@@ -11,7 +11,7 @@
 //! session's scopes change in exactly this object's order.
 //!
 //! Grants live one per key (`g/{scope id}\n{process id}`) with their ids in
-//! a [`SlotSet`], so a grant costs the same in a session holding ten or ten
+//! a [`KeyedSet`], so a grant costs the same in a session holding ten or ten
 //! thousand. Calls `ProcessObject` (exclusive) and nothing else; nothing it
 //! calls calls back (the process only ever sends to it), so there is no
 //! cycle.
@@ -27,12 +27,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::errors::terminal;
 use crate::input::Input;
+use crate::keyed_set::KeyedSet;
 use crate::process_object::{MirrorDropped, MirrorPut, ProcessObjectClient};
-use crate::slots::SlotSet;
 use crate::state::{in_order, ReadState};
 
 /// The session's grants, by member name.
-const GRANTS: SlotSet<'static> = SlotSet::new("grants");
+const GRANTS: KeyedSet<'static> = KeyedSet::new("grants");
 
 /// The member name of a scope's grant on a process (control characters
 /// never occur in either id).

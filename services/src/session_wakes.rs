@@ -6,14 +6,14 @@
 //!
 //! `ProcessObject` notes itself here before it acknowledges the write that
 //! aims a wake at the session, and drops itself when none is left. A leaf:
-//! calls nothing. The ids sit in a [`SlotSet`], so nothing grows per value.
+//! calls nothing. The ids sit in a [`KeyedSet`], so nothing grows per value.
 
 use restate_sdk::prelude::*;
 
-use crate::slots::{SlotPage, SlotSet};
+use crate::keyed_set::{KeyedSet, KeyedSetPage};
 use restate_process_registry::restate::wire::PAGE_LIMIT;
 
-const HOLDERS: SlotSet<'static> = SlotSet::new("holders");
+const HOLDERS: KeyedSet<'static> = KeyedSet::new("holders");
 
 /// The per-session index of wake-holding processes.
 #[derive(Debug)]
@@ -42,7 +42,8 @@ impl SessionWakes {
         ctx: SharedObjectContext<'_>,
         cursor: u64,
     ) -> Result<Json<(Vec<String>, Option<u64>)>, TerminalError> {
-        let SlotPage { members, next } = HOLDERS.page(&ctx, cursor, u64::from(PAGE_LIMIT)).await?;
+        let KeyedSetPage { members, next } =
+            HOLDERS.page(&ctx, cursor, u64::from(PAGE_LIMIT)).await?;
         Ok(Json((members, next)))
     }
 }

@@ -4,9 +4,9 @@
 
 use restate_process_registry::testing::support::external;
 use restate_process_registry::{ProcessRegistry, RestateProcessRegistry};
-use restate_process_registry_services::local_server::LocalRestate;
-use restate_process_registry_services::signing::SigningKeys;
 use restate_process_registry_services::{bind_services, serve_endpoint};
+use restate_process_registry_testkit::local_server::LocalRestate;
+use restate_process_registry_testkit::signing::SigningKeys;
 use restate_sdk::endpoint::Endpoint;
 use serde_json::json;
 use tokio::net::TcpListener;

@@ -75,7 +75,7 @@ impl DurableProcessWorker {
 
     /// Runs at most `limit` bodies at once (at least one), across every
     /// `claim_and_run_pending` call of the bound worker. Rows past the
-    /// limit wait for a slot inside the call that listed them; a call
+    /// limit wait for a permit inside the call that listed them; a call
     /// never waits for bodies another call started.
     pub fn with_max_concurrent_runs(mut self, limit: usize) -> Self {
         self.max_concurrent_runs = limit.max(1);
@@ -107,12 +107,12 @@ impl DurableProcessWorker {
 
     /// A run handle driving `registry` with this worker.
     pub fn bind(self, registry: Arc<dyn ProcessRegistry>) -> Arc<dyn ProcessRunHandle> {
-        let slots = Arc::new(Semaphore::new(self.max_concurrent_runs));
+        let permits = Arc::new(Semaphore::new(self.max_concurrent_runs));
         Arc::new(BoundWorker(Arc::new(Bound {
             worker: self,
             registry,
             running: Mutex::new(HashSet::new()),
-            slots,
+            permits,
         })))
     }
 }
@@ -125,7 +125,7 @@ struct Bound {
     /// Processes this worker is handling now; a second pass skips them.
     running: Mutex<HashSet<String>>,
     /// One permit per body allowed to run at once.
-    slots: Arc<Semaphore>,
+    permits: Arc<Semaphore>,
 }
 
 /// Removes a process from the running set when its handling ends.
@@ -195,8 +195,8 @@ impl Bound {
         let handled = if record.abandon_request.is_some() || started_owner_bound {
             self.sweep(&record).await
         } else {
-            let Ok(_slot) = Arc::clone(&self.slots).acquire_owned().await else {
-                return Err(ProcessError::unavailable("worker slots closed"));
+            let Ok(_permit) = Arc::clone(&self.permits).acquire_owned().await else {
+                return Err(ProcessError::unavailable("worker permits closed"));
             };
             self.execute(&record).await
         };

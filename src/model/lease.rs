@@ -80,7 +80,7 @@ impl LeaseOwnerLiveness {
 }
 
 /// Reads both the current shape and the one releases before liveness
-/// wrote (`{owner_id, incarnation, host, pid}`, kept in lease slots,
+/// wrote (`{owner_id, incarnation, host, pid}`, kept in lease ledgers,
 /// records and journals). An old owner becomes a local process with
 /// unknown boot and start, which no claimant can ever prove dead. Release
 /// fb6834a (and those before it) also accepted an empty `host`; such an
@@ -186,7 +186,7 @@ mod tests {
 
     use super::*;
     use crate::model::ProcessStarted;
-    use crate::rules::lease::LeaseSlot;
+    use crate::rules::lease::LeaseLedger;
 
     #[test]
     fn the_previous_owner_shape_still_reads_and_can_never_be_proven_dead() {
@@ -216,9 +216,9 @@ mod tests {
     }
 
     #[test]
-    fn a_lease_slot_and_a_start_the_previous_release_stored_still_read() {
+    fn a_lease_ledger_and_a_start_the_previous_release_stored_still_read() {
         let old_owner = json!({ "owner_id": "w", "incarnation": "w-1", "host": "h", "pid": 7 });
-        let slot: LeaseSlot = serde_json::from_value(json!({
+        let ledger: LeaseLedger = serde_json::from_value(json!({
             "lease": {
                 "process_id": "p",
                 "owner": old_owner,
@@ -229,9 +229,9 @@ mod tests {
             },
             "last_fencing_token": 3
         }))
-        .expect("old lease slot");
-        assert_eq!(slot.last_fencing_token, 3);
-        assert_eq!(slot.lease.expect("lease").owner.incarnation_id, "w-1");
+        .expect("old lease ledger");
+        assert_eq!(ledger.last_fencing_token, 3);
+        assert_eq!(ledger.lease.expect("lease").owner.incarnation_id, "w-1");
         let started: ProcessStarted = serde_json::from_value(json!({
             "owner": old_owner, "fencing_token": 3, "started_at_ms": 4
         }))

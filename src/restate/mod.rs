@@ -6,7 +6,8 @@
 //! terminal waits attach to the `ProcessTerminal` workflow's durable
 //! promise; [`RestateProcessRuns`] hands pending rows to the engine's
 //! `ProcessRunner` when the endpoint runs process bodies. See
-//! `shared/DESIGN.md` §5 and the services crate docs for the call graph.
+//! `docs/architecture.md` for the services and their keys, and the services
+//! crate docs for the call graph.
 
 mod attach;
 // The wire format and error codes the services crate speaks; not API.

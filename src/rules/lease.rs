@@ -15,15 +15,21 @@ use crate::model::{
 
 /// What a registry stores per process for leases: the current lease
 /// (possibly expired) and the highest fencing token ever issued.
+/// (Its JSON is unchanged from when it was called `LeaseSlot`.)
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LeaseSlot {
+pub struct LeaseLedger {
     /// The stored lease, possibly expired.
     pub lease: Option<ProcessLease>,
     /// The highest fencing token issued so far (0 when never leased).
     pub last_fencing_token: u64,
 }
 
-impl LeaseSlot {
+/// The name [`LeaseLedger`] had before "slot" was kept for positions in
+/// a keyed set.
+#[deprecated(note = "renamed `LeaseLedger`")]
+pub type LeaseSlot = LeaseLedger;
+
+impl LeaseLedger {
     /// What the lease rules decide on, at `now_ms`.
     pub fn state(&self, now_ms: u64) -> LeaseState<'_> {
         LeaseState {
@@ -47,8 +53,8 @@ impl LeaseSlot {
     /// lease), or `None` when no lease was ever issued. A later claim on a
     /// re-registered id then continues above every token issued before, so
     /// a system fencing on the highest token seen admits the new one.
-    pub fn after_prune(&self) -> Option<LeaseSlot> {
-        (self.last_fencing_token > 0).then_some(LeaseSlot {
+    pub fn after_prune(&self) -> Option<LeaseLedger> {
+        (self.last_fencing_token > 0).then_some(LeaseLedger {
             lease: None,
             last_fencing_token: self.last_fencing_token,
         })

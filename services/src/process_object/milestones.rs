@@ -27,7 +27,7 @@ use restate_process_registry::{ProcessError, ProcessEvent};
 use restate_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::slot::{event, stored_event, LogHead};
+use super::layout::{event, stored_event, LogHead};
 use crate::errors::terminal;
 use crate::state::{in_order, ReadState};
 

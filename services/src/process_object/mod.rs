@@ -14,8 +14,8 @@
 //! for `handle_grants_for_process` and to tell a session delete whether a
 //! process lost its last grant.
 
+mod layout;
 mod milestones;
-mod slot;
 mod wakes;
 
 use restate_process_registry::restate::wire::{
@@ -26,7 +26,7 @@ use restate_process_registry::rules::append::{
     self, AppendPlan, AppendWrite, CompletionPlan, Prior,
 };
 use restate_process_registry::rules::lease;
-use restate_process_registry::rules::{self, record as row, registration};
+use restate_process_registry::rules::{self, registration};
 use restate_process_registry::{
     AbandonRequest, ProcessAwaitOutput, ProcessError, ProcessEvent, ProcessEventAppendRequest,
     ProcessEventAppendResult, ProcessExternalRef, ProcessHandleGrant, ProcessLease,
@@ -38,7 +38,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use restate_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use self::slot::*;
+use self::layout::*;
 use crate::directory::ProcessDirectoryClient;
 use crate::errors::{terminal, OrTerminal};
 use crate::input::Input;
@@ -146,12 +146,12 @@ async fn keep_change(
     Ok(Json(row.record))
 }
 
-/// The row, the lease slot and the clock, in one round trip.
-async fn lease_inputs(ctx: &ObjectContext<'_>) -> Result<(Row, LeaseSlot, u64), TerminalError> {
-    let (row, slot) = (read_row(ctx), ctx.read::<LeaseSlot>(LEASE));
+/// The row, the lease ledger and the clock, in one round trip.
+async fn lease_inputs(ctx: &ObjectContext<'_>) -> Result<(Row, LeaseLedger, u64), TerminalError> {
+    let (row, ledger) = (read_row(ctx), ctx.read::<LeaseLedger>(LEASE));
     let now = now_ms(ctx).await?;
     let row = row.await?.ok_or_else(|| unknown(ctx))?;
-    Ok((row, slot.await?.unwrap_or_default(), now))
+    Ok((row, ledger.await?.unwrap_or_default(), now))
 }
 
 /// Sends the outcome to the incarnation's `ProcessTerminal` promise when
@@ -260,7 +260,7 @@ impl ProcessObject {
     ) -> Result<Json<ProcessRecord>, TerminalError> {
         let external_ref = external_ref.into_inner();
         change_row(&ctx, |record, now| {
-            row::set_external_ref(record, external_ref, now)
+            rules::record::set_external_ref(record, external_ref, now)
         })
         .await
     }
@@ -444,9 +444,10 @@ impl ProcessObject {
         started: Input<ProcessStarted>,
     ) -> Result<Json<ProcessRecord>, TerminalError> {
         let started = started.into_inner();
-        let (stored, slot, now) = lease_inputs(&ctx).await?;
-        let changed = row::record_first_started(&stored.record, slot.state(now), started, now)
-            .or_terminal()?;
+        let (stored, ledger, now) = lease_inputs(&ctx).await?;
+        let changed =
+            rules::record::record_first_started(&stored.record, ledger.state(now), started, now)
+                .or_terminal()?;
         keep_change(&ctx, stored, changed).await
     }
 
@@ -459,7 +460,7 @@ impl ProcessObject {
     ) -> Result<Json<ProcessRecord>, TerminalError> {
         let request = request.into_inner();
         change_row(&ctx, |record, now| {
-            row::request_abandon(record, request, now)
+            rules::record::request_abandon(record, request, now)
         })
         .await
     }
@@ -472,7 +473,10 @@ impl ProcessObject {
         wait: Input<WaitState>,
     ) -> Result<Json<ProcessRecord>, TerminalError> {
         let wait = wait.into_inner();
-        change_row(&ctx, |record, now| row::set_wait(record, wait, now)).await
+        change_row(&ctx, |record, now| {
+            rules::record::set_wait(record, wait, now)
+        })
+        .await
     }
 
     /// `clear_process_wait`.
@@ -481,7 +485,10 @@ impl ProcessObject {
         &self,
         ctx: ObjectContext<'_>,
     ) -> Result<Json<ProcessRecord>, TerminalError> {
-        change_row(&ctx, |record, now| Ok(row::clear_wait(record, now))).await
+        change_row(&ctx, |record, now| {
+            Ok(rules::record::clear_wait(record, now))
+        })
+        .await
     }
 
     /// `get_process`: the row, or null when unknown.
@@ -645,13 +652,13 @@ impl ProcessObject {
             owner,
             lease_ttl_ms,
         } = request.into_inner();
-        let (row, mut slot, now) = lease_inputs(&ctx).await?;
-        let state = slot.state(now);
+        let (row, mut ledger, now) = lease_inputs(&ctx).await?;
+        let state = ledger.state(now);
         let outcome = lease::claim(&row.record, state, &owner, lease_ttl_ms, || {
             token(&mut ctx, "lease")
         })
         .or_terminal()?;
-        store_claim(&ctx, &mut slot, &outcome);
+        store_claim(&ctx, &mut ledger, &outcome);
         Ok(Json(outcome))
     }
 
@@ -684,8 +691,8 @@ impl ProcessObject {
             lease_ttl_ms,
             holder_dead,
         } = request.into_inner();
-        let (row, mut slot, now) = lease_inputs(&ctx).await?;
-        let state = slot.state(now);
+        let (row, mut ledger, now) = lease_inputs(&ctx).await?;
+        let state = ledger.state(now);
         let outcome = lease::reclaim(
             &row.record,
             state,
@@ -696,7 +703,7 @@ impl ProcessObject {
             || token(&mut ctx, "lease"),
         )
         .or_terminal()?;
-        store_claim(&ctx, &mut slot, &outcome);
+        store_claim(&ctx, &mut ledger, &outcome);
         Ok(Json(outcome))
     }
 
@@ -711,11 +718,11 @@ impl ProcessObject {
             lease: presented,
             lease_ttl_ms,
         } = request.into_inner();
-        let (_, mut slot, now) = lease_inputs(&ctx).await?;
-        let state = slot.state(now);
+        let (_, mut ledger, now) = lease_inputs(&ctx).await?;
+        let state = ledger.state(now);
         let renewed = lease::renew(state, &presented, lease_ttl_ms).or_terminal()?;
-        slot.lease = Some(renewed.clone());
-        ctx.set(LEASE, Json(slot));
+        ledger.lease = Some(renewed.clone());
+        ctx.set(LEASE, Json(ledger));
         Ok(Json(renewed))
     }
 
@@ -725,8 +732,8 @@ impl ProcessObject {
         &self,
         ctx: SharedObjectContext<'_>,
     ) -> Result<Json<Option<ProcessLease>>, TerminalError> {
-        let slot: Option<LeaseSlot> = ctx.read(LEASE).await?;
-        Ok(Json(slot.and_then(|slot| slot.lease)))
+        let ledger: Option<LeaseLedger> = ctx.read(LEASE).await?;
+        Ok(Json(ledger.and_then(|ledger| ledger.lease)))
     }
 
     /// `complete_process_lease`: releases a matching lease; stale is a no-op.
@@ -738,9 +745,9 @@ impl ProcessObject {
     ) -> Result<Json<()>, TerminalError> {
         let completion = completion.into_inner();
         require_record(&ctx).await?;
-        let mut slot: LeaseSlot = ctx.read(LEASE).await?.unwrap_or_default();
-        if slot.release(&completion) {
-            ctx.set(LEASE, Json(slot));
+        let mut ledger: LeaseLedger = ctx.read(LEASE).await?.unwrap_or_default();
+        if ledger.release(&completion) {
+            ctx.set(LEASE, Json(ledger));
         }
         Ok(Json(()))
     }
@@ -804,9 +811,11 @@ impl ProcessObject {
     ) -> Result<Json<(u64, bool)>, TerminalError> {
         if let Some(mut stored) = read_row(&ctx).await? {
             // The clock is read only when there is a change to stamp.
-            if row::wake_target_aims_at(&stored.record, &session_id) {
+            if rules::record::wake_target_aims_at(&stored.record, &session_id) {
                 let now = now_ms(&ctx).await?;
-                if let Some(cleared) = row::clear_wake_target_of(&stored.record, &session_id, now) {
+                if let Some(cleared) =
+                    rules::record::clear_wake_target_of(&stored.record, &session_id, now)
+                {
                     stored.record = cleared;
                     publish_row(&ctx, &mut stored).await?;
                 }
@@ -834,9 +843,9 @@ impl ProcessObject {
         if !record.is_terminal() || record.updated_at_ms >= cutoff_ms.into_inner() {
             return Ok(Json(None));
         }
-        let (grants, lease) = (ctx.read::<Grants>(GRANTS), ctx.read::<LeaseSlot>(LEASE));
+        let (grants, lease) = (ctx.read::<Grants>(GRANTS), ctx.read::<LeaseLedger>(LEASE));
         let grants = grants.await?.unwrap_or_default();
-        let fence = lease.await?.and_then(|slot| slot.after_prune());
+        let fence = lease.await?.and_then(|ledger| ledger.after_prune());
         // The session authorities forget the grants by message: they call
         // this object, so calling them back could deadlock.
         let mut granted: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -882,9 +891,13 @@ impl ProcessObject {
     }
 }
 
-fn store_claim(ctx: &ObjectContext<'_>, slot: &mut LeaseSlot, outcome: &ProcessLeaseClaimOutcome) {
-    if slot.store_claim(outcome) {
-        ctx.set(LEASE, Json(slot.clone()));
+fn store_claim(
+    ctx: &ObjectContext<'_>,
+    ledger: &mut LeaseLedger,
+    outcome: &ProcessLeaseClaimOutcome,
+) {
+    if ledger.store_claim(outcome) {
+        ctx.set(LEASE, Json(ledger.clone()));
     }
 }
 

@@ -7,7 +7,7 @@
 //! - `wk/{n}`: the sequence of the `n`-th wake event ever appended; each
 //!   stored event carries how many wake events precede it (inclusive), so
 //!   `wake_events_after` jumps straight to the first candidate.
-//! - `ws/{session}`: a [`SlotSet`] of the unacknowledged wakes delivered to
+//! - `ws/{session}`: a [`KeyedSet`] of the unacknowledged wakes delivered to
 //!   that session, and `aimed`, the sessions having any, so a prune visits
 //!   only the session indexes that list this process. A session delete
 //!   leaves all of these alone: it deletes no wake.
@@ -16,12 +16,12 @@ use restate_process_registry::SessionScope;
 use restate_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::slot::{stored_event, LogHead};
-use crate::slots::SlotSet;
+use super::layout::{stored_event, LogHead};
+use crate::keyed_set::KeyedSet;
 use crate::state::{in_order, ReadState};
 
 /// Sessions that unacknowledged wakes of this process were delivered to.
-const AIMED: SlotSet<'static> = SlotSet::new("aimed");
+const AIMED: KeyedSet<'static> = KeyedSet::new("aimed");
 
 /// An unacknowledged wake.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -61,7 +61,7 @@ pub(crate) async fn record(
     ctx.set(&ordinal_key(ordinal), Json(sequence));
     if let Some(scope) = &scope {
         let set = delivered_to(&scope.session_id);
-        SlotSet::new(&set)
+        KeyedSet::new(&set)
             .insert(ctx, &sequence.to_string())
             .await?;
         AIMED.insert(ctx, &scope.session_id).await?;
@@ -78,7 +78,7 @@ pub(crate) async fn ack(ctx: &ObjectContext<'_>, sequence: u64) -> Result<(), Te
     };
     if let Some(scope) = pending.scope {
         let set = delivered_to(&scope.session_id);
-        SlotSet::new(&set)
+        KeyedSet::new(&set)
             .remove(ctx, &sequence.to_string())
             .await?;
     }

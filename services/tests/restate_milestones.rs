@@ -1,0 +1,478 @@
+//! Milestone waits (`await_event`) on a real restate-server: engine-native,
+//! parked on a `ProcessMilestone` awakeable that the append logging the
+//! event completes.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use restate_process_registry::restate::wire::{milestone_key, MilestoneWait};
+use restate_process_registry::testing::support::{typed, FINISHED, NOTE, PING, PROGRESS};
+use restate_process_registry::{
+    ProcessAttach, ProcessAwaitOutput, ProcessError, ProcessEvent, ProcessEventAppendRequest,
+    ProcessRegistry, ProcessResult, ProcessRunHandle, ProcessWorkDriver, RestateProcessAttach,
+    RestateProcessRegistry,
+};
+use restate_process_registry_testkit::local_stack::LocalStack;
+use serde_json::{json, Value};
+use tokio::task::JoinHandle;
+
+const PATIENCE: Duration = Duration::from_secs(30);
+
+fn note(n: u64) -> ProcessEventAppendRequest {
+    ProcessEventAppendRequest::new(NOTE, json!({ "n": n }))
+}
+
+/// A waiter on its own client, as a host elsewhere would have.
+fn wait_for(
+    attach: &RestateProcessAttach,
+    id: &str,
+    event_type: &str,
+    after: u64,
+) -> JoinHandle<ProcessResult<ProcessEvent>> {
+    let (attach, id, event_type) = (attach.clone(), id.to_owned(), event_type.to_owned());
+    tokio::spawn(async move {
+        attach
+            .await_event(&id, &event_type, after)
+            .await
+            .expect("the Restate attach has milestone waits")
+    })
+}
+
+async fn answer(waiter: JoinHandle<ProcessResult<ProcessEvent>>) -> ProcessResult<ProcessEvent> {
+    tokio::time::timeout(PATIENCE, waiter)
+        .await
+        .expect("the waiter resumes")
+        .expect("the waiter task ends")
+}
+
+fn expect_terminal(result: ProcessResult<ProcessEvent>, id: &str) {
+    match result {
+        Err(ProcessError::AlreadyTerminal { process_id }) => assert_eq!(process_id, id),
+        other => panic!("expected AlreadyTerminal for `{id}`, got {other:?}"),
+    }
+}
+
+/// Waits parked on `id` as the engine stores them (`mw/` keys of its object).
+async fn parked_on(admin: &str, id: &str) -> usize {
+    let rows = query(
+        admin,
+        &format!(
+            "SELECT key FROM state WHERE service_name = 'ProcessObject' \
+             AND service_key = '{id}' AND key LIKE 'mw/%'"
+        ),
+    )
+    .await;
+    rows.len()
+}
+
+async fn query(admin: &str, sql: &str) -> Vec<Value> {
+    let response = reqwest::Client::new()
+        .post(format!("{admin}/query"))
+        .header("accept", "application/json")
+        .json(&json!({ "query": sql }))
+        .send()
+        .await
+        .expect("admin query is answered");
+    let body: Value = response.json().await.expect("admin query answers JSON");
+    body["rows"].as_array().cloned().unwrap_or_default()
+}
+
+/// Waits until `count` waits are parked on `id`.
+async fn until_parked(admin: &str, id: &str, count: usize) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while parked_on(admin, id).await != count {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{count} waits never parked on `{id}`"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+struct NoRuns;
+
+#[async_trait]
+impl ProcessRunHandle for NoRuns {
+    async fn claim_and_run_pending(&self) -> ProcessResult<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_waiter_on_another_client_wakes_on_the_append() {
+    let writer = common::registry();
+    let id = common::unique("milestone-live");
+    writer.register_process(typed(&id)).await.unwrap();
+
+    // The waiter goes through a driver on its own client.
+    let reader = common::registry();
+    let driver = ProcessWorkDriver::new(Arc::new(reader.clone()), Arc::new(NoRuns))
+        .with_attach(Arc::new(RestateProcessAttach::new(reader)));
+    let waiter = tokio::spawn({
+        let id = id.clone();
+        async move { driver.await_event(&id, NOTE, 0).await }
+    });
+    until_parked(&common::urls().admin, &id, 1).await;
+    assert!(!waiter.is_finished(), "nothing matches yet");
+
+    writer
+        .append_event(
+            &id,
+            ProcessEventAppendRequest::new(PROGRESS, json!({ "pct": 5 })),
+        )
+        .await
+        .unwrap();
+    let appended = writer.append_event(&id, note(1)).await.unwrap().event;
+    let woken = answer(waiter).await.unwrap();
+    assert_eq!(woken, appended);
+    assert_eq!(woken.sequence, 2, "the progress event does not match");
+    assert_eq!(
+        parked_on(&common::urls().admin, &id).await,
+        0,
+        "a completed wait leaves no state behind"
+    );
+    let looks = common::admin_query(&format!(
+        "SELECT id FROM sys_invocation WHERE target_service_name = 'ProcessObject' \
+         AND target_service_key = '{id}' AND target_handler_name = 'milestone'"
+    ))
+    .await;
+    assert_eq!(
+        looks.len(),
+        1,
+        "the waiter looked once, then parked: {looks:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_event_already_logged_answers_without_parking() {
+    let registry = common::registry();
+    let id = common::unique("milestone-present");
+    registry.register_process(typed(&id)).await.unwrap();
+    for n in 1..=3 {
+        registry.append_event(&id, note(n)).await.unwrap();
+    }
+    registry
+        .append_event(
+            &id,
+            ProcessEventAppendRequest::new(PROGRESS, json!({ "pct": 9 })),
+        )
+        .await
+        .unwrap();
+    let attach = common::attach();
+    for (after, expected) in [(0, 1), (1, 2), (2, 3)] {
+        let event = answer(wait_for(&attach, &id, NOTE, after)).await.unwrap();
+        assert_eq!(
+            (event.event_type.as_str(), event.sequence),
+            (NOTE, expected)
+        );
+    }
+    let progress = answer(wait_for(&attach, &id, PROGRESS, 0)).await.unwrap();
+    assert_eq!(progress.sequence, 4);
+    let runs = common::admin_query(&format!(
+        "SELECT id FROM sys_invocation WHERE target_service_name = 'ProcessMilestone' \
+         AND target_service_key LIKE '%{id}%'"
+    ))
+    .await;
+    assert!(runs.is_empty(), "found events need no parked run: {runs:?}");
+}
+
+#[tokio::test]
+async fn ending_the_process_settles_every_parked_waiter() {
+    let registry = common::registry();
+    let attach = common::attach();
+    let admin = common::urls().admin;
+
+    // Completed: every parked wait fails with AlreadyTerminal.
+    let id = common::unique("milestone-complete");
+    registry.register_process(typed(&id)).await.unwrap();
+    let waiters = [
+        wait_for(&attach, &id, NOTE, 0),
+        wait_for(&attach, &id, PING, 0),
+    ];
+    until_parked(&admin, &id, 2).await;
+    registry
+        .complete_process(&id, ProcessAwaitOutput::success(json!("done")))
+        .await
+        .unwrap();
+    for waiter in waiters {
+        expect_terminal(answer(waiter).await, &id);
+    }
+    assert_eq!(parked_on(&admin, &id).await, 0);
+
+    // A terminal append of the awaited type is the milestone itself.
+    let id = common::unique("milestone-terminal-append");
+    registry.register_process(typed(&id)).await.unwrap();
+    let finished = wait_for(&attach, &id, FINISHED, 0);
+    let other = wait_for(&attach, &id, NOTE, 0);
+    until_parked(&admin, &id, 2).await;
+    let last = registry
+        .append_event(
+            &id,
+            ProcessEventAppendRequest::new(FINISHED, json!({ "result": 1 }))
+                .with_replay_key("finish"),
+        )
+        .await
+        .unwrap()
+        .event;
+    assert_eq!(answer(finished).await.unwrap(), last);
+    expect_terminal(answer(other).await, &id);
+    assert_eq!(parked_on(&admin, &id).await, 0);
+}
+
+#[tokio::test]
+async fn waits_that_cannot_be_met_fail_with_typed_errors() {
+    let registry = common::registry();
+    let attach = common::attach();
+    let id = common::unique("milestone-ended");
+    registry.register_process(typed(&id)).await.unwrap();
+    registry.append_event(&id, note(1)).await.unwrap();
+    let ended = registry
+        .complete_process(&id, ProcessAwaitOutput::success(json!("done")))
+        .await
+        .unwrap();
+    assert!(ended.is_terminal());
+
+    // At and past the terminal event, and a type the log never had.
+    expect_terminal(answer(wait_for(&attach, &id, NOTE, 2)).await, &id);
+    expect_terminal(answer(wait_for(&attach, &id, NOTE, 99)).await, &id);
+    expect_terminal(answer(wait_for(&attach, &id, PING, 0)).await, &id);
+    // What was logged before the end still answers.
+    assert_eq!(
+        answer(wait_for(&attach, &id, NOTE, 0))
+            .await
+            .unwrap()
+            .sequence,
+        1
+    );
+
+    let missing = common::unique("milestone-missing");
+    match answer(wait_for(&attach, &missing, NOTE, 0)).await {
+        Err(ProcessError::UnknownProcess { process_id }) => assert_eq!(process_id, missing),
+        other => panic!("expected UnknownProcess, got {other:?}"),
+    }
+    let long_type = "t".repeat(300);
+    assert!(matches!(
+        answer(wait_for(&attach, &id, &long_type, 0)).await,
+        Err(ProcessError::InvalidInput(_))
+    ));
+}
+
+/// Starts a `ProcessMilestone` run straight through ingress and attaches.
+async fn run_wait(ingress: &str, key: &str, wait: &MilestoneWait) -> (u16, Value) {
+    let key = urlencode(key);
+    let http = reqwest::Client::new();
+    let sent = http
+        .post(format!("{ingress}/ProcessMilestone/{key}/run/send"))
+        .json(wait)
+        .send()
+        .await
+        .unwrap();
+    assert!(sent.status().is_success(), "send: {}", sent.status());
+    let attached = http
+        .get(format!(
+            "{ingress}/restate/workflow/ProcessMilestone/{key}/attach"
+        ))
+        .send()
+        .await
+        .unwrap();
+    let status = attached.status().as_u16();
+    (status, attached.json().await.unwrap_or(Value::Null))
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn an_old_incarnation_never_resolves_a_new_waiter() {
+    // Its own stack: the prune would race the other tests' rows.
+    let mut stack = LocalStack::start().await.unwrap();
+    let admin = stack.server_mut().admin_url();
+    let ingress = stack.ingress_url();
+    let registry = stack.registry().unwrap();
+    let attach = stack.attach().unwrap();
+    let id = common::unique("milestone-incarnation");
+    registry.register_process(typed(&id)).await.unwrap();
+    let old_incarnation: Value = reqwest::Client::new()
+        .get(format!(
+            "{ingress}/ProcessObject/{}/attach_target",
+            urlencode(&id)
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let old_incarnation = old_incarnation["workflow_key"].as_str().unwrap().to_owned();
+
+    let parked = wait_for(&attach, &id, NOTE, 0);
+    until_parked(&admin, &id, 1).await;
+    registry
+        .complete_process(&id, ProcessAwaitOutput::success(json!(1)))
+        .await
+        .unwrap();
+    expect_terminal(answer(parked).await, &id);
+    let far_future = u64::MAX / 2;
+    let report = registry.prune_terminal_processes(far_future).await.unwrap();
+    assert!(report.pruned_processes >= 1);
+
+    registry.register_process(typed(&id)).await.unwrap();
+    let logged = registry.append_event(&id, note(1)).await.unwrap().event;
+    // The new incarnation answers its own waiters…
+    assert_eq!(
+        answer(wait_for(&attach, &id, NOTE, 0)).await.unwrap(),
+        logged
+    );
+    // …and a wait on the old incarnation, started after the prune, is told
+    // the old one ended instead of getting the new one's event.
+    let stale = MilestoneWait {
+        process_id: id.clone(),
+        incarnation: old_incarnation.clone(),
+        event_type: Some(NOTE.to_owned()),
+        after_sequence: 0,
+    };
+    let fresh_key = milestone_key(&old_incarnation, Some(NOTE), 0) + "x";
+    let (status, _) = run_wait(&ingress, &fresh_key, &stale).await;
+    assert_eq!(status, 400, "a key that does not name its wait is refused");
+    let stale_with_new_after = MilestoneWait {
+        after_sequence: 7,
+        ..stale
+    };
+    let (status, body) =
+        run_wait(&ingress, &stale_with_new_after.key(), &stale_with_new_after).await;
+    assert_eq!(status, 422, "old incarnation: {body}");
+    assert_eq!(parked_on(&admin, &id).await, 0);
+}
+
+#[tokio::test]
+async fn waiters_share_a_milestone_and_parks_are_bounded() {
+    let registry = common::registry();
+    let attach = common::attach();
+    let admin = common::urls().admin;
+    let id = common::unique("milestone-many");
+    registry.register_process(typed(&id)).await.unwrap();
+    let shared: Vec<_> = (0..20).map(|_| wait_for(&attach, &id, NOTE, 0)).collect();
+    until_parked(&admin, &id, 1).await;
+
+    // 256 distinct waits fit, the 257th is refused.
+    let distinct: Vec<_> = (1..256)
+        .map(|after| wait_for(&attach, &id, NOTE, after))
+        .collect();
+    until_parked(&admin, &id, 256).await;
+    match answer(wait_for(&attach, &id, NOTE, 1_000)).await {
+        Err(ProcessError::Conflict(message)) => assert!(message.contains("256"), "{message}"),
+        other => panic!("expected Conflict past the park limit, got {other:?}"),
+    }
+
+    // One append at sequence 1 satisfies the shared wait (after 0) only.
+    let first = registry.append_event(&id, note(1)).await.unwrap().event;
+    for waiter in shared {
+        assert_eq!(answer(waiter).await.unwrap(), first);
+    }
+    until_parked(&admin, &id, 255).await;
+    registry
+        .complete_process(&id, ProcessAwaitOutput::success(json!("done")))
+        .await
+        .unwrap();
+    for waiter in distinct {
+        expect_terminal(answer(waiter).await, &id);
+    }
+    assert_eq!(parked_on(&admin, &id).await, 0);
+}
+
+#[tokio::test]
+async fn parked_waiters_survive_a_server_kill() {
+    let mut stack = LocalStack::start().await.unwrap();
+    let admin = stack.server_mut().admin_url();
+    let registry: RestateProcessRegistry = stack.registry().unwrap();
+    let attach = stack.attach().unwrap();
+    let id = common::unique("milestone-kill");
+    registry.register_process(typed(&id)).await.unwrap();
+    let note_waiter = wait_for(&attach, &id, NOTE, 0);
+    let progress_waiter = wait_for(&attach, &id, PROGRESS, 0);
+    let ending_waiter = wait_for(&attach, &id, PING, 0);
+    let terminal_waiter = tokio::spawn({
+        let (attach, id) = (attach.clone(), id.clone());
+        async move { attach.await_terminal(&id).await }
+    });
+    until_parked(&admin, &id, 3).await;
+
+    stack.server_mut().kill().await.unwrap();
+    stack.server_mut().restart().await.unwrap();
+
+    let logged = registry.append_event(&id, note(1)).await.unwrap().event;
+    assert_eq!(answer(note_waiter).await.unwrap(), logged);
+    let progress = registry
+        .append_event(
+            &id,
+            ProcessEventAppendRequest::new(PROGRESS, json!({ "pct": 50 })),
+        )
+        .await
+        .unwrap()
+        .event;
+    assert_eq!(answer(progress_waiter).await.unwrap(), progress);
+    let outcome = ProcessAwaitOutput::success(json!("done"));
+    registry
+        .complete_process(&id, outcome.clone())
+        .await
+        .unwrap();
+    expect_terminal(answer(ending_waiter).await, &id);
+    let terminal = tokio::time::timeout(PATIENCE, terminal_waiter)
+        .await
+        .expect("the terminal waiter attaches again and resumes")
+        .unwrap();
+    assert_eq!(terminal.unwrap(), outcome);
+    assert_eq!(parked_on(&admin, &id).await, 0);
+}
+
+#[tokio::test]
+async fn the_next_event_of_any_type_wakes_a_follower() {
+    let registry = common::registry();
+    let attach = common::attach();
+    let admin = common::urls().admin;
+    let id = common::unique("milestone-next");
+    registry.register_process(typed(&id)).await.unwrap();
+    registry.append_event(&id, note(1)).await.unwrap();
+    // Logged: answers at once.
+    assert_eq!(attach.await_next_event(&id, 0).await.unwrap().sequence, 1);
+
+    // Not yet: parks, and any type wakes it, next to a typed wait.
+    let next = tokio::spawn({
+        let (attach, id) = (attach.clone(), id.clone());
+        async move { attach.await_next_event(&id, 1).await }
+    });
+    let typed_wait = wait_for(&attach, &id, NOTE, 1);
+    until_parked(&admin, &id, 2).await;
+    let progress = registry
+        .append_event(
+            &id,
+            ProcessEventAppendRequest::new(PROGRESS, json!({ "pct": 1 })),
+        )
+        .await
+        .unwrap()
+        .event;
+    assert_eq!(answer(next).await.unwrap(), progress);
+    assert!(!typed_wait.is_finished(), "a progress event is no note");
+    let ended = registry
+        .complete_process(&id, ProcessAwaitOutput::success(json!("done")))
+        .await
+        .unwrap();
+    assert!(ended.is_terminal());
+    expect_terminal(answer(typed_wait).await, &id);
+    // The terminal event is itself the next event; past it, the log is closed.
+    let last = attach.await_next_event(&id, 2).await.unwrap();
+    assert_eq!(last.event_type, "process.completed");
+    expect_terminal(attach.await_next_event(&id, last.sequence).await, &id);
+    assert_eq!(parked_on(&admin, &id).await, 0);
+}
