@@ -9,12 +9,12 @@ use restate_process_registry::{
 };
 use restate_process_registry_services::serve_endpoint;
 use restate_sdk::endpoint::Endpoint;
-use tokio::net::TcpListener;
 use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
 use crate::local_cluster::LocalCluster;
 use crate::local_server::LocalServerError;
+use crate::local_stack::bind_endpoint;
 
 /// How long a fresh cluster gets to answer a read on every node.
 const READY_WITHIN: Duration = Duration::from_secs(60);
@@ -37,19 +37,7 @@ impl ClusterStack {
         runtime: &Handle,
     ) -> Result<Self, LocalServerError> {
         let cluster = LocalCluster::start(nodes).await?;
-        let listener =
-            TcpListener::bind("127.0.0.1:0")
-                .await
-                .map_err(|source| LocalServerError::Io {
-                    context: "binding the service endpoint".into(),
-                    source,
-                })?;
-        let address = listener
-            .local_addr()
-            .map_err(|source| LocalServerError::Io {
-                context: "reading the endpoint address".into(),
-                source,
-            })?;
+        let (listener, address) = bind_endpoint().await?;
         let endpoint = runtime.spawn(serve_endpoint(endpoint, listener));
         // Owned from here, so a failure below stops the endpoint too.
         let mut stack = Self { cluster, endpoint };

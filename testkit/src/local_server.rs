@@ -95,7 +95,9 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_TIMEOUT: Duration = Duration::from_secs(20);
 const POLL: Duration = Duration::from_millis(100);
 
-fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> LocalServerError {
+pub(crate) fn io_err(
+    context: impl Into<String>,
+) -> impl FnOnce(std::io::Error) -> LocalServerError {
     let context = context.into();
     move |source| LocalServerError::Io { context, source }
 }

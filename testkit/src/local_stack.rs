@@ -2,6 +2,7 @@
 //! endpoint served on a free loopback port, and the deployment registered,
 //! for tests, `procreg demo` and `procreg bench`.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use restate_process_registry::{ProcessResult, RestateProcessAttach, RestateProcessRegistry};
@@ -10,7 +11,7 @@ use tokio::net::TcpListener;
 use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
-use crate::local_server::{LocalRestate, LocalServerError};
+use crate::local_server::{io_err, LocalRestate, LocalServerError};
 
 /// restate-server plus the registry endpoint, wired together.
 #[derive(Debug)]
@@ -51,20 +52,8 @@ impl LocalStack {
         endpoint: Endpoint,
         runtime: &Handle,
     ) -> Result<Self, LocalServerError> {
-        let listener =
-            TcpListener::bind("127.0.0.1:0")
-                .await
-                .map_err(|source| LocalServerError::Io {
-                    context: "binding the service endpoint".into(),
-                    source,
-                })?;
-        let port = listener
-            .local_addr()
-            .map_err(|source| LocalServerError::Io {
-                context: "reading the endpoint address".into(),
-                source,
-            })?
-            .port();
+        let (listener, address) = bind_endpoint().await?;
+        let port = address.port();
         let endpoint = runtime.spawn(restate_process_registry_services::serve_endpoint(
             endpoint, listener,
         ));
@@ -112,4 +101,16 @@ impl Drop for LocalStack {
     fn drop(&mut self) {
         self.endpoint.abort();
     }
+}
+
+/// A loopback listener for an in-process endpoint, on a port the kernel
+/// picks, and its address.
+pub(crate) async fn bind_endpoint() -> Result<(TcpListener, SocketAddr), LocalServerError> {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(io_err("binding the service endpoint"))?;
+    let address = listener
+        .local_addr()
+        .map_err(io_err("reading the endpoint address"))?;
+    Ok((listener, address))
 }
