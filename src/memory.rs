@@ -360,7 +360,6 @@ impl ProcessRegistry for InMemoryProcessRegistry {
             let result = write.result();
             let AppendWrite {
                 event,
-                replay_key,
                 pending_wake,
                 ended,
                 ..
@@ -368,8 +367,8 @@ impl ProcessRegistry for InMemoryProcessRegistry {
             if let Some(scope) = pending_wake {
                 stored.unacked_wakes.insert(event.sequence, scope);
             }
-            if let Some(key) = replay_key {
-                stored.replay_keys.insert(key, event.sequence);
+            if let Some(key) = &event.replay_key {
+                stored.replay_keys.insert(key.clone(), event.sequence);
             }
             if let Some(ended) = ended {
                 stored.record = ended;

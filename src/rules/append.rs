@@ -42,10 +42,9 @@ pub enum AppendPlan {
 /// atomic step (a mutex, one exclusive handler).
 #[derive(Debug, Clone)]
 pub struct AppendWrite {
-    /// The event to store at the next sequence.
+    /// The event to store at the next sequence; its `replay_key`, when
+    /// set, is mapped to its sequence.
     pub event: ProcessEvent,
-    /// Map this replay key to the event's sequence.
-    pub replay_key: Option<String>,
     /// The event carries a wake: keep it unacknowledged until acked,
     /// remembering the scope it was aimed at (none without a target).
     pub pending_wake: Option<Option<SessionScope>>,
@@ -152,7 +151,6 @@ pub fn plan_append(
         .as_ref()
         .map(|_| delivery.as_ref().map(|d| d.scope.clone()));
     Ok(AppendPlan::Write(Box::new(AppendWrite {
-        replay_key: request.replay_key.clone(),
         pending_wake,
         delivery,
         ended,
@@ -374,7 +372,7 @@ mod tests {
         };
         assert_eq!(write.event.sequence, 3);
         assert_eq!(write.event.occurred_at_ms, 9);
-        assert_eq!(write.replay_key.as_deref(), Some("k"));
+        assert_eq!(write.event.replay_key.as_deref(), Some("k"));
         assert_eq!(write.pending_wake, None);
         assert_eq!(write.delivery, None);
         assert!(write.ended.is_none());

@@ -321,7 +321,6 @@ impl ProcessObject {
         let result = write.result();
         let AppendWrite {
             event,
-            replay_key: _,
             pending_wake,
             ended,
             ..
