@@ -95,6 +95,17 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_TIMEOUT: Duration = Duration::from_secs(20);
 const POLL: Duration = Duration::from_millis(100);
 
+/// An HTTP client for the server's own loopback ports (no proxy).
+fn loopback_client() -> Result<reqwest::Client, LocalServerError> {
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .map_err(|source| LocalServerError::Http {
+            url: String::new(),
+            source,
+        })
+}
+
 pub(crate) fn io_err(
     context: impl Into<String>,
 ) -> impl FnOnce(std::io::Error) -> LocalServerError {
@@ -297,13 +308,7 @@ impl LocalRestate {
         };
         let ports = reserve_ports()?;
         let (fabric_port, admin_port, ingress_port) = three(&ports);
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .map_err(|source| LocalServerError::Http {
-                url: String::new(),
-                source,
-            })?;
+        let http = loopback_client()?;
         // Constructed before spawning so a failed start still cleans up on drop.
         let mut server = Self {
             bin,
@@ -346,13 +351,7 @@ impl LocalRestate {
         let bin = ensure_restate_server().await?;
         std::fs::create_dir_all(&base_dir)
             .map_err(io_err(format!("creating {}", base_dir.display())))?;
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .map_err(|source| LocalServerError::Http {
-                url: String::new(),
-                source,
-            })?;
+        let http = loopback_client()?;
         Ok(Self {
             bin,
             base_dir,
@@ -640,10 +639,7 @@ mod tests {
 
     async fn assert_ingress_healthy(server: &LocalRestate) {
         let url = format!("{}/restate/health", server.ingress_url());
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .expect("client");
+        let client = loopback_client().expect("client");
         let status = client.get(&url).send().await.expect("health").status();
         assert_eq!(status, reqwest::StatusCode::OK, "{url}");
     }
