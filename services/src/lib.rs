@@ -109,6 +109,7 @@
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 mod coordinator;
+mod cut;
 mod directory;
 mod errors;
 mod input;

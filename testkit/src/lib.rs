@@ -1,4 +1,5 @@
-//! The local test harness of the durable process registry: a
+//! The local test harness of the durable process registry: the admin API
+//! ([`admin`]: queries, kill and cancel), a
 //! `restate-server` child on free loopback ports ([`local_server`]), that
 //! server plus the registry endpoint ([`local_stack`]), an N-node cluster
 //! ([`local_cluster`], [`cluster_stack`]), request-identity keys for a
@@ -15,6 +16,7 @@
 
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
+pub mod admin;
 pub mod cluster_stack;
 pub mod local_cluster;
 pub mod local_server;
