@@ -32,7 +32,8 @@ pub use model::*;
 pub use registry::ProcessRegistry;
 #[cfg(feature = "restate")]
 pub use restate::{
-    ListCursor, RestateProcessAttach, RestateProcessRegistry, RestateProcessRuns, REATTACH_WINDOW,
+    IngressOptions, ListCursor, RestateProcessAttach, RestateProcessRegistry, RestateProcessRuns,
+    REATTACH_WINDOW,
 };
 pub use watch::{
     watch_process_registry, watch_process_registry_with_sink, ProcessChangeHub, ProcessEventSink,

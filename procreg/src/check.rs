@@ -9,14 +9,25 @@
 //!   is held by its session (same descriptor), and every grant a session
 //!   holds on a listed process is carried by that process.
 //!
+//! - with the admin API ([`check_stored`]): every row the server stores
+//!   has a directory entry (a write killed between its row and its
+//!   directory entry leaves one unlisted).
+//!
+//! [`repair`] fixes what the check found that the registry can redo from
+//! its authorities: each row whose entry is missing, names nothing or
+//! differs is indexed again from the row (`RestateProcessRegistry::reindex`,
+//! idempotent), and it says what it did.
+//!
 //! Run it on a quiet registry: a write in flight can show as a transient
 //! disagreement.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use restate_process_registry::{
-    ProcessHandleGrant, ProcessListFilter, ProcessRegistry, ProcessResult, RestateProcessRegistry,
+    ProcessError, ProcessHandleGrant, ProcessListFilter, ProcessRegistry, ProcessResult,
+    RestateProcessRegistry,
 };
+use restate_process_registry_testkit::admin::Admin;
 
 /// What the check saw and every disagreement it found.
 #[derive(Debug, Clone, Default)]
@@ -29,6 +40,9 @@ pub struct CheckReport {
     pub grants: usize,
     /// One line per disagreement; empty when consistent.
     pub problems: Vec<String>,
+    /// Rows whose directory entry is missing, names nothing or differs:
+    /// what [`repair`] indexes again.
+    pub reindex: BTreeSet<String>,
 }
 
 impl CheckReport {
@@ -64,6 +78,7 @@ pub async fn check(registry: &RestateProcessRegistry) -> ProcessResult<CheckRepo
                 "directory lists `{}`, which does not exist",
                 entry.id
             ));
+            report.reindex.insert(entry.id.clone());
             continue;
         };
         if entry.record.as_ref().is_some_and(|copy| *copy != row) {
@@ -71,6 +86,7 @@ pub async fn check(registry: &RestateProcessRegistry) -> ProcessResult<CheckRepo
                 "directory copy of `{}` differs from the row",
                 row.id
             ));
+            report.reindex.insert(row.id.clone());
         }
         for grant in registry.handle_grants_for_process(&row.id).await? {
             mirrored.insert(key(&grant), grant);
@@ -109,4 +125,53 @@ pub async fn check(registry: &RestateProcessRegistry) -> ProcessResult<CheckRepo
         }
     }
     Ok(report)
+}
+
+/// [`check`], plus the rows the server stores that the directory does not
+/// list, read from the server's `state` table through the admin API.
+pub async fn check_stored(
+    registry: &RestateProcessRegistry,
+    admin: &Admin,
+) -> ProcessResult<CheckReport> {
+    let mut report = check(registry).await?;
+    let listed: BTreeSet<String> = registry
+        .directory_entries(&ProcessListFilter::any())
+        .await?
+        .into_iter()
+        .map(|entry| entry.id)
+        .collect();
+    let rows = admin
+        .query(
+            "SELECT service_key FROM state \
+             WHERE service_name = 'ProcessObject' AND key = 'row'",
+        )
+        .await
+        .map_err(|err| ProcessError::unavailable(err.to_string()))?;
+    for id in rows.iter().filter_map(|row| row["service_key"].as_str()) {
+        if !listed.contains(id) {
+            report.problems.push(format!(
+                "process `{id}` is stored but the directory misses it"
+            ));
+            report.reindex.insert(id.to_owned());
+        }
+    }
+    Ok(report)
+}
+
+/// Repairs what `report` found (see the module docs): one line per action.
+/// Running it again on a repaired registry does nothing new.
+pub async fn repair(
+    registry: &RestateProcessRegistry,
+    report: &CheckReport,
+) -> ProcessResult<Vec<String>> {
+    let mut done = Vec::new();
+    for id in &report.reindex {
+        let exists = registry.reindex(id).await?;
+        done.push(if exists {
+            format!("indexed `{id}` again from its row")
+        } else {
+            format!("removed the directory entry of `{id}`, which names no row")
+        });
+    }
+    Ok(done)
 }

@@ -53,11 +53,15 @@ pub(crate) struct DirectoryEntry {
 impl DirectoryEntry {
     /// The entry for a row.
     pub(crate) fn of(record: &ProcessRecord) -> Self {
-        let small = serde_json::to_vec(record).is_ok_and(|json| json.len() <= INLINE_RECORD_BYTES);
         Self {
             summary: ProcessSummary::of(record),
-            record: small.then(|| record.clone()),
+            record: Self::inline(record).then(|| record.clone()),
         }
+    }
+
+    /// Whether the entry carries the record itself (it is small).
+    pub(crate) fn inline(record: &ProcessRecord) -> bool {
+        serde_json::to_vec(record).is_ok_and(|json| json.len() <= INLINE_RECORD_BYTES)
     }
 }
 

@@ -90,13 +90,24 @@
 //! refused input, a stored value that cannot be decoded) is never retried.
 //! Anything else (the endpoint unreachable, the server restarting, a bug)
 //! is retried by the engine with [`RETRY_POLICY`]: from 100 ms, doubling,
-//! at most 10 s apart, 30 attempts (about four minutes), then the
-//! invocation is **paused**, not killed. A paused invocation keeps its
-//! journal, so nothing it already did is lost or half applied; it shows as
-//! `paused` in the server's invocation table (`restate invocations list`)
-//! and an operator resumes it once the cause is fixed (`restate
-//! invocations resume`) or kills it. Killing instead would free the key at
-//! the price of leaving a multi-step write half done.
+//! then every 10 s for as long as it takes (100,000 attempts, about eleven
+//! days, before an invocation is paused). An invocation keeps its object's
+//! lock while it retries, so an outage of the endpoint stalls the objects
+//! its invocations hold; but since every input failure is terminal, what
+//! is left to retry is an outage, and the first attempt after the endpoint
+//! is back (at most 10 s later) runs it: every object serves again within
+//! seconds, with no operator. A pause after a short budget (30 attempts,
+//! about four minutes, before this release) kept the lock until an
+//! operator resumed or killed the invocation. Killing any registry
+//! invocation is safe (each handler's docs argue its cuts, and the next
+//! handler on the same object or `procreg check --repair` completes what it
+//! started); so is cancelling one (see `cancel`).
+//!
+//! Callers do not wait through an outage: the ingress client gives each
+//! attempt a request timeout and each call a retry budget
+//! (`restate_process_registry::restate::IngressOptions`), then answers
+//! `Unavailable`; a write retried within its budget carries the same
+//! idempotency key, so it attaches to the invocation already in flight.
 //!
 //! A `ProcessRunner` run follows the same policy for what is not its
 //! body's fault (the endpoint killed or unreachable: the engine replays
@@ -108,6 +119,7 @@
 
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
+mod cancel;
 mod coordinator;
 mod cut;
 mod directory;
@@ -145,7 +157,7 @@ pub const RETRY_POLICY: RetryPolicy = RetryPolicy {
     initial_interval: Duration::from_millis(100),
     factor: 2.0,
     max_interval: Duration::from_secs(10),
-    max_attempts: 30,
+    max_attempts: 100_000,
 };
 
 /// How long a `ProcessTerminal` run may sit idle awaiting its outcome

@@ -1,6 +1,7 @@
 //! One ingress connection: typed calls through the restate-sdk ingress
-//! client, idempotency keys on writes, transport retries, and error codes
-//! mapped back to [`ProcessError`].
+//! client, idempotency keys on writes, a request timeout per attempt and a
+//! retry budget per call ([`IngressOptions`]), and error codes mapped back
+//! to [`ProcessError`].
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -14,10 +15,41 @@ use serde::Serialize;
 use crate::error::{ProcessError, ProcessResult};
 use crate::restate::codes;
 
-/// Attempts per call when the transport fails before an answer arrives.
-const ATTEMPTS: u32 = 4;
 /// First pause between attempts; doubles each time.
 const RETRY_PAUSE: Duration = Duration::from_millis(50);
+/// Longest pause between attempts.
+const RETRY_PAUSE_MAX: Duration = Duration::from_secs(2);
+/// How long opening a connection to the ingress may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long the ingress client waits for the registry.
+///
+/// Each attempt of a call ends after `request_timeout`. An attempt that
+/// got no answer (the transport failed, or it timed out) is made again,
+/// pausing from 50 ms doubling up to 2 s, until `retry_budget` has passed
+/// since the call began; then the call fails with `Unavailable`. A write
+/// carries one idempotency key on every attempt, so an attempt made while
+/// the first is still running inside the engine (the endpoint down, the
+/// engine retrying it) attaches to that invocation instead of starting a
+/// second one; a write that ran out of budget may still complete later,
+/// exactly once. Waits (`RestateProcessAttach`) are not bound by these:
+/// they hold their request until the engine answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IngressOptions {
+    /// Longest wait for one attempt's answer (default 30 s).
+    pub request_timeout: Duration,
+    /// Longest time a call keeps making attempts (default 60 s).
+    pub retry_budget: Duration,
+}
+
+impl Default for IngressOptions {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(30),
+            retry_budget: Duration::from_secs(60),
+        }
+    }
+}
 
 /// Whether a call changes state (and so carries an idempotency key).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +65,7 @@ pub(crate) struct Ingress {
     http: reqwest::Client,
     base: reqwest::Url,
     keys: Arc<KeySource>,
+    options: IngressOptions,
 }
 
 /// Idempotency keys unique to this connection: a random nonce and a counter.
@@ -63,7 +96,7 @@ impl KeySource {
 
 impl Ingress {
     /// Connects to the ingress at `url` (e.g. `http://127.0.0.1:8080`).
-    pub(crate) fn connect(url: &str) -> ProcessResult<Self> {
+    pub(crate) fn connect(url: &str, options: IngressOptions) -> ProcessResult<Self> {
         let bad = |err: &dyn std::fmt::Display| {
             ProcessError::invalid(format!("ingress url `{url}`: {err}"))
         };
@@ -72,21 +105,29 @@ impl Ingress {
         // HTTP/1.1 keep-alive, a connection per call in flight, reused: on
         // the 2-core box, HTTP/2 prior knowledge (every call multiplexed on
         // one connection) ran reads ~20% and appends ~15% slower.
-        let http = reqwest::Client::builder()
-            .pool_max_idle_per_host(64)
-            .build()
-            .map_err(|err| ProcessError::unavailable_because("http client", err))?;
-        let client = Client::new(uri, http.clone()).map_err(|err| bad(&err))?;
+        let builder = || {
+            reqwest::Client::builder()
+                .pool_max_idle_per_host(64)
+                .connect_timeout(CONNECT_TIMEOUT)
+        };
+        let built = |client: reqwest::Result<reqwest::Client>| {
+            client.map_err(|err| ProcessError::unavailable_because("http client", err))
+        };
+        // Calls time out; waits hold their request as long as the engine does.
+        let timed = built(builder().timeout(options.request_timeout).build())?;
+        let http = built(builder().build())?;
+        let client = Client::new(uri, timed).map_err(|err| bad(&err))?;
         Ok(Self {
             client,
             http,
             base,
             keys: Arc::new(KeySource::new()?),
+            options,
         })
     }
 
-    /// The plain HTTP client and base URL, for the few calls the typed
-    /// client has no verb for (workflow attach by key).
+    /// The plain HTTP client (no request timeout) and base URL, for the
+    /// few calls the typed client has no verb for (workflow attach by key).
     pub(crate) fn http(&self) -> (&reqwest::Client, &reqwest::Url) {
         (&self.http, &self.base)
     }
@@ -131,29 +172,35 @@ impl Ingress {
         .await
     }
 
-    /// Runs `attempt` until it gets an answer or runs out of attempts; a
-    /// write gets one idempotency key, the same on every attempt.
+    /// Runs `attempt` until it gets an answer or the retry budget is spent
+    /// (see [`IngressOptions`]); a write gets one idempotency key, the same
+    /// on every attempt.
     async fn retrying<Res, F, Fut>(&self, kind: Call, mut attempt: F) -> ProcessResult<Res>
     where
         F: FnMut(Option<&str>) -> Fut,
         Fut: std::future::Future<Output = Result<Json<Res>, ClientError>>,
     {
         let key = (kind == Call::Write).then(|| self.keys.next());
+        let began = tokio::time::Instant::now();
         let mut pause = RETRY_PAUSE;
-        for _ in 1..ATTEMPTS {
+        loop {
             match attempt(key.as_deref()).await {
                 Err(ClientError::Transport { source }) => {
-                    tracing::debug!(%source, ?pause, "ingress transport failed; retrying");
+                    let spent = began.elapsed();
+                    if spent + pause >= self.options.retry_budget {
+                        return Err(ProcessError::unavailable(format!(
+                            "the registry gave no answer within the {:?} retry budget \
+                             ({spent:?} spent; a write may still complete, once): {source}",
+                            self.options.retry_budget
+                        )));
+                    }
+                    tracing::debug!(%source, ?pause, "no answer from the ingress; retrying");
                     tokio::time::sleep(pause).await;
-                    pause *= 2;
+                    pause = (pause * 2).min(RETRY_PAUSE_MAX);
                 }
                 other => return other.map(Json::into_inner).map_err(to_process_error),
             }
         }
-        attempt(key.as_deref())
-            .await
-            .map(Json::into_inner)
-            .map_err(to_process_error)
     }
 }
 

@@ -20,6 +20,7 @@ mod runs;
 pub mod wire;
 
 pub use attach::{RestateProcessAttach, REATTACH_WINDOW};
+pub use ingress::IngressOptions;
 pub use registry::RestateProcessRegistry;
 pub use runs::RestateProcessRuns;
 pub use wire::ListCursor;

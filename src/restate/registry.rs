@@ -20,7 +20,7 @@ use crate::model::{
     WaitState,
 };
 use crate::registry::ProcessRegistry;
-use crate::restate::ingress::{Call, Ingress};
+use crate::restate::ingress::{Call, Ingress, IngressOptions};
 use crate::restate::wire::{
     self, AttachTarget, ClaimRequest, CountRequest, EventsPage, EventsPageRequest, GrantRequest,
     GrantsPage, GrantsPageRequest, ListCursor, ListPage, ListPageRequest, ListedRow, Milestone,
@@ -54,8 +54,14 @@ impl RestateProcessRegistry {
     /// A registry talking to the Restate ingress at `ingress_url`
     /// (e.g. `http://127.0.0.1:8080`). Does no I/O.
     pub fn connect(ingress_url: &str) -> ProcessResult<Self> {
+        Self::connect_with(ingress_url, IngressOptions::default())
+    }
+
+    /// [`connect`](Self::connect) with its own request timeout and retry
+    /// budget (see [`IngressOptions`]).
+    pub fn connect_with(ingress_url: &str, options: IngressOptions) -> ProcessResult<Self> {
         Ok(Self {
-            ingress: Ingress::connect(ingress_url)?,
+            ingress: Ingress::connect(ingress_url, options)?,
             liveness: Arc::new(LocalLiveness::new()),
         })
     }
@@ -239,6 +245,16 @@ impl RestateProcessRegistry {
             rows.extend(self.clone().shard_rows(shard, Some(filter.clone())).await?);
         }
         Ok(rows)
+    }
+
+    /// Puts `process_id`'s directory entry (and its wake target's index
+    /// entry) again from its row, or removes the entry when no row exists:
+    /// the repair `procreg check --repair` applies to a row the directory
+    /// misses or misstates. Idempotent; answers whether the row exists.
+    pub async fn reindex(&self, process_id: &str) -> ProcessResult<bool> {
+        check_key("process id", process_id)?;
+        let target = Self::object(process_id, "reindex")?;
+        self.ingress.call_empty(target, Call::Write).await
     }
 
     /// Every grant `session_id` holds, any scope: the session authority's

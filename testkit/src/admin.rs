@@ -65,13 +65,49 @@ impl Admin {
         );
         let deadline = Instant::now() + patience;
         loop {
-            let rows = self.query(&sql).await?;
+            // A server just started answers queries only once its
+            // partitions run: until the deadline, a failed query is "not yet".
+            let rows = match self.query(&sql).await {
+                Ok(rows) => rows,
+                Err(err) if Instant::now() >= deadline => return Err(err),
+                Err(_) => Vec::new(),
+            };
             if let Some(id) = rows.first().and_then(|row| row["id"].as_str()) {
                 return Ok(id.to_owned());
             }
             if Instant::now() >= deadline {
                 return Err(AdminError(format!(
                     "no live {service}/{handler} invocation on `{key}` within {patience:?}"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The id of the live `service/handler` invocation on `key` once it
+    /// holds at a cut point (its journal has the cut point's `Sleep`; see
+    /// the services' `cut` module), waiting up to `patience`.
+    pub async fn held_invocation(
+        &self,
+        service: &str,
+        handler: &str,
+        key: &str,
+        patience: Duration,
+    ) -> Result<String, AdminError> {
+        let deadline = Instant::now() + patience;
+        let id = self
+            .live_invocation(service, handler, key, patience)
+            .await?;
+        let sql = format!(
+            "SELECT index FROM sys_journal WHERE id = '{id}' AND entry_type = 'Command: Sleep'"
+        );
+        loop {
+            if !self.query(&sql).await?.is_empty() {
+                return Ok(id);
+            }
+            if Instant::now() >= deadline {
+                return Err(AdminError(format!(
+                    "{service}/{handler} on `{key}` did not reach its cut point within {patience:?}"
                 )));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;

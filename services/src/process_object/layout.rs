@@ -23,13 +23,17 @@
 
 use std::collections::BTreeMap;
 
+use futures::future::BoxFuture;
+
 use restate_process_registry::restate::wire::directory_shard;
 pub(crate) use restate_process_registry::rules::lease::LeaseLedger;
 use restate_process_registry::{ProcessError, ProcessEvent, ProcessHandleGrant, ProcessRecord};
 use restate_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::announce_outcome;
 use super::milestones::{type_index_key, WaitersByType};
+use crate::cancel::finish_step;
 use crate::directory::{DirectoryEntry, ProcessDirectoryClient};
 use crate::errors::terminal;
 use crate::state::{ReadState, UNREADABLE_STATE};
@@ -81,6 +85,8 @@ pub(crate) struct Row {
     pub(crate) incarnation: String,
     /// Whether the record as stored lives under [`RECORD`].
     record_apart: bool,
+    /// The directory may not hold this record yet (see [`publish_row`]).
+    unindexed: bool,
 }
 
 impl Row {
@@ -91,6 +97,7 @@ impl Row {
             head: LogHead::default(),
             incarnation,
             record_apart: false,
+            unindexed: false,
         }
     }
 }
@@ -104,6 +111,10 @@ struct StoredRow {
     #[serde(default)]
     head: LogHead,
     incarnation: String,
+    /// Set while a record change may be missing from the directory.
+    /// Absent (false) in rows written before it existed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    unindexed: bool,
 }
 
 /// An event as stored: the event, the per-type counts through it and the
@@ -118,8 +129,11 @@ pub(crate) struct StoredEvent {
 
 /// The row, if registered. The read is sent when this is called, so it
 /// shares a round trip with whatever is issued before it is awaited (a
-/// record kept apart costs one more trip after it).
-pub(crate) fn read_row<C: ReadState + Sync>(
+/// record kept apart costs one more trip after it). In an exclusive
+/// handler a row still marked unindexed is indexed first (see
+/// [`publish_row`]): the next handler touching the row finishes what a
+/// killed one left.
+pub(crate) fn read_row<C: RowContext>(
     ctx: &C,
 ) -> impl std::future::Future<Output = Result<Option<Row>, TerminalError>> + Send + '_ {
     let stored = ctx.read::<StoredRow>(ROW);
@@ -136,26 +150,48 @@ pub(crate) fn read_row<C: ReadState + Sync>(
                 (record, true)
             }
         };
-        Ok(Some(Row {
+        let mut row = Row {
             record,
             head: stored.head,
             incarnation: stored.incarnation,
             record_apart,
-        }))
+            unindexed: stored.unindexed,
+        };
+        if row.unindexed {
+            ctx.finish_index(&mut row).await?;
+        }
+        Ok(Some(row))
+    }
+}
+
+/// The contexts rows are read in: an exclusive one can finish a row's
+/// indexing, a shared one only reads (the row is the authority; the
+/// directory follows it).
+pub(crate) trait RowContext: ReadState + KeyOf + Sync {
+    /// Indexes a row marked unindexed, where the context may write.
+    fn finish_index<'a>(&'a self, row: &'a mut Row) -> BoxFuture<'a, Result<(), TerminalError>>;
+}
+
+impl RowContext for SharedObjectContext<'_> {
+    fn finish_index<'a>(&'a self, _row: &'a mut Row) -> BoxFuture<'a, Result<(), TerminalError>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+}
+
+impl RowContext for ObjectContext<'_> {
+    fn finish_index<'a>(&'a self, row: &'a mut Row) -> BoxFuture<'a, Result<(), TerminalError>> {
+        tracing::info!(process = self.key(), "finishing an interrupted index write");
+        Box::pin(index_row(self, row, "repair"))
     }
 }
 
 /// The row, or `UnknownProcess` for this key.
-pub(crate) async fn require_row<C: ReadState + KeyOf + Sync>(
-    ctx: &C,
-) -> Result<Row, TerminalError> {
+pub(crate) async fn require_row<C: RowContext>(ctx: &C) -> Result<Row, TerminalError> {
     read_row(ctx).await?.ok_or_else(|| unknown(ctx))
 }
 
 /// The record, or `UnknownProcess` for this key.
-pub(crate) async fn require_record<C: ReadState + KeyOf + Sync>(
-    ctx: &C,
-) -> Result<ProcessRecord, TerminalError> {
+pub(crate) async fn require_record<C: RowContext>(ctx: &C) -> Result<ProcessRecord, TerminalError> {
     Ok(require_row(ctx).await?.record)
 }
 
@@ -230,6 +266,7 @@ pub(crate) fn write_row(ctx: &ObjectContext<'_>, row: &Row) {
             record: (!row.record_apart).then(|| row.record.clone()),
             head: row.head.clone(),
             incarnation: row.incarnation.clone(),
+            unindexed: row.unindexed,
         }),
     );
 }
@@ -238,21 +275,59 @@ pub(crate) fn write_row(ctx: &ObjectContext<'_>, row: &Row) {
 /// larger than `INLINE_RECORD_BYTES`, the size the directory keeps a
 /// record inline up to), and the record's directory entry (before the
 /// caller is answered, so a listing after the answer sees it).
+///
+/// Intent first: the row is written marked `unindexed`, then the
+/// directory is called, then the mark is cleared. The row is the
+/// authority, so every cut is safe: killed before the row write, nothing
+/// changed; between the row write and the directory's answer, the row is
+/// changed and marked, and the next exclusive handler on it (every one
+/// reads the row through [`read_row`]) or `procreg check --repair`
+/// (`ProcessObject/reindex`) puts the entry; after the answer, only the
+/// mark's clearing is missing, and finishing again is an idempotent put.
+/// A cancel on the way is absorbed (the put is issued again): past the
+/// row write there is nothing to undo, only to finish.
+///
+/// `step` names the handler, which is also the cut point between the row
+/// write and the directory's answer (see `cut`).
 pub(crate) async fn publish_row(
     ctx: &ObjectContext<'_>,
     row: &mut Row,
+    step: &str,
 ) -> Result<(), TerminalError> {
-    let entry = DirectoryEntry::of(&row.record);
-    let apart = entry.record.is_none();
-    if apart {
+    let was_apart = row.record_apart;
+    row.record_apart = !DirectoryEntry::inline(&row.record);
+    if row.record_apart {
+        // Before the row that no longer carries it.
         ctx.set(RECORD, Json(row.record.clone()));
-    } else if row.record_apart {
+    }
+    row.unindexed = true;
+    write_row(ctx, row);
+    // With the row write, before any await: a terminal row never exists
+    // without its outcome on the way to its waiters.
+    announce_outcome(ctx, row);
+    if was_apart && !row.record_apart {
+        // After the row that carries it again: a reader never finds a row
+        // whose record is nowhere.
         ctx.clear(RECORD);
     }
-    row.record_apart = apart;
+    index_row(ctx, row, step).await
+}
+
+/// Puts the row's directory entry and clears its `unindexed` mark.
+async fn index_row(
+    ctx: &ObjectContext<'_>,
+    row: &mut Row,
+    step: &str,
+) -> Result<(), TerminalError> {
+    let entry = DirectoryEntry::of(&row.record);
+    let shard = directory_shard(&row.record.id);
+    finish_step(ctx, step, &row.record.id, || {
+        ctx.object_client::<ProcessDirectoryClient>(shard.clone())
+            .put(Json(entry.clone()))
+            .call()
+    })
+    .await?;
+    row.unindexed = false;
     write_row(ctx, row);
-    ctx.object_client::<ProcessDirectoryClient>(directory_shard(&row.record.id))
-        .put(Json(entry))
-        .call()
-        .await
+    Ok(())
 }

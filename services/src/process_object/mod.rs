@@ -39,6 +39,7 @@ use restate_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use self::layout::*;
+use crate::cancel::finish_step;
 use crate::directory::ProcessDirectoryClient;
 use crate::errors::{terminal, OrTerminal};
 use crate::input::Input;
@@ -122,6 +123,7 @@ fn wakes_index<'a>(ctx: &'a ObjectContext<'a>, session_id: &str) -> SessionWakes
 /// Applies a row change that may be an idempotent no-op.
 async fn change_row(
     ctx: &ObjectContext<'_>,
+    step: &str,
     change: impl FnOnce(&ProcessRecord, u64) -> ProcessResult<Option<ProcessRecord>>,
 ) -> Result<Json<ProcessRecord>, TerminalError> {
     // The clock's round trip overlaps the read's.
@@ -129,19 +131,20 @@ async fn change_row(
     let now = now_ms(ctx).await?;
     let row = row.await?.ok_or_else(|| unknown(ctx))?;
     let changed = change(&row.record, now).or_terminal()?;
-    keep_change(ctx, row, changed).await
+    keep_change(ctx, step, row, changed).await
 }
 
 /// Stores `changed` when there is a change and answers the record as it
 /// now is.
 async fn keep_change(
     ctx: &ObjectContext<'_>,
+    step: &str,
     mut row: Row,
     changed: Option<ProcessRecord>,
 ) -> Result<Json<ProcessRecord>, TerminalError> {
     if let Some(changed) = changed {
         row.record = changed;
-        publish_row(ctx, &mut row).await?;
+        publish_row(ctx, &mut row, step).await?;
     }
     Ok(Json(row.record))
 }
@@ -155,15 +158,44 @@ async fn lease_inputs(ctx: &ObjectContext<'_>) -> Result<(Row, LeaseLedger, u64)
 }
 
 /// Sends the outcome to the incarnation's `ProcessTerminal` promise when
-/// the row just ended, and starts its run (a no-op for the engine when a
+/// the row has ended, and starts its run (a no-op for the engine when a
 /// waiter already did), so the run ends and the engine's retention purges
-/// the workflow whether or not anybody waited.
-fn announce_outcome(ctx: &ObjectContext<'_>, row: &Row) {
+/// the workflow whether or not anybody waited. `publish_row` calls it with
+/// the row write; sending it again is harmless (the promise keeps its
+/// first value).
+pub(crate) fn announce_outcome<'c, C: ContextClient<'c>>(ctx: &C, row: &Row) {
     if let Some(output) = row.record.status.await_output() {
         let terminal = ctx.workflow_client::<ProcessTerminalClient>(row.incarnation.clone());
         let _ = terminal.finish(Json(output.clone())).send();
         let _ = terminal.run().send();
     }
+}
+
+/// Settles the milestone waits `event` satisfies (or, when it `ends` the
+/// process, all of them) after the event and the row are written, and
+/// stores the head when that changed it. A cancel on the way is absorbed:
+/// settling again from the same head finds only the waits still parked.
+async fn settle_waits(
+    ctx: &ObjectContext<'_>,
+    row: &mut Row,
+    event: &ProcessEvent,
+    ends: bool,
+) -> Result<(), TerminalError> {
+    let id = row.record.id.clone();
+    let before = row.head.clone();
+    let (changed, head) = finish_step(ctx, "settle", &id, || {
+        let mut head = before.clone();
+        async move {
+            let changed = milestones::settle(ctx, &mut head, event, ends).await?;
+            Ok((changed, head))
+        }
+    })
+    .await?;
+    if changed {
+        row.head = head;
+        write_row(ctx, row);
+    }
+    Ok(())
 }
 
 /// The first `limit` of `sequences`' events, capped by count and bytes;
@@ -232,13 +264,17 @@ impl ProcessObject {
         let record = registration::new_record(registration, hash, now);
         let incarnation = format!("{}#{}", record.id, seed_token(&ctx, "i"));
         let mut row = Row::new(record, incarnation);
-        publish_row(&ctx, &mut row).await?;
+        // The session's wake index lists the process before the row
+        // exists: a kill in between leaves an entry for no row, which a
+        // session delete skips; the reverse order could leave a target
+        // aimed at a session whose delete never visits it.
         if let Some(target) = &row.record.wake_target {
             wakes_index(&ctx, &target.session_id)
                 .note(row.record.id.clone())
                 .call()
                 .await?;
         }
+        publish_row(&ctx, &mut row, "register").await?;
         // No `ProcessTerminal` run yet: a waiter's attach starts it
         // (`start_terminal`), the outcome does otherwise, so a row nobody
         // awaits never holds a suspended invocation.
@@ -259,7 +295,7 @@ impl ProcessObject {
         external_ref: Input<ProcessExternalRef>,
     ) -> Result<Json<ProcessRecord>, TerminalError> {
         let external_ref = external_ref.into_inner();
-        change_row(&ctx, |record, now| {
+        change_row(&ctx, "set_external_ref", |record, now| {
             rules::record::set_external_ref(record, external_ref, now)
         })
         .await
@@ -296,9 +332,16 @@ impl ProcessObject {
         };
         let prior = match replayed {
             None => Prior::Fresh,
-            Some(sequence) => event(&ctx, sequence)
-                .await?
-                .map_or(Prior::Lost(sequence), Prior::Found),
+            // A replay key past the log head, or naming another append's
+            // event, was written by an append killed before its row
+            // write: never acknowledged, and its event is not in the log.
+            Some(sequence) if sequence > row.head.last_sequence => Prior::Fresh,
+            Some(sequence) => match event(&ctx, sequence).await? {
+                Some(found) if found.replay_key == request.replay_key => Prior::Found(found),
+                // The killed append's sequence was taken by a later one.
+                Some(_) => Prior::Fresh,
+                None => Prior::Lost(sequence),
+            },
         };
         let sequence = row.head.last_sequence + 1;
         // Everything is decided here, before the first write.
@@ -325,25 +368,33 @@ impl ProcessObject {
             ended,
             ..
         } = *write;
+        // The point of no return. The event, its replay key and its wake
+        // are invisible until the row write below moves the head past
+        // them: a kill before that leaves keys the next append overwrites
+        // (and a replay key past the head, read as fresh above). From here
+        // on a cancel is absorbed (see `cancel`).
         if let Some(key) = &replay {
             ctx.set(key, Json(event.sequence));
         }
         store_event(&ctx, &event, &mut row.head);
+        let id = row.record.id.clone();
         if let Some(scope) = pending_wake {
-            wakes::record(&ctx, event.sequence, row.head.wakes, scope).await?;
+            let (sequence, ordinal) = (event.sequence, row.head.wakes);
+            finish_step(&ctx, "append_wake", &id, || {
+                wakes::record(&ctx, sequence, ordinal, scope.clone())
+            })
+            .await?;
         }
+        finish_step(&ctx, "append_before_row", &id, || async { Ok(()) }).await?;
         let ends = ended.is_some();
         match ended {
             Some(ended) => {
                 row.record = ended;
-                publish_row(&ctx, &mut row).await?;
-                announce_outcome(&ctx, &row);
+                publish_row(&ctx, &mut row, "append").await?;
             }
             None => write_row(&ctx, &row),
         }
-        if milestones::settle(&ctx, &mut row.head, &event, ends).await? {
-            write_row(&ctx, &row);
-        }
+        settle_waits(&ctx, &mut row, &event, ends).await?;
         Ok(Json(result))
     }
 
@@ -423,13 +474,13 @@ impl ProcessObject {
         match append::plan_completion(&row.record, output, sequence, now).or_terminal()? {
             CompletionPlan::AlreadyDone => Ok(Json(row.record)),
             CompletionPlan::Write { event, record } => {
+                // The event and the row are written before the first
+                // await (the directory's put in `publish_row`), so a kill
+                // leaves either nothing or a complete row to index.
                 store_event(&ctx, &event, &mut row.head);
                 row.record = *record;
-                publish_row(&ctx, &mut row).await?;
-                announce_outcome(&ctx, &row);
-                if milestones::settle(&ctx, &mut row.head, &event, true).await? {
-                    write_row(&ctx, &row);
-                }
+                publish_row(&ctx, &mut row, "complete").await?;
+                settle_waits(&ctx, &mut row, &event, true).await?;
                 Ok(Json(row.record))
             }
         }
@@ -447,7 +498,7 @@ impl ProcessObject {
         let changed =
             rules::record::record_first_started(&stored.record, ledger.state(now), started, now)
                 .or_terminal()?;
-        keep_change(&ctx, stored, changed).await
+        keep_change(&ctx, "record_first_started", stored, changed).await
     }
 
     /// `request_process_abandon` (first writer wins).
@@ -458,7 +509,7 @@ impl ProcessObject {
         request: Input<AbandonRequest>,
     ) -> Result<Json<ProcessRecord>, TerminalError> {
         let request = request.into_inner();
-        change_row(&ctx, |record, now| {
+        change_row(&ctx, "request_abandon", |record, now| {
             rules::record::request_abandon(record, request, now)
         })
         .await
@@ -472,7 +523,7 @@ impl ProcessObject {
         wait: Input<WaitState>,
     ) -> Result<Json<ProcessRecord>, TerminalError> {
         let wait = wait.into_inner();
-        change_row(&ctx, |record, now| {
+        change_row(&ctx, "set_wait", |record, now| {
             rules::record::set_wait(record, wait, now)
         })
         .await
@@ -484,7 +535,7 @@ impl ProcessObject {
         &self,
         ctx: ObjectContext<'_>,
     ) -> Result<Json<ProcessRecord>, TerminalError> {
-        change_row(&ctx, |record, now| {
+        change_row(&ctx, "clear_wait", |record, now| {
             Ok(rules::record::clear_wait(record, now))
         })
         .await
@@ -584,6 +635,13 @@ impl ProcessObject {
         ctx: SharedObjectContext<'_>,
     ) -> Result<Json<()>, TerminalError> {
         let row = require_row(&ctx).await?;
+        // A run started after the process ended (its first run finished
+        // and the engine's retention forgot it) must not wait for an
+        // outcome nobody sends again: send it with the run.
+        if row.record.is_terminal() {
+            announce_outcome(&ctx, &row);
+            return Ok(Json(()));
+        }
         let _ = ctx
             .workflow_client::<ProcessTerminalClient>(row.incarnation)
             .run()
@@ -816,27 +874,52 @@ impl ProcessObject {
                     rules::record::clear_wake_target_of(&stored.record, &session_id, now)
                 {
                     stored.record = cleared;
-                    publish_row(&ctx, &mut stored).await?;
+                    publish_row(&ctx, &mut stored, "forget_wakes").await?;
                 }
             }
         }
-        wakes_index(&ctx, &session_id)
-            .drop(ctx.key().to_owned())
-            .call()
-            .await?;
+        let id = ctx.key().to_owned();
+        finish_step(&ctx, "forget_wakes_index", &id, || {
+            wakes_index(&ctx, &session_id).drop(id.clone()).call()
+        })
+        .await?;
         Ok(Json((0, false)))
     }
 
     /// Internal (`prune_terminal_processes`): deletes this process with its
     /// events, acks, grants and lease (keeping only the fencing high-water)
-    /// if it is terminal and older than the cutoff. Answers how many events went, or null when it stays.
+    /// if it is terminal and older than the cutoff. Answers how many events
+    /// went, or null when it stays.
+    ///
+    /// Every read comes first. Then the session authorities are told to
+    /// forget the grants, by message (they call this object, so calling
+    /// them back could deadlock; a message, once journaled, is delivered
+    /// even if this invocation is killed, and forgetting is idempotent).
+    /// Then the state goes, in one step with no await between (the point
+    /// of no return), and last the indexes: the session wake indexes and
+    /// the directory entry. Cuts: killed before the state goes, the row is
+    /// intact and still listed, so the next prune does it all again (its
+    /// sessions may already have forgotten grants it still mirrors, which
+    /// `procreg check` shows until then); killed after, the row is gone and
+    /// its directory entry names nothing, which the next prune removes
+    /// (below) and a session delete skips. A cancel past the point of no
+    /// return is absorbed.
     #[handler(ingress_private)]
     async fn prune(
         &self,
         ctx: ObjectContext<'_>,
         cutoff_ms: Json<u64>,
     ) -> Result<Json<Option<u64>>, TerminalError> {
+        let id = ctx.key().to_owned();
+        let shard = restate_process_registry::restate::wire::directory_shard(&id);
+        let directory = || {
+            ctx.object_client::<ProcessDirectoryClient>(shard.clone())
+                .remove(id.clone())
+                .call()
+        };
         let Some(Row { record, head, .. }) = read_row(&ctx).await? else {
+            // Listed but gone: a prune killed past its point of no return.
+            finish_step(&ctx, "prune_orphan", &id, directory).await?;
             return Ok(Json(None));
         };
         if !record.is_terminal() || record.updated_at_ms >= cutoff_ms.into_inner() {
@@ -845,8 +928,8 @@ impl ProcessObject {
         let (grants, lease) = (ctx.read::<Grants>(GRANTS), ctx.read::<LeaseLedger>(LEASE));
         let grants = grants.await?.unwrap_or_default();
         let fence = lease.await?.and_then(|ledger| ledger.after_prune());
-        // The session authorities forget the grants by message: they call
-        // this object, so calling them back could deadlock.
+        let mut aimed: BTreeSet<String> = wakes::aimed_sessions(&ctx).await?.into_iter().collect();
+        aimed.extend(record.wake_target.iter().map(|t| t.session_id.clone()));
         let mut granted: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for grant in grants.into_values() {
             granted
@@ -864,20 +947,6 @@ impl ProcessObject {
                 .drop_pruned(Json(pruned))
                 .send();
         }
-        let mut aimed: BTreeSet<String> = wakes::aimed_sessions(&ctx).await?.into_iter().collect();
-        aimed.extend(record.wake_target.iter().map(|t| t.session_id.clone()));
-        for session_id in aimed {
-            wakes_index(&ctx, &session_id)
-                .drop(record.id.clone())
-                .call()
-                .await?;
-        }
-        ctx.object_client::<ProcessDirectoryClient>(
-            restate_process_registry::restate::wire::directory_shard(&record.id),
-        )
-        .remove(record.id.clone())
-        .call()
-        .await?;
         ctx.clear_all();
         // Fencing tokens never go backwards for an id: the high-water (one
         // number, no lease) outlives the prune, so a re-registered process
@@ -886,7 +955,42 @@ impl ProcessObject {
         if let Some(fence) = fence {
             ctx.set(LEASE, Json(fence));
         }
+        for session_id in aimed {
+            finish_step(&ctx, "prune_wakes", &id, || {
+                wakes_index(&ctx, &session_id).drop(id.clone()).call()
+            })
+            .await?;
+        }
+        finish_step(&ctx, "prune_directory", &id, directory).await?;
         Ok(Json(Some(head.last_sequence)))
+    }
+
+    /// Puts this row's directory entry and its wake target's index entry
+    /// again, or removes the entry when there is no row (idempotent): what
+    /// `procreg check --repair` calls for a row the directory misses or
+    /// misstates. A row marked unindexed is finished by the read itself.
+    #[handler]
+    async fn reindex(&self, ctx: ObjectContext<'_>) -> Result<Json<bool>, TerminalError> {
+        let Some(mut row) = read_row(&ctx).await? else {
+            // An entry naming no row (a prune killed past its point of no
+            // return) goes; removing an absent one changes nothing.
+            let id = ctx.key().to_owned();
+            ctx.object_client::<ProcessDirectoryClient>(
+                restate_process_registry::restate::wire::directory_shard(&id),
+            )
+            .remove(id)
+            .call()
+            .await?;
+            return Ok(Json(false));
+        };
+        if let Some(target) = &row.record.wake_target {
+            wakes_index(&ctx, &target.session_id)
+                .note(row.record.id.clone())
+                .call()
+                .await?;
+        }
+        publish_row(&ctx, &mut row, "reindex").await?;
+        Ok(Json(true))
     }
 }
 
