@@ -20,13 +20,17 @@ use procreg::check::{check_stored, repair};
 use restate_process_registry::testing::support::{owner, typed, FINISHED, NOTE, PING};
 use restate_process_registry::{
     AbandonRequest, ProcessAttach, ProcessAwaitOutput, ProcessEventAppendRequest,
-    ProcessExternalRef, ProcessRegistry, ProcessStarted, RestateProcessRegistry, WaitKind,
-    WaitState,
+    ProcessExternalRef, ProcessListFilter, ProcessRegistry, ProcessStarted, RestateProcessRegistry,
+    SessionScope, WaitKind, WaitState,
 };
 use restate_process_registry_testkit::admin::Admin;
 use serde_json::json;
 
 const PATIENCE: Duration = Duration::from_secs(30);
+
+/// One test at a time: a prune here removes every old terminal row of the
+/// shared server, which another test of this binary may still be reading.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Cut {
@@ -230,6 +234,7 @@ async fn problems_of(registry: &RestateProcessRegistry, admin: &Admin, id: &str)
 /// Runs `case` held at its point, cut by `cut`; `repair_by_check` repairs a
 /// kill with `check --repair` instead of the next call on the row.
 async fn run(case: Case, cut: Cut, repair_by_check: bool) {
+    let _serial = SERIAL.lock().await;
     let (point, handler) = case.point();
     let id = format!("cut.{point}.{}", common::unique(&format!("{cut:?}")));
     let registry = common::registry();
@@ -337,5 +342,154 @@ async fn every_object_handler_killed_at_each_cut_is_repaired_by_the_next_call() 
 async fn every_object_handler_killed_at_each_cut_is_repaired_by_check() {
     for case in Case::ALL {
         run(case, Cut::Kill, true).await;
+    }
+}
+
+/// A step `ProcessObject` runs for the coordinator, whose call fails when
+/// the step is killed; its caller repeats the whole operation.
+#[derive(Debug, Clone, Copy)]
+enum Indirect {
+    /// Prune, held before a session wake index drop (state already gone).
+    PruneWakes,
+    /// Prune, held before its directory entry's removal.
+    PruneDirectory,
+    /// Session delete clearing a wake target, held at its row write.
+    ForgetWakes,
+    /// Session delete, held before the session wake index drop.
+    ForgetWakesIndex,
+}
+
+impl Indirect {
+    const ALL: [Indirect; 4] = [
+        Indirect::PruneWakes,
+        Indirect::PruneDirectory,
+        Indirect::ForgetWakes,
+        Indirect::ForgetWakesIndex,
+    ];
+
+    fn point(self) -> (&'static str, &'static str) {
+        match self {
+            Indirect::PruneWakes => ("prune_wakes", "prune"),
+            Indirect::PruneDirectory => ("prune_directory", "prune"),
+            Indirect::ForgetWakes => ("forget_wakes", "forget_wakes"),
+            Indirect::ForgetWakesIndex => ("forget_wakes_index", "forget_wakes"),
+        }
+    }
+
+    fn prunes(self) -> bool {
+        matches!(self, Indirect::PruneWakes | Indirect::PruneDirectory)
+    }
+
+    /// The coordinator operation that reaches the step.
+    async fn operate(
+        self,
+        registry: RestateProcessRegistry,
+        session: String,
+        cutoff_ms: u64,
+    ) -> Result<(), String> {
+        let done = if self.prunes() {
+            registry.prune_terminal_processes(cutoff_ms).await.map(drop)
+        } else {
+            registry
+                .delete_session_process_state(&session)
+                .await
+                .map(drop)
+        };
+        done.map_err(|err| err.to_string())
+    }
+}
+
+async fn run_indirect(step: Indirect, cut: Cut) {
+    let _serial = SERIAL.lock().await;
+    let (point, handler) = step.point();
+    let id = format!("cut.{point}.{}", common::unique(&format!("{cut:?}")));
+    let session = format!("{id}-session");
+    let registry = common::registry();
+    let admin = Admin::new(common::urls().admin);
+    registry
+        .register_process(typed(&id).with_wake_target(SessionScope::session(&session)))
+        .await
+        .expect("setup registers");
+    let mut cutoff_ms = 0;
+    if step.prunes() {
+        let ended = registry
+            .complete_process(&id, ProcessAwaitOutput::success(json!({ "done": 1 })))
+            .await
+            .expect("setup completes");
+        cutoff_ms = ended.updated_at_ms + 1;
+    }
+
+    let operation = tokio::spawn(step.operate(common::registry(), session.clone(), cutoff_ms));
+    let invocation = admin
+        .held_invocation("ProcessObject", handler, &id, PATIENCE)
+        .await
+        .unwrap_or_else(|err| panic!("{step:?}: {err}"));
+    match cut {
+        Cut::Cancel => admin.cancel(&invocation).await.expect("cancel"),
+        Cut::Kill => admin.kill(&invocation).await.expect("kill"),
+    }
+    let answer = tokio::time::timeout(PATIENCE, operation)
+        .await
+        .expect("the operation returns")
+        .expect("the operation task");
+    match cut {
+        Cut::Cancel => assert_eq!(answer, Ok(()), "{step:?}: the cancel is absorbed"),
+        Cut::Kill => {
+            assert!(
+                answer.is_err(),
+                "{step:?}: the killed step fails the operation"
+            );
+            admin
+                .await_completed(&invocation, PATIENCE)
+                .await
+                .expect("the kill lands");
+            // The caller repeats the operation, which finishes what the
+            // killed step started. The index drop was not done, so the
+            // repeat passes that cut point again; a cancel lets it through.
+            let repeat = tokio::spawn(step.operate(common::registry(), session.clone(), cutoff_ms));
+            if matches!(step, Indirect::ForgetWakesIndex) {
+                let again = admin
+                    .held_invocation("ProcessObject", handler, &id, PATIENCE)
+                    .await
+                    .unwrap_or_else(|err| panic!("{step:?}: the repeat holds: {err}"));
+                admin.cancel(&again).await.expect("cancel the repeat");
+            }
+            tokio::time::timeout(PATIENCE, repeat)
+                .await
+                .expect("the repeat returns")
+                .expect("the repeat task")
+                .unwrap_or_else(|err| panic!("{step:?}: the repeat succeeds: {err}"));
+        }
+    }
+    let row = registry.try_get_process(&id).await.expect("row reads");
+    if step.prunes() {
+        assert_eq!(row, None, "{step:?}: pruned");
+        let listed = registry
+            .directory_entries(&ProcessListFilter::any())
+            .await
+            .expect("directory reads");
+        assert!(
+            listed.iter().all(|entry| entry.id != id),
+            "{step:?}: no directory entry survives its row"
+        );
+    } else {
+        let row = row.expect("the row stays");
+        assert_eq!(row.wake_target, None, "{step:?}: the target is cleared");
+    }
+    let problems = problems_of(&registry, &admin, &id).await;
+    assert!(problems.is_empty(), "{step:?} {cut:?}: {problems:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prune_and_session_delete_steps_survive_a_cancel() {
+    for step in Indirect::ALL {
+        run_indirect(step, Cut::Cancel).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prune_and_session_delete_steps_killed_are_finished_by_the_repeat() {
+    for step in Indirect::ALL {
+        run_indirect(step, Cut::Kill).await;
     }
 }
