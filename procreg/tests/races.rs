@@ -10,7 +10,6 @@
 //! authorities in agreement.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,73 +18,14 @@ use restate_process_registry::testing::support::{descriptor, typed, unique_id, A
 use restate_process_registry::{
     ProcessError, ProcessEventAppendRequest, ProcessRegistry, RestateProcessRegistry, SessionScope,
 };
+use restate_process_registry_testkit::child_endpoint::ChildEndpoint;
 use restate_process_registry_testkit::local_server::LocalRestate;
-use restate_process_registry_testkit::ports::Ports;
 use serde_json::json;
-use tokio::process::{Child, Command};
 
 /// Rounds of each scenario.
 const ROUNDS: usize = 5;
 /// The transfer round whose endpoint is killed mid-flight.
 const KILLED_ROUND: usize = 2;
-
-/// The endpoint as a child process on a fixed port.
-struct Endpoint {
-    port: u16,
-    child: Child,
-    /// Holds `port` for this endpoint across its restarts.
-    _reserved: Ports,
-}
-
-impl Endpoint {
-    fn spawn(port: u16) -> Child {
-        Command::new(env!("CARGO_BIN_EXE_procreg"))
-            .args(["serve", "--port", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("procreg serve starts")
-    }
-
-    async fn start() -> Self {
-        let reserved = Ports::reserve(1).expect("a free port");
-        let port = reserved.ports()[0];
-        let endpoint = Self {
-            port,
-            child: Self::spawn(port),
-            _reserved: reserved,
-        };
-        endpoint.wait_listening().await;
-        endpoint
-    }
-
-    async fn wait_listening(&self) {
-        for _ in 0..200 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-                .await
-                .is_ok()
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("procreg serve did not listen on {}", self.port);
-    }
-
-    /// SIGKILL, then the same endpoint again on the same port.
-    async fn kill_and_restart(&mut self, down_for: Duration) {
-        self.child.kill().await.expect("SIGKILL the endpoint");
-        tokio::time::sleep(down_for).await;
-        self.child = Self::spawn(self.port);
-        self.wait_listening().await;
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/", self.port)
-    }
-}
 
 /// One call of a round, as the model sees it.
 #[derive(Debug, Clone)]
@@ -337,7 +277,7 @@ impl Round {
 }
 
 /// Fires `ops` at once and asserts a legal serial order explains them.
-async fn race(round: &Round, start: &Model, ops: Vec<Op>, during: Option<&mut Endpoint>) {
+async fn race(round: &Round, start: &Model, ops: Vec<Op>, during: Option<&mut ChildEndpoint>) {
     let round_ref = Arc::new(Round {
         registry: round.registry.clone(),
         ids: round.ids.clone(),
@@ -371,7 +311,7 @@ async fn race(round: &Round, start: &Model, ops: Vec<Op>, during: Option<&mut En
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cross_process_calls_race_to_legal_serial_orders() {
     let mut server = LocalRestate::start().await.expect("restate-server");
-    let mut endpoint = Endpoint::start().await;
+    let mut endpoint = ChildEndpoint::start(env!("CARGO_BIN_EXE_procreg")).await;
     server
         .register_deployment(&endpoint.url())
         .await

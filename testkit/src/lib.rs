@@ -1,5 +1,6 @@
 //! The local test harness of the durable process registry: the admin API
-//! ([`admin`]: queries, kill and cancel), a
+//! ([`admin`]: queries, kill and cancel), an endpoint as a killable child
+//! process ([`child_endpoint`]), a
 //! `restate-server` child on free loopback ports ([`local_server`]), that
 //! server plus the registry endpoint ([`local_stack`]), an N-node cluster
 //! ([`local_cluster`], [`cluster_stack`]), request-identity keys for a
@@ -17,6 +18,7 @@
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 pub mod admin;
+pub mod child_endpoint;
 pub mod cluster_stack;
 pub mod local_cluster;
 pub mod local_server;
