@@ -20,13 +20,15 @@
 //!
 //! One file per phase: `throughput` (registration, appends, reads against
 //! the no-op), `wakes`, `costs` (cost against subject size), `scale`
-//! (registration and listing as rows pile up); `baseline` is the no-op
+//! (registration and listing as rows pile up), `faults` (an endpoint
+//! outage with writes in flight, with `--faults`); `baseline` is the no-op
 //! service and its client, `meter` what a call costs, `report` the table,
 //! the summary line, `--json` and `--plot`. This file holds the options,
 //! the stacks and [`run`], which calls the phases in order.
 
 mod baseline;
 mod costs;
+mod faults;
 mod meter;
 mod report;
 mod scale;
@@ -95,6 +97,15 @@ pub struct BenchArgs {
     /// of the shipped `restate.toml` (to measure a tuning).
     #[arg(long, value_name = "FILE", conflicts_with = "nodes")]
     server_config: Option<PathBuf>,
+    /// Also take the endpoint down with writes in flight and report how
+    /// long every touched object takes to serve again (`outage_recovery_s`).
+    #[arg(long)]
+    faults: bool,
+    /// How long `--faults` keeps the endpoint down: past the client's
+    /// retry budget and the four minutes after which earlier releases
+    /// paused an invocation.
+    #[arg(long, default_value_t = 300)]
+    outage_secs: u64,
 }
 
 /// The config Restate's defaults run on: nothing set but what a run
@@ -340,6 +351,9 @@ pub async fn run(args: BenchArgs) -> CliResult<()> {
     wakes::run(&mut bench).await?;
     costs::run(&mut bench).await?;
     scale::run(&mut bench, &few_rows).await?;
+    if args.faults {
+        faults::run(&mut bench, Duration::from_secs(args.outage_secs)).await?;
+    }
     bench.finish(&args, wall)
 }
 
