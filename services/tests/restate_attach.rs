@@ -151,6 +151,58 @@ async fn an_already_terminal_process_answers_without_attaching() {
         .expect("a terminal process answers from its row, without attaching")
         .unwrap();
     assert_eq!(got, output);
+
+    // A run started now (a waiter that looked before the end and attaches
+    // after the engine forgot the first run) still gets the outcome: the
+    // ended row sends it with the run.
+    let http = reqwest::Client::new();
+    let ingress = common::urls().ingress;
+    let started = http
+        .post(format!("{ingress}/ProcessObject/{id}/start_terminal"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        started.status().is_success(),
+        "start_terminal: {}",
+        started.status()
+    );
+    let workflow_key = loop {
+        let rows = common::admin_query(&format!(
+            "SELECT target_service_key FROM sys_invocation WHERE target_service_name = \
+             'ProcessTerminal' AND target_service_key LIKE '{id}#%' LIMIT 1"
+        ))
+        .await;
+        if let Some(key) = rows
+            .first()
+            .and_then(|row| row["target_service_key"].as_str())
+        {
+            break key.to_owned();
+        }
+        assert!(
+            Instant::now() < deadline + PATIENCE,
+            "the run is started again"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let attached = tokio::time::timeout(
+        PATIENCE,
+        http.get(format!(
+            "{ingress}/restate/workflow/ProcessTerminal/{}/attach",
+            workflow_key.replace('#', "%23")
+        ))
+        .send(),
+    )
+    .await
+    .expect("a run started after the end resolves")
+    .unwrap();
+    assert!(
+        attached.status().is_success(),
+        "attach: {}",
+        attached.status()
+    );
+    let answered: ProcessAwaitOutput = attached.json().await.unwrap();
+    assert_eq!(answered, output);
 }
 
 #[tokio::test]
