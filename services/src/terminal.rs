@@ -14,6 +14,8 @@
 use restate_process_registry::ProcessAwaitOutput;
 use restate_sdk::prelude::*;
 
+use crate::cancel::is_cancel;
+
 const OUTCOME: &str = "outcome";
 
 /// The workflow carrying a process's outcome.
@@ -25,12 +27,25 @@ impl ProcessTerminal {
     /// Started by `ProcessObject` for the first waiter or at the outcome;
     /// returns the outcome once resolved. Private: callers attach to it, they never start one (a run
     /// under a key no process owns would never resolve).
+    ///
+    /// A cancel is refused by design: the run is the process's, not an
+    /// operator's, and a cancelled run would answer every later waiter of
+    /// the incarnation with the cancel. It awaits the promise again.
+    /// (Killing it does end it; don't: its waiters then get the kill until
+    /// the engine's retention forgets the run.)
     #[handler(ingress_private)]
     async fn run(
         &self,
         ctx: WorkflowContext<'_>,
     ) -> Result<Json<ProcessAwaitOutput>, TerminalError> {
-        ctx.promise::<Json<ProcessAwaitOutput>>(OUTCOME).await
+        loop {
+            match ctx.promise::<Json<ProcessAwaitOutput>>(OUTCOME).await {
+                Err(error) if is_cancel(&error) => {
+                    tracing::info!(run = ctx.key(), "cancel of a terminal wait refused");
+                }
+                outcome => return outcome,
+            }
+        }
     }
 
     /// Resolves the outcome (sent once, when the process turns terminal).

@@ -348,3 +348,51 @@ async fn the_terminal_run_starts_for_its_first_waiter_or_at_the_outcome() {
         assert_eq!(runs, ["completed"], "{id}: one run, ended");
     }
 }
+
+/// A cancel of the terminal run from the admin API is refused: the waiter
+/// attached to it still gets the outcome.
+#[tokio::test]
+async fn a_cancelled_terminal_run_still_answers_its_waiter() {
+    let registry = common::registry();
+    let id = common::unique("attach-cancel");
+    registry.register_process(external(&id)).await.unwrap();
+    let waiter = {
+        let id = id.clone();
+        tokio::spawn(async move { common::attach().await_terminal(&id).await })
+    };
+    let deadline = Instant::now() + PATIENCE;
+    let run = loop {
+        let rows = common::admin_query(&format!(
+            "SELECT id FROM sys_invocation WHERE target_service_name = 'ProcessTerminal' \
+             AND target_handler_name = 'run' AND target_service_key LIKE '{id}#%'"
+        ))
+        .await;
+        if let Some(run) = rows.first().and_then(|row| row["id"].as_str()) {
+            break run.to_owned();
+        }
+        assert!(Instant::now() < deadline, "the waiter starts the run");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let cancelled = reqwest::Client::new()
+        .patch(format!("{}/invocations/{run}/cancel", common::urls().admin))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        cancelled.status().is_success(),
+        "cancel: {}",
+        cancelled.status()
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let output = ProcessAwaitOutput::success(json!({ "after": "cancel" }));
+    registry
+        .complete_process(&id, output.clone())
+        .await
+        .unwrap();
+    let got = tokio::time::timeout(PATIENCE, waiter)
+        .await
+        .expect("the waiter resumes")
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, output);
+}
