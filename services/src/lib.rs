@@ -156,11 +156,14 @@ pub const RETRY_POLICY: RetryPolicy = RetryPolicy {
 /// them. Suspended, a run costs nothing until its promise resolves.
 pub const TERMINAL_SUSPEND_AFTER: Duration = Duration::from_secs(1);
 
-/// How long the engine keeps a finished `ProcessMilestone` run, so a waiter
-/// cut off by a restart attaches again to the same answer. After that the
-/// next waiter on the same milestone starts a fresh run, which finds the
-/// same answer (it never changes for a key).
-pub const MILESTONE_RETENTION: Duration = Duration::from_secs(3600);
+/// How long the engine keeps a finished `ProcessMilestone` run: long enough
+/// for its one waiter, cut off just as it finished, to attach again within
+/// the client's re-attach window (`REATTACH_WINDOW`, five minutes). Nothing
+/// depends on it beyond that: a waiter that finds its run purged asks the
+/// process again, which answers from the log (the event, or the end) or
+/// starts the run afresh. A run only ever answers what the log says, never
+/// a refusal, so nothing wrong is kept for this long either.
+pub const MILESTONE_RETENTION: Duration = Duration::from_secs(300);
 
 /// How long a `ProcessRunner` run may keep computing (a step in flight)
 /// after its inactivity timeout ([`TERMINAL_SUSPEND_AFTER`]) asked it to

@@ -29,7 +29,7 @@ use restate_process_registry::{ProcessError, ProcessEvent, ProcessHandleGrant, P
 use restate_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::milestones::{type_index_key, WaitersByType};
+use super::milestones::{type_index_key, Parks, WaitersByType};
 use crate::directory::{DirectoryEntry, ProcessDirectoryClient};
 use crate::errors::terminal;
 use crate::state::{ReadState, UNREADABLE_STATE};
@@ -64,9 +64,13 @@ pub(crate) struct LogHead {
     pub(crate) counts: TypeCounts,
     #[serde(default)]
     pub(crate) wakes: u64,
-    /// Milestone waits parked, by awaited type (see `milestones`).
+    /// Ready milestone waits, by awaited type (see `milestones`).
     #[serde(default, skip_serializing_if = "WaitersByType::is_empty")]
     pub(crate) waiters: WaitersByType,
+    /// Park ids and the waits beyond the log (see `milestones`); absent in
+    /// heads the previous release wrote.
+    #[serde(default, skip_serializing_if = "Parks::is_empty")]
+    pub(crate) parks: Parks,
 }
 
 /// One process: its record, where its log stands and its incarnation.
