@@ -500,6 +500,45 @@ mod tests {
     }
 
     #[test]
+    fn a_milestone_run_journaled_by_the_previous_release_still_reads() {
+        let old = serde_json::json!({
+            "process_id": "p", "incarnation": "p#i-1", "event_type": "note", "after_sequence": 4
+        });
+        let wait: MilestoneWait = serde_json::from_value(old).expect("old run input");
+        assert_eq!(wait.wait_id, None);
+        assert_eq!(wait.key(), milestone_key("p#i-1", Some("note"), 4));
+        assert_eq!(wait.park_ttl_ms(), MAX_PARK_TTL_MS);
+        let old_pending: Milestone = serde_json::from_value(
+            serde_json::json!({ "state": "pending", "incarnation": "p#i-1" }),
+        )
+        .expect("old answer");
+        assert!(matches!(
+            old_pending,
+            Milestone::Pending { wait_key: None, .. }
+        ));
+    }
+
+    #[test]
+    fn wait_keys_of_waiters_differ_and_never_take_the_old_shape() {
+        let (a, b) = (new_wait_id().expect("id"), new_wait_id().expect("id"));
+        assert_ne!(a, b);
+        let wait = |wait_id: &str| MilestoneWait {
+            process_id: "p".into(),
+            incarnation: "p#i-1".into(),
+            event_type: None,
+            after_sequence: 0,
+            wait_id: Some(wait_id.into()),
+            park_ttl_ms: Some(1),
+        };
+        assert_ne!(wait(&a).key(), wait(&b).key());
+        assert!(wait(&a).key().starts_with('w'));
+        assert_eq!(wait(&a).park_ttl_ms(), MIN_PARK_TTL_MS);
+        assert!(wait(&a).validate().is_ok());
+        assert!(wait("a:b").validate().is_err());
+        assert!(wait("").validate().is_err());
+    }
+
+    #[test]
     fn shard_placement_is_stable_and_spread() {
         // Fixed vectors: placement must never change between builds.
         assert_eq!(stable_hash(""), 0xcbf2_9ce4_8422_2325);

@@ -578,3 +578,66 @@ async fn reject_all(
     head.parks.oldest = head.parks.next_id;
     Ok(any)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Heads and parks the previous release stored still read.
+    #[test]
+    fn the_previous_release_stored_waits_still_read() {
+        let head: LogHead = serde_json::from_value(serde_json::json!({
+            "last_sequence": 3,
+            "counts": { "note": 3 },
+            "wakes": 0,
+            "waiters": { "note": { "first": 2, "next": 5, "parked": 2 } }
+        }))
+        .expect("an old head");
+        assert_eq!(head.parks, Parks::default());
+        assert_eq!(
+            head.waiters.get("note"),
+            Some(&Waiters {
+                first: 2,
+                next: 5,
+                parked: 2
+            })
+        );
+        let parked: Parked = serde_json::from_value(serde_json::json!({
+            "after_sequence": 9, "awakeable_id": "sign_1abc"
+        }))
+        .expect("an old park");
+        assert_eq!((parked.after_sequence, parked.id), (9, None));
+    }
+
+    #[test]
+    fn a_head_without_parks_is_stored_as_before() {
+        let json = serde_json::to_value(LogHead::default()).expect("a head");
+        assert!(json.get("parks").is_none(), "{json}");
+        assert!(json.get("waiters").is_none(), "{json}");
+    }
+
+    #[test]
+    fn places_and_groups_round_trip() {
+        let place = Place::Beyond {
+            after_sequence: 7,
+            slot: 2,
+        };
+        let back: Place =
+            serde_json::from_value(serde_json::to_value(&place).expect("a place")).expect("read");
+        assert!(matches!(
+            back,
+            Place::Beyond {
+                after_sequence: 7,
+                slot: 2
+            }
+        ));
+        let mut groups = Groups::new();
+        groups.insert(1_000_000, Group { next: 3, parked: 1 });
+        let back: Groups =
+            serde_json::from_str(&serde_json::to_string(&groups).expect("groups")).expect("read");
+        assert_eq!(
+            back.get(&1_000_000).map(|g| (g.next, g.parked)),
+            Some((3, 1))
+        );
+    }
+}
