@@ -11,8 +11,11 @@
 //! (`e/{seq}`), as is each replay key and unacknowledged wake (see
 //! `wakes`), so an append reads and writes a
 //! fixed number of keys however long the history is (with lazy state,
-//! nothing else is loaded). The grant mirror is one map, bounded
-//! by the per-process grant limit. Each stored event carries the per-type counts up to it, so
+//! nothing else is loaded). Parked milestone waits are a key each too
+//! (`mw/`, `mf/`, with `mp/{id}` saying where each is and `mfi` grouping
+//! those beyond the log, see `milestones`), and the head carries only
+//! their small summary, so an append reads none it does not resolve. The
+//! grant mirror is one map, bounded by the per-process grant limit. Each stored event carries the per-type counts up to it, so
 //! `count_events_through` is one read at any depth.
 //!
 //! Retired: `d/{dedupe_key}` marked a wake key as delivered while a key's
