@@ -628,3 +628,85 @@ async fn ingress_cannot_start_or_answer_a_milestone_run() {
     .await;
     assert_eq!(looks.len(), 1, "one look, no re-attach loop: {looks:?}");
 }
+
+/// `id`'s object state as the engine stores it: key → JSON value.
+async fn object_state(id: &str) -> serde_json::Map<String, Value> {
+    let rows = common::admin_query(&format!(
+        "SELECT key, value_utf8 FROM state WHERE service_name = 'ProcessObject' \
+         AND service_key = '{id}'"
+    ))
+    .await;
+    rows.iter()
+        .map(|row| {
+            let key = row["key"].as_str().unwrap().to_owned();
+            let value = serde_json::from_str(row["value_utf8"].as_str().unwrap()).unwrap();
+            (key, value)
+        })
+        .collect()
+}
+
+/// Replaces `id`'s object state through the admin API.
+async fn replace_state(id: &str, state: &serde_json::Map<String, Value>) {
+    let bytes: serde_json::Map<String, Value> = state
+        .iter()
+        .map(|(key, value)| (key.clone(), json!(serde_json::to_vec(value).unwrap())))
+        .collect();
+    let response = reqwest::Client::new()
+        .post(format!(
+            "{}/services/ProcessObject/state",
+            common::urls().admin
+        ))
+        .json(&json!({ "object_key": id, "new_state": bytes }))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.status().is_success(),
+        "{:?}",
+        response.text().await
+    );
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while object_state(id).await != *state {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the state is written"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_wait_the_previous_release_parked_past_the_head_still_wakes() {
+    let registry = common::registry();
+    let attach = common::attach();
+    let admin = common::urls().admin;
+    let id = common::unique("milestone-legacy");
+    registry.register_process(typed(&id)).await.unwrap();
+    let waiter = wait_for(&attach, &id, NOTE, 0);
+    until_parked(&admin, &id, 1).await;
+
+    // Rewrite the park as the previous release stored it: in the note
+    // range although it waits past the head (after 2 at head 0), with no
+    // park id, and no `parks` summary in the head.
+    let mut state = object_state(&id).await;
+    let row = state.get_mut("row").unwrap();
+    assert!(row["head"]["parks"].is_object(), "{row}");
+    row["head"].as_object_mut().unwrap().remove("parks");
+    assert!(state.remove("mp/0").is_some(), "{state:?}");
+    let park = state.get_mut(&format!("mw/0/{NOTE}")).unwrap();
+    park.as_object_mut().unwrap().remove("id");
+    park["after_sequence"] = json!(2);
+    replace_state(&id, &state).await;
+
+    // The first note moves it beyond the log, the second brings the log to
+    // it, the third is its event.
+    registry.append_event(&id, note(1)).await.unwrap();
+    let moved = object_state(&id).await;
+    assert!(moved.contains_key("mf/2/0"), "{moved:?}");
+    registry.append_event(&id, note(2)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiter.is_finished(), "notes 1 and 2 are not past 2");
+    let third = registry.append_event(&id, note(3)).await.unwrap().event;
+    assert_eq!(answer(waiter).await.unwrap(), third);
+    assert_eq!(parked_on(&admin, &id).await, 0);
+}
