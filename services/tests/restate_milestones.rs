@@ -193,8 +193,10 @@ async fn ending_the_process_settles_every_parked_waiter() {
     let waiters = [
         wait_for(&attach, &id, NOTE, 0),
         wait_for(&attach, &id, PING, 0),
+        // Beyond the log: parked apart, rejected all the same.
+        wait_for(&attach, &id, NOTE, 50),
     ];
-    until_parked(&admin, &id, 2).await;
+    until_parked(&admin, &id, 3).await;
     registry
         .complete_process(&id, ProcessAwaitOutput::success(json!("done")))
         .await
@@ -709,4 +711,47 @@ async fn a_wait_the_previous_release_parked_past_the_head_still_wakes() {
     let third = registry.append_event(&id, note(3)).await.unwrap().event;
     assert_eq!(answer(waiter).await.unwrap(), third);
     assert_eq!(parked_on(&admin, &id).await, 0);
+}
+
+#[tokio::test]
+async fn the_oldest_wait_makes_room_and_its_waiter_parks_again() {
+    let registry = common::registry();
+    let attach = common::attach();
+    let admin = common::urls().admin;
+    let id = common::unique("milestone-room");
+    registry.register_process(typed(&id)).await.unwrap();
+    let live = wait_for(&attach, &id, NOTE, 0);
+    until_parked(&admin, &id, 1).await;
+    // 256 newer waits, abandoned: the live one is the oldest and expires
+    // first; its waiter parks again (expiring an abandoned one).
+    let abandoned: Vec<_> = (0..256u64)
+        .map(|n| {
+            let (attach, id) = (attach.clone(), id.clone());
+            tokio::spawn(async move {
+                let wait = attach.await_event(&id, PING, n);
+                tokio::time::timeout(Duration::from_secs(3), wait).await
+            })
+        })
+        .collect();
+    for wait in abandoned {
+        assert!(
+            wait.await.unwrap().is_err(),
+            "nothing answers an abandoned wait"
+        );
+    }
+    assert!(
+        !live.is_finished(),
+        "an expired park is no answer to the waiter"
+    );
+    let logged = registry.append_event(&id, note(1)).await.unwrap().event;
+    assert_eq!(answer(live).await.unwrap(), logged);
+    let expired = common::admin_query(&format!(
+        "SELECT id FROM sys_invocation WHERE target_service_name = 'ProcessMilestone' \
+         AND target_service_key LIKE '%{id}%' AND status = 'completed'"
+    ))
+    .await;
+    assert!(
+        expired.len() >= 2,
+        "the live wait's first run expired: {expired:?}"
+    );
 }
