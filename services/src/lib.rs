@@ -11,7 +11,7 @@
 //! |---|---|---|---|
 //! | `ProcessObject` | virtual object (lazy state) | process id | row, event log (a key per event), lease, replay keys, unacked wakes (a key each), a mirror of its grants (≤ 64) |
 //! | `ProcessTerminal` | workflow | process id + incarnation | the durable promise of the outcome |
-//! | `ProcessMilestone` | workflow | incarnation + event type + sequence | one parked milestone wait (an awakeable) |
+//! | `ProcessMilestone` | workflow | wait id + incarnation + event type + sequence | one waiter's milestone wait (an awakeable raced against its park TTL) |
 //! | `ProcessDirectory` | virtual object (lazy state) | shard `0`..`31` | one small entry per row (summary, plus the row when ≤ 4 KiB), in a keyed set |
 //! | `SessionGrants` | virtual object (lazy state) | session id | **the authority** for the session's grants, a key each |
 //! | `SessionWakes` | virtual object (lazy state) | session id | the processes whose wake target (or delivered wakes) aim at the session |
@@ -43,9 +43,12 @@
 //!    ├──────► ProcessDirectory / SessionGrants       (list, shared)
 //!    ├──────► ProcessTerminal                        (attach; ProcessObject
 //!    │                                                start_terminal first)
-//!    └──────► ProcessMilestone ──► ProcessObject     (park; the object
-//!                                                     completes the awakeable)
+//!    └──────► ProcessMilestone                       (attach only; ProcessObject
+//!                                                     milestone sends the run)
 //!
+//! ProcessObject ──send──► ProcessMilestone           (run, from milestone, shared)
+//! ProcessMilestone ──► ProcessObject                 (park_wait, unpark; the object
+//!                                                     completes the awakeable)
 //! ProcessObject ──send──► ProcessRunner              (run, at register / start_run; runner bound only)
 //! ProcessRunner ──► ProcessObject                    (attach_target, get, claim_lease,
 //!                                                     record_first_started, append, set_wait,
@@ -56,12 +59,22 @@
 //! sends to it, so the runner adds no cycle: its body runs between those
 //! calls, holding no object's lock.
 //!
+//! `ProcessMilestone` calls only `ProcessObject`, and the object only sends
+//! to it (from a shared handler), so milestones add no cycle.
+//!
 //! Milestone waits: `ProcessObject.milestone` (shared) answers an event
-//! already logged; otherwise the host starts the wait's `ProcessMilestone`
-//! run and attaches to it. The run parks an awakeable through
-//! `ProcessObject.park`; the append that logs the event completes it, and
-//! the step that ends the process rejects it with `AlreadyTerminal`. Why
-//! none is lost or completed twice is argued in `process_object::milestones`.
+//! already logged; otherwise, given the waiter's random wait id, it sends
+//! that waiter's `ProcessMilestone` run, built from its own key and row,
+//! and answers the run's key, which the host attaches to. The run parks an
+//! awakeable through `ProcessObject.park_wait` and races it against a
+//! durable sleep (the park TTL, at most five minutes); the append that
+//! logs the event completes it, the step that ends the process rejects it,
+//! and an expired run removes its park by id (`unpark`) and answers
+//! `Expired`, after which a host still waiting parks a fresh one. At 256
+//! parks on a process the oldest is expired to make room. A run answers
+//! data (the event, `Ended`, `Expired`), never a refusal. Why no wait is
+//! lost, completed twice or left parked, and why an append reads only the
+//! waits it resolves, is argued in `process_object::milestones`.
 //!
 //! How transfers, session deletes and prunes stay atomic under races is
 //! argued in the coordinator's docs ([`ProcessCoordinator`]).
@@ -74,10 +87,13 @@
 //!
 //! Callers reach the `ProcessObject` handlers that implement the
 //! `ProcessRegistry` methods, the listing reads of `ProcessDirectory` and
-//! `SessionGrants`, `ProcessCoordinator`, and attach to `ProcessTerminal`.
-//! Index writers, the per-process steps of cross-process calls and the
-//! workflow's `run` and `finish` are `ingress_private`: only these services
-//! call them. So is `ProcessRunner.run`: hosts ask for a run through
+//! `SessionGrants`, `ProcessCoordinator`, and attach to `ProcessTerminal`
+//! and `ProcessMilestone` runs. Index writers, the per-process steps of
+//! cross-process calls, the terminal workflow's `run` and `finish` and the
+//! milestone workflow's `run` are `ingress_private`: only these services
+//! call them, so no caller can start a milestone run or plant its answer;
+//! hosts ask `ProcessObject.milestone`, which sends the run itself, built
+//! from its own key and row. So is `ProcessRunner.run`: hosts ask for a run through
 //! `ProcessObject.start_run`, which only sends it for the row's current
 //! incarnation, and only when a runner is bound. Every ingress-facing
 //! handler decodes its request through `Input`, which runs the library's
@@ -168,11 +184,14 @@ pub const RETRY_POLICY: RetryPolicy = RetryPolicy {
 /// them. Suspended, a run costs nothing until its promise resolves.
 pub const TERMINAL_SUSPEND_AFTER: Duration = Duration::from_secs(1);
 
-/// How long the engine keeps a finished `ProcessMilestone` run, so a waiter
-/// cut off by a restart attaches again to the same answer. After that the
-/// next waiter on the same milestone starts a fresh run, which finds the
-/// same answer (it never changes for a key).
-pub const MILESTONE_RETENTION: Duration = Duration::from_secs(3600);
+/// How long the engine keeps a finished `ProcessMilestone` run: long enough
+/// for its one waiter, cut off just as it finished, to attach again within
+/// the client's re-attach window (`REATTACH_WINDOW`, five minutes). Nothing
+/// depends on it beyond that: a waiter that finds its run purged asks the
+/// process again, which answers from the log (the event, or the end) or
+/// starts the run afresh. A run only ever answers what the log says, never
+/// a refusal, so nothing wrong is kept for this long either.
+pub const MILESTONE_RETENTION: Duration = Duration::from_secs(300);
 
 /// How long a `ProcessRunner` run may keep computing (a step in flight)
 /// after its inactivity timeout ([`TERMINAL_SUSPEND_AFTER`]) asked it to

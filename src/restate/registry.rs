@@ -693,17 +693,21 @@ pub(crate) async fn attach_target(
 }
 
 /// The first `event_type` event (any event for `None`) above
-/// `after_sequence` if logged, else the incarnation to park a milestone
-/// wait on.
+/// `after_sequence` if logged, else (the process starting the waiter's run
+/// under `wait_id`) the run to attach to.
 pub(crate) async fn milestone(
     registry: &RestateProcessRegistry,
     process_id: &str,
     event_type: Option<&str>,
     after_sequence: u64,
+    wait_id: Option<&str>,
+    park_ttl_ms: Option<u64>,
 ) -> ProcessResult<Milestone> {
     let request = MilestoneRequest {
         event_type: event_type.map(str::to_owned),
         after_sequence,
+        wait_id: wait_id.map(str::to_owned),
+        park_ttl_ms,
     };
     request.validate()?;
     registry

@@ -17,7 +17,7 @@ use crate::rules::validate::{check_transfer, Validate};
 pub const PROCESS_OBJECT: &str = "ProcessObject";
 /// Workflow keyed by [`AttachTarget::workflow_key`]: resolves on the outcome.
 pub const PROCESS_TERMINAL: &str = "ProcessTerminal";
-/// Workflow keyed by [`milestone_key`]: one parked milestone wait.
+/// Workflow keyed by [`MilestoneWait::key`]: one waiter's milestone wait.
 pub const PROCESS_MILESTONE: &str = "ProcessMilestone";
 /// Virtual object keyed by shard number: a copy of every row in the shard.
 pub const PROCESS_DIRECTORY: &str = "ProcessDirectory";
@@ -162,6 +162,11 @@ pub struct AttachTarget {
 
 /// `ProcessObject/milestone` input: the first `event_type` event above
 /// `after_sequence` (any event when `event_type` is absent).
+///
+/// With a `wait_id` the object itself starts the wait's `ProcessMilestone`
+/// run when the event is not logged yet (built from its own key and row,
+/// never from this body) and answers the run's key to attach to. Without
+/// one (clients before waits had ids) it only looks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MilestoneRequest {
     /// The event type awaited; `None` for the next event of any type.
@@ -169,6 +174,35 @@ pub struct MilestoneRequest {
     pub event_type: Option<String>,
     /// Only events with a greater sequence count.
     pub after_sequence: u64,
+    /// The waiter's own random id ([`new_wait_id`]): one run per waiter,
+    /// shared with nobody.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_id: Option<String>,
+    /// How long the wait may stay parked before it answers
+    /// [`MilestoneOutcome::Expired`]; the services clamp it to
+    /// [`MIN_PARK_TTL_MS`]..=[`MAX_PARK_TTL_MS`] (the maximum when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub park_ttl_ms: Option<u64>,
+}
+
+/// Shortest park a wait may ask for, in milliseconds.
+pub const MIN_PARK_TTL_MS: u64 = 1_000;
+/// Longest park (and the default): five minutes. A wait still unanswered
+/// then answers `Expired` and the waiter, if it still waits, starts a
+/// fresh one, so an abandoned wait holds nothing for longer than this.
+pub const MAX_PARK_TTL_MS: u64 = 5 * 60 * 1_000;
+
+/// Longest [`MilestoneRequest::wait_id`].
+pub const MAX_WAIT_ID_BYTES: usize = 64;
+
+/// A fresh wait id: 128 bits from the operating system's random source,
+/// in hex.
+pub fn new_wait_id() -> ProcessResult<String> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|err| {
+        crate::error::ProcessError::unavailable(format!("the system random source failed: {err}"))
+    })?;
+    Ok(format!("{:032x}", u128::from_le_bytes(bytes)))
 }
 
 /// `ProcessObject/milestone` output.
@@ -180,16 +214,23 @@ pub enum Milestone {
         /// The first matching event.
         event: ProcessEvent,
     },
-    /// Not yet: park a `ProcessMilestone` wait on this incarnation.
+    /// Not yet.
     Pending {
         /// The process's incarnation (its `ProcessTerminal` key).
         incarnation: String,
+        /// The `ProcessMilestone` run the object started for the request's
+        /// `wait_id`, to attach to; absent when the request had none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        wait_key: Option<String>,
     },
 }
 
-/// `ProcessMilestone/run` input: what one parked wait waits for. The
-/// workflow's key must be [`milestone_key`] of it, so a key always names
-/// the same wait and every waiter on it may share the answer.
+/// `ProcessMilestone/run` input: what one parked wait waits for. Only
+/// `ProcessObject` sends it (the handler is private), from its own key and
+/// row. The workflow's key must be [`MilestoneWait::key`] of it.
+///
+/// Runs journaled by the release before wait ids carry neither `wait_id`
+/// nor `park_ttl_ms`; they still read (and replay as they ran).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MilestoneWait {
     /// The process.
@@ -201,28 +242,65 @@ pub struct MilestoneWait {
     pub event_type: Option<String>,
     /// Only events with a greater sequence count.
     pub after_sequence: u64,
+    /// The waiter's id; `None` only in runs of the previous release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_id: Option<String>,
+    /// How long the run stays parked before it answers `Expired`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub park_ttl_ms: Option<u64>,
 }
 
 impl MilestoneWait {
-    /// The `ProcessMilestone` key of this wait. The incarnation comes first
-    /// with its length, so the key decodes one way only; the incarnation
-    /// names the process, so the id is not repeated.
+    /// The `ProcessMilestone` key of this wait: `w{wait id}:` before
+    /// [`milestone_key`] (the previous release's key, which starts with a
+    /// digit, so the two never collide). A wait id has no `:`, so the key
+    /// decodes one way only.
     pub fn key(&self) -> String {
-        milestone_key(
+        let key = milestone_key(
             &self.incarnation,
             self.event_type.as_deref(),
             self.after_sequence,
-        )
+        );
+        match &self.wait_id {
+            Some(wait_id) => format!("w{wait_id}:{key}"),
+            None => key,
+        }
+    }
+
+    /// The park time to-live this wait asked for, clamped.
+    pub fn park_ttl_ms(&self) -> u64 {
+        self.park_ttl_ms
+            .unwrap_or(MAX_PARK_TTL_MS)
+            .clamp(MIN_PARK_TTL_MS, MAX_PARK_TTL_MS)
     }
 }
 
-/// See [`MilestoneWait::key`]; a wait for any event has no type part.
+/// The previous release's wait key (see [`MilestoneWait::key`]); a wait
+/// for any event has no type part.
 pub fn milestone_key(incarnation: &str, event_type: Option<&str>, after_sequence: u64) -> String {
     let prefix = format!("{}:{incarnation}:{after_sequence}", incarnation.len());
     match event_type {
         Some(event_type) => format!("{prefix}:{event_type}"),
         None => prefix,
     }
+}
+
+/// `ProcessMilestone/run` output: what one wait came to. Never a refusal:
+/// a run's answer is kept for its retention, so it only ever says what the
+/// log says.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum MilestoneOutcome {
+    /// The first matching event.
+    Found {
+        /// The event.
+        event: ProcessEvent,
+    },
+    /// The process ended without one.
+    Ended,
+    /// The park timed out (or made room for a newer wait): nothing is
+    /// parked any more; a waiter that still waits starts a fresh wait.
+    Expired,
 }
 
 /// `ProcessCoordinator/prune_shard` input: one directory shard's share of
@@ -358,8 +436,23 @@ impl Validate for CountRequest {
 
 impl Validate for MilestoneRequest {
     fn validate(&self) -> ProcessResult<()> {
-        check_optional_key("event type", self.event_type.as_deref())
+        check_optional_key("event type", self.event_type.as_deref())?;
+        check_wait_id(self.wait_id.as_deref())
     }
+}
+
+/// A wait id: 1..=[`MAX_WAIT_ID_BYTES`] ASCII letters, digits, `-`, `_`.
+fn check_wait_id(wait_id: Option<&str>) -> ProcessResult<()> {
+    let Some(wait_id) = wait_id else {
+        return Ok(());
+    };
+    let fine = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+    if wait_id.is_empty() || wait_id.len() > MAX_WAIT_ID_BYTES || !wait_id.bytes().all(fine) {
+        return Err(crate::error::ProcessError::invalid(format!(
+            "a wait id is 1 to {MAX_WAIT_ID_BYTES} ASCII letters, digits, `-` or `_`"
+        )));
+    }
+    Ok(())
 }
 
 impl Validate for MilestoneWait {
@@ -368,7 +461,8 @@ impl Validate for MilestoneWait {
         // `{process id}#i-{seed}`: compared with the stored key, so only
         // its size matters here.
         check_text("incarnation", &self.incarnation)?;
-        check_optional_key("event type", self.event_type.as_deref())
+        check_optional_key("event type", self.event_type.as_deref())?;
+        check_wait_id(self.wait_id.as_deref())
     }
 }
 
@@ -403,6 +497,45 @@ mod tests {
         let request: ReclaimRequest = serde_json::from_value(old).expect("old reclaim");
         assert!(!request.holder_dead);
         assert_eq!(request.owner.incarnation_id, "w-1");
+    }
+
+    #[test]
+    fn a_milestone_run_journaled_by_the_previous_release_still_reads() {
+        let old = serde_json::json!({
+            "process_id": "p", "incarnation": "p#i-1", "event_type": "note", "after_sequence": 4
+        });
+        let wait: MilestoneWait = serde_json::from_value(old).expect("old run input");
+        assert_eq!(wait.wait_id, None);
+        assert_eq!(wait.key(), milestone_key("p#i-1", Some("note"), 4));
+        assert_eq!(wait.park_ttl_ms(), MAX_PARK_TTL_MS);
+        let old_pending: Milestone = serde_json::from_value(
+            serde_json::json!({ "state": "pending", "incarnation": "p#i-1" }),
+        )
+        .expect("old answer");
+        assert!(matches!(
+            old_pending,
+            Milestone::Pending { wait_key: None, .. }
+        ));
+    }
+
+    #[test]
+    fn wait_keys_of_waiters_differ_and_never_take_the_old_shape() {
+        let (a, b) = (new_wait_id().expect("id"), new_wait_id().expect("id"));
+        assert_ne!(a, b);
+        let wait = |wait_id: &str| MilestoneWait {
+            process_id: "p".into(),
+            incarnation: "p#i-1".into(),
+            event_type: None,
+            after_sequence: 0,
+            wait_id: Some(wait_id.into()),
+            park_ttl_ms: Some(1),
+        };
+        assert_ne!(wait(&a).key(), wait(&b).key());
+        assert!(wait(&a).key().starts_with('w'));
+        assert_eq!(wait(&a).park_ttl_ms(), MIN_PARK_TTL_MS);
+        assert!(wait(&a).validate().is_ok());
+        assert!(wait("a:b").validate().is_err());
+        assert!(wait("").validate().is_err());
     }
 
     #[test]

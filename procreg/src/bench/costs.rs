@@ -1,20 +1,21 @@
 //! Whether a call's cost stays flat as its subject grows: appends as a
 //! process's history grows, grants as a session's, wake-carrying appends
-//! as a process's unacknowledged wakes, and the engine's own no-op floor.
+//! as a process's unacknowledged wakes, appends as abandoned milestone
+//! waits pile up on a process, and the engine's own no-op floor.
 
 use std::time::{Duration, Instant};
 
 use restate_process_registry::rules::limits::MAX_GRANTS_PER_PROCESS;
 use restate_process_registry::{
-    ProcessEventAppendRequest, ProcessHandleDescriptor, ProcessRegistry, RestateProcessRegistry,
-    SessionScope,
+    ProcessAttach, ProcessEventAppendRequest, ProcessHandleDescriptor, ProcessRegistry,
+    RestateProcessAttach, RestateProcessRegistry, SessionScope,
 };
 use serde_json::json;
 
 use super::baseline::Baseline;
 use super::report::{size, Table};
 use super::throughput::append_tick;
-use super::{phase, registration, Bench, Plan, SMALL_HISTORY, WAKE};
+use super::{phase, registration, Bench, Plan, SMALL_HISTORY, TICK, WAKE};
 use crate::common::{bar, ensure, ms, quantile, CliResult, Context};
 
 /// Median latencies of one operation on a small and a big subject.
@@ -257,6 +258,68 @@ pub(super) async fn append_cost(
     })
 }
 
+/// Milestone waits a host abandons in the abandoned-waits comparison.
+pub(super) const ABANDONED_WAITS: usize = 300;
+
+/// An append on a process where [`ABANDONED_WAITS`] hosts each waited a
+/// moment for a milestone and gave up (a third on a type nothing appends,
+/// a third on this type and a third on any event, both far beyond the
+/// log), against one nobody waited on; alternated, in the same run.
+pub(super) async fn abandoned_waits_cost(
+    registry: &RestateProcessRegistry,
+    plan: &Plan,
+    table: &mut Table,
+) -> CliResult<AppendCost> {
+    let (crowded, quiet) = ("waits-abandoned", "waits-none");
+    for id in [crowded, quiet] {
+        registry
+            .register_process(registration(id))
+            .await
+            .context(format!("register_process {id}"))?;
+    }
+    let attach = RestateProcessAttach::new(registry.clone());
+    let abandon = phase(
+        &format!("abandoning {ABANDONED_WAITS} waits"),
+        ABANDONED_WAITS,
+        plan.concurrency,
+        move |n| {
+            let attach = attach.clone();
+            async move {
+                let far = 1_000_000 + n as u64;
+                let wait = async {
+                    match n % 3 {
+                        0 => attach.await_event(crowded, "bench.never", 0).await,
+                        1 => attach.await_event(crowded, TICK, far).await,
+                        _ => Some(attach.await_next_event(crowded, far).await),
+                    }
+                };
+                let answer = tokio::time::timeout(Duration::from_millis(500), wait).await;
+                ensure(answer.is_err(), || {
+                    format!("an abandoned wait was answered: {answer:?}")
+                })
+            }
+        },
+    )
+    .await?;
+    table.load(&format!("abandon {ABANDONED_WAITS} waits"), &abandon);
+    // Let the last runs park.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for n in 0..SMALL_HISTORY {
+        append_tick(registry, quiet, n).await?;
+        append_tick(registry, crowded, n).await?;
+    }
+    alternate(
+        &format!("append @0 vs @{ABANDONED_WAITS} abandoned waits"),
+        plan.samples,
+        table,
+        |abandoned, n| {
+            let id = if abandoned { crowded } else { quiet };
+            async move { append_tick(registry, id, SMALL_HISTORY + n).await }
+        },
+    )
+    .await
+}
+
 /// Each cost at two sizes, and its ratio in the summary.
 pub(super) async fn run(bench: &mut Bench) -> CliResult<()> {
     let Bench {
@@ -296,6 +359,11 @@ pub(super) async fn run(bench: &mut Bench) -> CliResult<()> {
     summary.push(
         &format!("wake_append_cost_{big}_vs_{SMALL_HISTORY}"),
         format!("{:.3}", wakes.ratio()),
+    );
+    let waits = abandoned_waits_cost(registry, plan, table).await?;
+    summary.push(
+        &format!("append_cost_{ABANDONED_WAITS}_abandoned_waits_vs_0"),
+        format!("{:.3}", waits.ratio()),
     );
     Ok(())
 }

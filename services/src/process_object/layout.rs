@@ -11,8 +11,11 @@
 //! (`e/{seq}`), as is each replay key and unacknowledged wake (see
 //! `wakes`), so an append reads and writes a
 //! fixed number of keys however long the history is (with lazy state,
-//! nothing else is loaded). The grant mirror is one map, bounded
-//! by the per-process grant limit. Each stored event carries the per-type counts up to it, so
+//! nothing else is loaded). Parked milestone waits are a key each too
+//! (`mw/`, `mf/`, with `mp/{id}` saying where each is and `mfi` grouping
+//! those beyond the log, see `milestones`), and the head carries only
+//! their small summary, so an append reads none it does not resolve. The
+//! grant mirror is one map, bounded by the per-process grant limit. Each stored event carries the per-type counts up to it, so
 //! `count_events_through` is one read at any depth.
 //!
 //! Retired: `d/{dedupe_key}` marked a wake key as delivered while a key's
@@ -32,7 +35,7 @@ use restate_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::announce_outcome;
-use super::milestones::{type_index_key, WaitersByType};
+use super::milestones::{type_index_key, Parks, WaitersByType};
 use crate::cancel::finish_step;
 use crate::directory::{DirectoryEntry, ProcessDirectoryClient};
 use crate::errors::terminal;
@@ -68,9 +71,13 @@ pub(crate) struct LogHead {
     pub(crate) counts: TypeCounts,
     #[serde(default)]
     pub(crate) wakes: u64,
-    /// Milestone waits parked, by awaited type (see `milestones`).
+    /// Ready milestone waits, by awaited type (see `milestones`).
     #[serde(default, skip_serializing_if = "WaitersByType::is_empty")]
     pub(crate) waiters: WaitersByType,
+    /// Park ids and the waits beyond the log (see `milestones`); absent in
+    /// heads the previous release wrote.
+    #[serde(default, skip_serializing_if = "Parks::is_empty")]
+    pub(crate) parks: Parks,
 }
 
 /// One process: its record, where its log stands and its incarnation.

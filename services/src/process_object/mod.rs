@@ -18,6 +18,8 @@ mod layout;
 mod milestones;
 mod wakes;
 
+pub(crate) use milestones::EVICTED;
+
 use restate_process_registry::restate::wire::{
     AttachTarget, ClaimRequest, CountRequest, EventsPage, EventsPageRequest, Milestone,
     MilestoneRequest, MilestoneWait, ReclaimRequest, RenewRequest, PAGE_BYTES, PAGE_LIMIT,
@@ -44,6 +46,7 @@ use crate::directory::ProcessDirectoryClient;
 use crate::errors::{terminal, OrTerminal};
 use crate::input::Input;
 use crate::journal::{now_ms, seed_token, token};
+use crate::milestone::ProcessMilestoneClient;
 use crate::runner::{runs_body, ProcessRunnerClient};
 use crate::session_grants::{PrunedGrants, SessionGrantsClient};
 use crate::session_wakes::SessionWakesClient;
@@ -105,6 +108,66 @@ pub(crate) struct ParkRequest {
     pub wait: MilestoneWait,
     /// The awakeable the wait's run awaits.
     pub awakeable_id: String,
+}
+
+/// Internal: what parking a milestone wait came to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub(crate) enum ParkAnswer {
+    /// Already logged.
+    Found {
+        /// The first matching event.
+        event: ProcessEvent,
+    },
+    /// Parked under this id (see `milestones`).
+    Parked {
+        /// The park id, to remove it by when the run's park TTL runs out.
+        id: u64,
+    },
+    /// The incarnation waited on has ended.
+    Ended,
+}
+
+/// Internal: a run's park to remove (its TTL ran out).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Unpark {
+    /// The park id `park_wait` answered.
+    pub id: u64,
+    /// The run's awakeable, so only that run's park is removed.
+    pub awakeable_id: String,
+}
+
+/// Looks for the awaited event and parks the wait when it is not logged.
+async fn park_in(
+    ctx: &ObjectContext<'_>,
+    request: ParkRequest,
+) -> Result<ParkAnswer, TerminalError> {
+    let ParkRequest { wait, awakeable_id } = request;
+    let Some(mut row) = read_row(ctx).await? else {
+        // Sent by this object for a row it had: pruned, so ended.
+        return Ok(ParkAnswer::Ended);
+    };
+    if row.incarnation != wait.incarnation {
+        // The incarnation waited on ended (it was pruned, so it ended).
+        return Ok(ParkAnswer::Ended);
+    }
+    let awaited = wait.event_type.as_deref();
+    if let Some(event) = milestones::find(ctx, &row.head, awaited, wait.after_sequence).await? {
+        return Ok(ParkAnswer::Found { event });
+    }
+    if row.record.is_terminal() {
+        return Ok(ParkAnswer::Ended);
+    }
+    let id = milestones::park(
+        ctx,
+        &mut row.head,
+        awaited,
+        wait.after_sequence,
+        awakeable_id,
+    )
+    .await?;
+    write_row(ctx, &row);
+    Ok(ParkAnswer::Parked { id })
 }
 
 /// The per-process virtual object.
@@ -174,7 +237,12 @@ pub(crate) fn announce_outcome<'c, C: ContextClient<'c>>(ctx: &C, row: &Row) {
 /// Settles the milestone waits `event` satisfies (or, when it `ends` the
 /// process, all of them) after the event and the row are written, and
 /// stores the head when that changed it. A cancel on the way is absorbed:
-/// settling again from the same head finds only the waits still parked.
+/// settling again from the same head finds only the waits still parked (a
+/// resolved wait's key is gone, so none is completed twice). A kill, or a
+/// cancel inside its reads, can leave a wait the event satisfied parked:
+/// it is never answered wrongly, only late, when its park expires (its run
+/// then answers "expired" and the waiter's next look finds the event in
+/// the log).
 async fn settle_waits(
     ctx: &ObjectContext<'_>,
     row: &mut Row,
@@ -563,10 +631,14 @@ impl ProcessObject {
         }))
     }
 
-    /// `await_event`'s first look: the first `event_type` event above
-    /// `after_sequence` when logged, else the incarnation to park a
-    /// `ProcessMilestone` wait on. `AlreadyTerminal` when the process ended
-    /// without one.
+    /// `await_event`: the first `event_type` event above `after_sequence`
+    /// when logged; else, for a request with a `wait_id`, starts that
+    /// waiter's `ProcessMilestone` run and answers its key to attach to.
+    /// The run's wait is built here, from this object's key (the process)
+    /// and row (the incarnation); only the awaited type, sequence, id and
+    /// park TTL come from the request. `AlreadyTerminal` when the process
+    /// ended without the event, `UnknownProcess` when there is none: both
+    /// answered to the caller, never stored as a run's answer.
     #[handler]
     async fn milestone(
         &self,
@@ -576,6 +648,8 @@ impl ProcessObject {
         let MilestoneRequest {
             event_type,
             after_sequence,
+            wait_id,
+            park_ttl_ms,
         } = request.into_inner();
         let row = require_row(&ctx).await?;
         if let Some(event) =
@@ -586,44 +660,79 @@ impl ProcessObject {
         if row.record.is_terminal() {
             return Err(terminal(ProcessError::terminal(&row.record.id)));
         }
+        let wait_key = wait_id.map(|wait_id| {
+            let wait = MilestoneWait {
+                process_id: ctx.key().to_owned(),
+                incarnation: row.incarnation.clone(),
+                event_type,
+                after_sequence,
+                wait_id: Some(wait_id),
+                park_ttl_ms,
+            };
+            let key = wait.key();
+            // A no-op for the engine when the run exists (a waiter asking
+            // again after a cut).
+            let _ = ctx
+                .workflow_client::<ProcessMilestoneClient>(key.clone())
+                .run(Input(wait))
+                .send();
+            key
+        });
         Ok(Json(Milestone::Pending {
             incarnation: row.incarnation,
+            wait_key,
         }))
     }
 
-    /// Internal (`ProcessMilestone`): looks for the awaited event and, when
-    /// it is not logged yet, parks the wait in the same step, to be
-    /// completed through `awakeable_id` by the append that logs it (or
-    /// rejected when the process ends). Answers the event when found.
+    /// Internal (`ProcessMilestone` runs of the previous release, which
+    /// replay this call): like [`park_wait`](Self::park_wait), answering
+    /// the event when found and failing when the process ended.
     #[handler(ingress_private)]
     async fn park(
         &self,
         ctx: ObjectContext<'_>,
         request: Json<ParkRequest>,
     ) -> Result<Json<Option<ProcessEvent>>, TerminalError> {
-        let ParkRequest { wait, awakeable_id } = request.into_inner();
-        let mut row = require_row(&ctx).await?;
-        if row.incarnation != wait.incarnation {
-            // The incarnation waited on ended (it was pruned, so it ended).
-            return Err(terminal(ProcessError::terminal(&row.record.id)));
+        match park_in(&ctx, request.into_inner()).await? {
+            ParkAnswer::Found { event } => Ok(Json(Some(event))),
+            ParkAnswer::Parked { .. } => Ok(Json(None)),
+            ParkAnswer::Ended => Err(terminal(ProcessError::terminal(ctx.key()))),
         }
-        let awaited = wait.event_type.as_deref();
-        let found = milestones::find(&ctx, &row.head, awaited, wait.after_sequence).await?;
-        if found.is_some() {
-            return Ok(Json(found));
+    }
+
+    /// Internal (`ProcessMilestone`): looks for the awaited event and, when
+    /// it is not logged yet, parks the wait in the same step, to be
+    /// completed through `awakeable_id` by the append that logs it (or
+    /// rejected when the process ends). Answers the event when found, the
+    /// park id when parked, `Ended` when this incarnation ended (or was
+    /// pruned).
+    #[handler(ingress_private)]
+    async fn park_wait(
+        &self,
+        ctx: ObjectContext<'_>,
+        request: Json<ParkRequest>,
+    ) -> Result<Json<ParkAnswer>, TerminalError> {
+        Ok(Json(park_in(&ctx, request.into_inner()).await?))
+    }
+
+    /// Internal (`ProcessMilestone`, when its park TTL ran out): removes
+    /// park `id` if it is still parked and is that run's; answers whether
+    /// it was (not: an append or the end already settled it).
+    #[handler(ingress_private)]
+    async fn unpark(
+        &self,
+        ctx: ObjectContext<'_>,
+        request: Json<Unpark>,
+    ) -> Result<Json<bool>, TerminalError> {
+        let Unpark { id, awakeable_id } = request.into_inner();
+        let Some(mut row) = read_row(&ctx).await? else {
+            return Ok(Json(false));
+        };
+        let taken = milestones::unpark(&ctx, &mut row.head, id, &awakeable_id).await?;
+        if taken {
+            write_row(&ctx, &row);
         }
-        if row.record.is_terminal() {
-            return Err(terminal(ProcessError::terminal(&row.record.id)));
-        }
-        milestones::park(
-            &ctx,
-            &mut row.head,
-            awaited,
-            wait.after_sequence,
-            awakeable_id,
-        )?;
-        write_row(&ctx, &row);
-        Ok(Json(None))
+        Ok(Json(taken))
     }
 
     /// Starts this incarnation's `ProcessTerminal` run (a no-op for the
