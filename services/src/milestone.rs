@@ -88,6 +88,12 @@ impl ProcessMilestone {
                 // sleep fired): the fresh wait the waiter starts finds out.
                 object.unpark(Json(Unpark { id, awakeable_id })).call().await?;
                 Ok(Json(MilestoneOutcome::Expired))
+            },
+            // Cancelled from the admin API: handled as an early expiry, so
+            // the park goes and its waiter, if still there, asks again.
+            on_cancel => {
+                object.unpark(Json(Unpark { id, awakeable_id })).call().await?;
+                Ok(Json(MilestoneOutcome::Expired))
             }
         }
     }

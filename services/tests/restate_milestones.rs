@@ -755,3 +755,34 @@ async fn the_oldest_wait_makes_room_and_its_waiter_parks_again() {
         "the live wait's first run expired: {expired:?}"
     );
 }
+
+/// A milestone run cancelled from the admin API gives its wait back: the
+/// park goes, and the waiter, still waiting, parks again and gets its
+/// event.
+#[tokio::test]
+async fn a_cancelled_wait_is_asked_again_by_its_waiter() {
+    let registry = common::registry();
+    let id = common::unique("milestone-cancel");
+    registry.register_process(typed(&id)).await.unwrap();
+    let admin_url = common::urls().admin;
+    let waiter = tokio::spawn({
+        let id = id.clone();
+        async move { common::attach().await_event(&id, NOTE, 0).await.unwrap() }
+    });
+    until_parked(&admin_url, &id, 1).await;
+    let admin = Admin::new(admin_url.clone());
+    let runs = admin
+        .query(&format!(
+            "SELECT id FROM sys_invocation WHERE target_service_name = 'ProcessMilestone' \
+             AND target_service_key LIKE '%{id}%' AND status <> 'completed'"
+        ))
+        .await
+        .unwrap();
+    let run = runs[0]["id"].as_str().expect("the parked run").to_owned();
+    admin.cancel(&run).await.unwrap();
+    admin.await_completed(&run, PATIENCE).await.unwrap();
+    // The waiter's next wait parks (the cancelled one's park is gone).
+    until_parked(&admin_url, &id, 1).await;
+    let appended = registry.append_event(&id, note(1)).await.unwrap().event;
+    assert_eq!(answer(waiter).await.unwrap(), appended);
+}
