@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use restate_process_registry::testing::support::{descriptor, owner, typed, unique_id, NOTE};
 use restate_process_registry::{
-    ProcessAwaitOutput, ProcessEventAppendRequest, ProcessLease, ProcessListFilter, ProcessRecord,
-    ProcessRegistry, RestateProcessRegistry, SessionScope,
+    IngressOptions, ProcessAwaitOutput, ProcessEventAppendRequest, ProcessLease, ProcessListFilter,
+    ProcessRecord, ProcessRegistry, RestateProcessRegistry, SessionScope,
 };
 use restate_process_registry_testkit::local_stack::LocalStack;
 use serde_json::json;
@@ -146,7 +146,13 @@ async fn kill_9_under_load_loses_no_acknowledged_append_and_doubles_none() {
     const WRITERS: usize = 6;
     const NOTES: u64 = 60;
     let mut stack = LocalStack::start().await.unwrap();
-    let registry = stack.registry().unwrap();
+    // A retry budget shorter than the outage below, so the writers see
+    // failures and retry at the application level (same replay keys).
+    let impatient = IngressOptions {
+        request_timeout: Duration::from_secs(2),
+        retry_budget: Duration::from_millis(500),
+    };
+    let registry = RestateProcessRegistry::connect_with(&stack.ingress_url(), impatient).unwrap();
     let ids: Vec<String> = (0..WRITERS).map(|_| unique_id("fault")).collect();
     for id in &ids {
         registry.register_process(typed(id)).await.unwrap();
@@ -159,8 +165,7 @@ async fn kill_9_under_load_loses_no_acknowledged_append_and_doubles_none() {
     // Let the load run, then crash the server in the middle of it.
     tokio::time::sleep(Duration::from_millis(400)).await;
     stack.server_mut().kill().await.unwrap();
-    // Down for longer than the client's own retries, so the writers see
-    // failures and retry at the application level (same replay keys).
+    // Down for longer than the client's retry budget.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     stack.server_mut().restart().await.unwrap();
 
