@@ -53,13 +53,15 @@
 //! at most one page of rows per step); each row re-checks under its own lock.
 
 use restate_process_registry::restate::wire::{
-    PruneShardRequest, TransferRequest, DIRECTORY_SHARDS, PAGE_LIMIT,
+    PendingTransfer, PruneShardRequest, RepairReport, TransferRequest, DIRECTORY_SHARDS,
+    PAGE_LIMIT,
 };
 use restate_process_registry::rules::grants::SessionDeleteTally;
 use restate_process_registry::rules::limits::check_key;
 use restate_process_registry::{ProcessPruneReport, ProcessSessionDeleteReport};
 use restate_sdk::prelude::*;
 
+use crate::cancel::{absorbing, service_cut_point as cut_point};
 use crate::directory::{ProcessDirectoryClient, PrunePageRequest};
 use crate::errors::OrTerminal;
 use crate::input::Input;
@@ -71,13 +73,23 @@ use crate::session_wakes::SessionWakesClient;
 #[derive(Debug)]
 pub struct ProcessCoordinator;
 
+/// A fresh id for a transfer or delete, from the invocation's journaled
+/// randomness (a replay draws the same).
+fn fresh_id(ctx: &mut Context<'_>, prefix: &str) -> String {
+    let (high, low) = (ctx.rand().random::<u64>(), ctx.rand().random::<u64>());
+    format!("{prefix}-{high:016x}{low:016x}")
+}
+
 #[restate_sdk::service(name = "ProcessCoordinator")]
 impl ProcessCoordinator {
-    /// `transfer_handle_grants`: take at the source, then give at the destination.
+    /// `transfer_handle_grants`: first completes whatever transfer or
+    /// delete out of the source was cut off, then take at the source
+    /// (which records the intent), give at the destination, and forget the
+    /// intent at the source.
     #[handler]
     async fn transfer_grants(
         &self,
-        ctx: Context<'_>,
+        mut ctx: Context<'_>,
         request: Input<TransferRequest>,
     ) -> Result<Json<()>, TerminalError> {
         let TransferRequest {
@@ -85,71 +97,63 @@ impl ProcessCoordinator {
             to,
             process_ids,
         } = request.into_inner();
+        let transfer_id = fresh_id(&mut ctx, "transfer");
+        complete_pending(&ctx, &from.session_id).await?;
         let check_only = from.id() == to.id();
-        let taken = ctx
-            .object_client::<SessionGrantsClient>(&from.session_id)
-            .take(Json(TakeRequest {
-                from,
-                process_ids,
-                check_only,
-            }))
-            .call()
+        let source = ctx.object_client::<SessionGrantsClient>(&from.session_id);
+        let take = TakeRequest {
+            from: from.clone(),
+            process_ids,
+            check_only,
+            to: Some(to.clone()),
+            transfer_id: Some(transfer_id.clone()),
+        };
+        let taken = absorbing(|| source.take(Json(take.clone())).call())
             .await?
             .into_inner();
-        if !check_only {
-            ctx.object_client::<SessionGrantsClient>(&to.session_id)
-                .give(Json(GiveRequest { to, grants: taken }))
-                .call()
-                .await?;
+        if check_only {
+            return Ok(Json(()));
         }
+        cut_point(&ctx, "transfer.after_take", &from.session_id).await?;
+        let pending = PendingTransfer {
+            transfer_id,
+            from,
+            to,
+            grants: taken,
+            taken: true,
+        };
+        finish_transfer(&ctx, &pending, true).await?;
         Ok(Json(()))
     }
 
-    /// `delete_session_process_state`: drain the session's grants, then
-    /// clear the wake target of every process the session's index lists.
+    /// `delete_session_process_state`: first completes whatever transfer
+    /// or delete out of the session was cut off; then records the delete
+    /// (`begin_delete`), drains the grants older than it, clears the wake
+    /// target of every process the session's index lists, and forgets it.
     #[handler]
     async fn delete_session(
         &self,
-        ctx: Context<'_>,
+        mut ctx: Context<'_>,
         session_id: String,
     ) -> Result<Json<ProcessSessionDeleteReport>, TerminalError> {
         check_key("session id", &session_id).or_terminal()?;
-        let mut tally = SessionDeleteTally::default();
-        let grants = ctx.object_client::<SessionGrantsClient>(&session_id);
-        let mut cursor = 0;
-        loop {
-            let request = DrainRequest {
-                cursor,
-                limit: u64::from(PAGE_LIMIT),
-            };
-            let drained = grants.drain(Json(request)).call().await?.into_inner();
-            for (process_id, remaining) in &drained.revoked {
-                let terminal = drained.ended.contains(process_id);
-                tally.revoked(process_id, *remaining, terminal);
-            }
-            if drained.remaining == 0 {
-                break;
-            }
-            cursor = drained.next_cursor.unwrap_or(0);
-        }
-        let wakes = ctx.object_client::<SessionWakesClient>(&session_id);
-        let mut cursor = 0;
-        loop {
-            let (holders, next) = wakes.holders(cursor).call().await?.into_inner();
-            for process_id in holders {
-                // Answers `(0, false)`: kept for journals of releases that
-                // deleted wakes here.
-                ctx.object_client::<ProcessObjectClient>(&process_id)
-                    .forget_wakes(session_id.clone())
-                    .call()
-                    .await?;
-            }
-            match next {
-                Some(next) => cursor = next,
-                None => break,
-            }
-        }
+        let delete_id = fresh_id(&mut ctx, "delete");
+        complete_pending(&ctx, &session_id).await?;
+        let tally = drive_delete(&ctx, &session_id, &delete_id, true).await?;
         Ok(Json(tally.report(&session_id)))
+    }
+
+    /// Completes every transfer out of `session_id` and every delete of it
+    /// that was cut off (its coordinator killed), idempotently; answers
+    /// what it completed (`procreg check --repair`).
+    #[handler]
+    async fn repair_session(
+        &self,
+        ctx: Context<'_>,
+        session_id: String,
+    ) -> Result<Json<RepairReport>, TerminalError> {
+        check_key("session id", &session_id).or_terminal()?;
+        Ok(Json(complete_pending(&ctx, &session_id).await?))
     }
 
     /// `prune_terminal_processes`: every shard, page by page.
@@ -183,7 +187,124 @@ impl ProcessCoordinator {
     }
 }
 
-/// Prunes `shard` page by page.
+/// Completes the cut-off intents `session_id` records.
+async fn complete_pending(
+    ctx: &Context<'_>,
+    session_id: &str,
+) -> Result<RepairReport, TerminalError> {
+    let grants = ctx.object_client::<SessionGrantsClient>(session_id);
+    let pending = absorbing(|| grants.pending().call()).await?.into_inner();
+    let mut report = RepairReport {
+        session_id: session_id.to_owned(),
+        ..RepairReport::default()
+    };
+    for transfer in pending.transfers {
+        let source = ctx.object_client::<SessionGrantsClient>(&transfer.from.session_id);
+        let take = TakeRequest {
+            from: transfer.from.clone(),
+            process_ids: Vec::new(),
+            check_only: false,
+            to: Some(transfer.to.clone()),
+            transfer_id: Some(transfer.transfer_id.clone()),
+        };
+        // Finishes the source's part if it was cut off; answers the grants.
+        let grants = absorbing(|| source.take(Json(take.clone())).call())
+            .await?
+            .into_inner();
+        let transfer = PendingTransfer {
+            grants,
+            taken: true,
+            ..transfer
+        };
+        finish_transfer(ctx, &transfer, false).await?;
+        report.transfers.push(transfer.transfer_id);
+    }
+    for delete_id in pending.deletes {
+        drive_delete(ctx, session_id, &delete_id, false).await?;
+        report.deletes.push(delete_id);
+    }
+    Ok(report)
+}
+
+/// The destination's part of a taken transfer, then the source forgets it.
+/// Both steps are idempotent, so a repair may run them again.
+async fn finish_transfer(
+    ctx: &Context<'_>,
+    transfer: &PendingTransfer,
+    hold: bool,
+) -> Result<(), TerminalError> {
+    let give = GiveRequest {
+        to: transfer.to.clone(),
+        grants: transfer.grants.clone(),
+        transfer_id: Some(transfer.transfer_id.clone()),
+    };
+    let destination = ctx.object_client::<SessionGrantsClient>(&transfer.to.session_id);
+    absorbing(|| destination.give(Json(give.clone())).call()).await?;
+    if hold {
+        cut_point(ctx, "transfer.after_give", &transfer.from.session_id).await?;
+    }
+    let source = ctx.object_client::<SessionGrantsClient>(&transfer.from.session_id);
+    absorbing(|| source.settle(transfer.transfer_id.clone()).call()).await?;
+    Ok(())
+}
+
+/// Session delete `delete_id` of `session_id`, from its first step (each
+/// is idempotent, so a repair runs the whole sequence again).
+async fn drive_delete(
+    ctx: &Context<'_>,
+    session_id: &str,
+    delete_id: &str,
+    hold: bool,
+) -> Result<SessionDeleteTally, TerminalError> {
+    let mut tally = SessionDeleteTally::default();
+    let grants = ctx.object_client::<SessionGrantsClient>(session_id);
+    absorbing(|| grants.begin_delete(delete_id.to_owned()).call()).await?;
+    if hold {
+        cut_point(ctx, "delete.after_begin", session_id).await?;
+    }
+    loop {
+        let request = DrainRequest {
+            cursor: 0,
+            limit: u64::from(PAGE_LIMIT),
+            delete_id: Some(delete_id.to_owned()),
+        };
+        let drained = absorbing(|| grants.drain(Json(request.clone())).call())
+            .await?
+            .into_inner();
+        for (process_id, remaining) in &drained.revoked {
+            let terminal = drained.ended.contains(process_id);
+            tally.revoked(process_id, *remaining, terminal);
+        }
+        if drained.next_cursor.is_none() {
+            break;
+        }
+    }
+    if hold {
+        cut_point(ctx, "delete.after_drain", session_id).await?;
+    }
+    let wakes = ctx.object_client::<SessionWakesClient>(session_id);
+    let mut below = u64::MAX;
+    loop {
+        let (holders, next) = absorbing(|| wakes.holders_below(below).call())
+            .await?
+            .into_inner();
+        for process_id in holders {
+            // Answers `(0, false)`: kept for journals of releases that
+            // deleted wakes here.
+            let process = ctx.object_client::<ProcessObjectClient>(&process_id);
+            absorbing(|| process.forget_wakes(session_id.to_owned()).call()).await?;
+        }
+        match next {
+            Some(next) => below = next,
+            None => break,
+        }
+    }
+    absorbing(|| grants.end_delete(delete_id.to_owned()).call()).await?;
+    Ok(tally)
+}
+
+/// Prunes `shard` page by page, from the top down (rows pruned move the
+/// shard's last row into their slot: only a walk down meets every row).
 async fn prune_shard(
     ctx: &Context<'_>,
     shard: u32,
@@ -191,11 +312,14 @@ async fn prune_shard(
 ) -> Result<ProcessPruneReport, TerminalError> {
     let directory = ctx.object_client::<ProcessDirectoryClient>(shard.to_string());
     let mut report = ProcessPruneReport::default();
-    let mut cursor = 0;
+    let mut cursor = u64::MAX;
     loop {
-        let page = directory
-            .prune_page(Json(PrunePageRequest { cutoff_ms, cursor }))
-            .call()
+        let request = PrunePageRequest {
+            cutoff_ms,
+            cursor,
+            descending: true,
+        };
+        let page = absorbing(|| directory.prune_page(Json(request)).call())
             .await?
             .into_inner();
         report.pruned_processes += page.report.pruned_processes;

@@ -9,26 +9,61 @@
 //! awaits an awakeable nobody completes, keeping its object's lock, until
 //! it is killed, or cancelled (the await then fails with the engine's 409,
 //! exactly as a cancel landing on the handler's next step would).
+//!
+//! Before it awaits, a held invocation journals a side effect named
+//! `cut.{name}`, so a test can tell (from the server's `sys_journal`) that
+//! it reached the point, and kill or cancel it exactly there.
 
 use restate_sdk::prelude::*;
 
-/// Holds the invocation at point `name` when `subject` asks for it (see
-/// the module docs); a no-op otherwise.
+/// Whether `subject` asks to be held at point `name`.
 #[cfg(feature = "cut-points")]
-#[allow(dead_code)] // until the first handler names a point
-pub(crate) async fn hold<'ctx, C: ContextAwakeables<'ctx>>(
-    ctx: &C,
+fn marked(name: &str, subject: &str) -> bool {
+    subject
+        .strip_prefix("cut.")
+        .and_then(|rest| rest.strip_prefix(name))
+        .is_some_and(|rest| rest.starts_with('.'))
+}
+
+/// Holds an object's invocation at point `name` when `subject` asks for
+/// it, once per object: the object remembers it held there
+/// (`cut.held/{name}`), so the step issued again after a kill runs on.
+#[cfg(feature = "cut-points")]
+pub(crate) async fn hold_object(
+    ctx: &ObjectContext<'_>,
     name: &str,
     subject: &str,
 ) -> Result<(), TerminalError> {
-    let marked = subject
-        .strip_prefix("cut.")
-        .and_then(|rest| rest.strip_prefix(name))
-        .is_some_and(|rest| rest.starts_with('.'));
-    if !marked {
+    if !marked(name, subject) {
+        return Ok(());
+    }
+    let key = format!("cut.held/{name}");
+    if ctx.get::<bool>(&key).await?.is_some() {
+        return Ok(());
+    }
+    ctx.set(&key, true);
+    tracing::info!(point = name, subject, "holding at a cut point");
+    ctx.run(|| async { Ok(()) })
+        .name(format!("cut.{name}"))
+        .await?;
+    let (_, never) = ctx.awakeable::<()>();
+    never.await
+}
+
+/// Holds a service's invocation at point `name` when `subject` asks for it.
+#[cfg(feature = "cut-points")]
+pub(crate) async fn hold_service(
+    ctx: &Context<'_>,
+    name: &str,
+    subject: &str,
+) -> Result<(), TerminalError> {
+    if !marked(name, subject) {
         return Ok(());
     }
     tracing::info!(point = name, subject, "holding at a cut point");
+    ctx.run(|| async { Ok(()) })
+        .name(format!("cut.{name}"))
+        .await?;
     let (_, never) = ctx.awakeable::<()>();
     never.await
 }
@@ -36,11 +71,36 @@ pub(crate) async fn hold<'ctx, C: ContextAwakeables<'ctx>>(
 /// Without the `cut-points` feature: nothing.
 #[cfg(not(feature = "cut-points"))]
 #[inline(always)]
-#[allow(dead_code)] // until the first handler names a point
-pub(crate) async fn hold<'ctx, C: ContextAwakeables<'ctx>>(
-    _ctx: &C,
+pub(crate) async fn hold_object(
+    _ctx: &ObjectContext<'_>,
     _name: &str,
     _subject: &str,
 ) -> Result<(), TerminalError> {
     Ok(())
+}
+
+/// Without the `cut-points` feature: nothing.
+#[cfg(not(feature = "cut-points"))]
+#[inline(always)]
+pub(crate) async fn hold_service(
+    _ctx: &Context<'_>,
+    _name: &str,
+    _subject: &str,
+) -> Result<(), TerminalError> {
+    Ok(())
+}
+
+/// How long to delay a one-way message at point `name` when `subject` asks
+/// for it: the engine may deliver a send late (it goes through an outbox,
+/// across partitions), and a test makes that lateness certain.
+#[cfg(feature = "cut-points")]
+pub(crate) fn delay(name: &str, subject: &str) -> Option<std::time::Duration> {
+    marked(name, subject).then(|| std::time::Duration::from_secs(3))
+}
+
+/// Without the `cut-points` feature: never.
+#[cfg(not(feature = "cut-points"))]
+#[inline(always)]
+pub(crate) fn delay(_name: &str, _subject: &str) -> Option<std::time::Duration> {
+    None
 }

@@ -9,6 +9,14 @@
 //! (`c/{slot / CHUNK}`), so a write reads and rewrites one bounded chunk and
 //! a page of 256 entries is eight reads, however many rows the shard holds.
 //!
+//! The id set is dense (see [`KeyedSet`]): removing a row moves the row of
+//! the shard's last slot into the freed slot, and `remove` moves that row's
+//! entry between chunks in the same handler, so a page of 256 slots holds
+//! 256 rows however many were pruned. A listing paged concurrently with
+//! removals may miss a row that moved from a page not yet read into one
+//! already read (never one present and unmoved); a prune walks the shard
+//! from the top down, so it visits every row present for its whole walk.
+//!
 //! `ProcessObject` puts its entry before it acknowledges a row change, so a
 //! listing after an acknowledged write sees it. The exclusive handlers call
 //! nothing. `prune_page` is shared (holds no lock) and calls `ProcessObject`
@@ -25,7 +33,7 @@ use restate_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::input::Input;
-use crate::keyed_set::KeyedSet;
+use crate::keyed_set::{KeyedSet, Taken};
 use crate::process_object::ProcessObjectClient;
 use crate::state::{in_order, ReadState};
 
@@ -66,8 +74,14 @@ impl DirectoryEntry {
 pub(crate) struct PrunePageRequest {
     /// Prune terminal rows last changed before this.
     pub cutoff_ms: u64,
-    /// Where to continue in the shard.
+    /// Where to continue in the shard: the first slot of the page when
+    /// walking up, the slot the page ends before when walking down.
     pub cursor: u64,
+    /// Walk from the top down (absent in requests journaled before: up).
+    /// Removals move the last row into the freed slot, so only a walk down
+    /// is sure to visit every row present for the whole prune.
+    #[serde(default)]
+    pub descending: bool,
 }
 
 /// What one page of a prune did.
@@ -104,6 +118,31 @@ async fn entries_page(
     Ok((entries, (end < head.slots).then_some(end)))
 }
 
+fn store_chunk(ctx: &ObjectContext<'_>, key: &str, chunk: Chunk) {
+    if chunk.is_empty() {
+        ctx.clear(key);
+    } else {
+        ctx.set(key, Json(chunk));
+    }
+}
+
+/// The entries in slots `[hi - limit, hi)` (clamped to the shard), for a
+/// walk down, and the slot the next page ends before.
+async fn entries_below(
+    ctx: &SharedObjectContext<'_>,
+    hi: u64,
+    limit: u32,
+) -> Result<(Vec<DirectoryEntry>, Option<u64>), TerminalError> {
+    let head = ROWS.head(ctx).await?;
+    let hi = hi.min(head.slots);
+    let lo = hi.saturating_sub(u64::from(limit.clamp(1, PAGE_LIMIT)));
+    if hi == lo {
+        return Ok((Vec::new(), None));
+    }
+    let (entries, _) = entries_page(ctx, lo, (hi - lo).max(1) as u32).await?;
+    Ok((entries, (lo > 0).then_some(lo)))
+}
+
 /// The sharded row index behind `list_processes`, `list_non_terminal` and prune.
 #[derive(Debug)]
 pub struct ProcessDirectory;
@@ -133,17 +172,29 @@ impl ProcessDirectory {
         ctx: ObjectContext<'_>,
         process_id: String,
     ) -> Result<(), TerminalError> {
-        let Some(slot) = ROWS.take(&ctx, &process_id).await? else {
+        let Some(Taken { slot, moved }) = ROWS.take(&ctx, &process_id).await? else {
             return Ok(());
         };
         let key = chunk_key(slot);
         let mut chunk: Chunk = ctx.read(&key).await?.unwrap_or_default();
         chunk.remove(&slot);
-        if chunk.is_empty() {
-            ctx.clear(&key);
-        } else {
-            ctx.set(&key, Json(chunk));
+        // The set moved its last member into the freed slot: its entry
+        // follows it, so entries stay stored by the slot of their id.
+        if let Some((_, from)) = moved {
+            let from_key = chunk_key(from);
+            let entry = if from_key == key {
+                chunk.remove(&from)
+            } else {
+                let mut source: Chunk = ctx.read(&from_key).await?.unwrap_or_default();
+                let entry = source.remove(&from);
+                store_chunk(&ctx, &from_key, source);
+                entry
+            };
+            if let Some(entry) = entry {
+                chunk.insert(slot, entry);
+            }
         }
+        store_chunk(&ctx, &key, chunk);
         Ok(())
     }
 
@@ -179,8 +230,16 @@ impl ProcessDirectory {
         ctx: SharedObjectContext<'_>,
         request: Json<PrunePageRequest>,
     ) -> Result<Json<PrunePage>, TerminalError> {
-        let PrunePageRequest { cutoff_ms, cursor } = request.into_inner();
-        let (entries, next_cursor) = entries_page(&ctx, cursor, PAGE_LIMIT).await?;
+        let PrunePageRequest {
+            cutoff_ms,
+            cursor,
+            descending,
+        } = request.into_inner();
+        let (entries, next_cursor) = if descending {
+            entries_below(&ctx, cursor, PAGE_LIMIT).await?
+        } else {
+            entries_page(&ctx, cursor, PAGE_LIMIT).await?
+        };
         let candidates: Vec<String> = entries
             .into_iter()
             .filter(|entry| prunable(&entry.summary, cutoff_ms))

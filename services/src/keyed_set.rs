@@ -6,12 +6,40 @@
 //!
 //! Each member sits in a numbered slot (`{prefix}/s/{slot}`) and knows its
 //! slot (`{prefix}/m/{member}`); a small head (`{prefix}/head`) counts slots
-//! and heads a free list threaded through emptied slots, which inserts reuse.
-//! Insert and remove read two or three keys and write three, whatever the
-//! size; a page reads the slots in `[cursor, cursor + limit)` in one round
-//! trip. Slots are never renumbered, so a member present for a whole paged
-//! read is seen exactly once; one inserted meanwhile may land behind the
-//! cursor and be missed, as with any concurrent read.
+//! and members. Insert and remove read two or three keys and write three or
+//! four, whatever the size; a page reads the slots in `[cursor, cursor +
+//! limit)` in one round trip.
+//!
+//! ## Dense: a page never walks empty slots
+//!
+//! The set is kept dense (`slots == len`): an insert appends at slot
+//! `len`, and a remove moves the member of the last slot into the slot it
+//! freed (swap-remove), so after any number of removals a page of `limit`
+//! slots holds `limit` members (or ends the set). The move is one more
+//! read and two more writes; [`KeyedSet::take`] says which member moved
+//! where, so an index keyed by slot (the directory's chunks) moves its
+//! entry in the same handler.
+//!
+//! A set written by an earlier release has a free list threaded through its
+//! emptied slots (`head.free`). It still reads, and it keeps that list
+//! until inserts have refilled every hole (each insert takes a free slot
+//! first, removals push onto it as before); once the list is empty the set
+//! is dense and stays so. Such a set shrinks as it is refilled, not before.
+//!
+//! ## What a paged read concurrent with writes may see
+//!
+//! A member present for a whole read moves only *down* (from the last
+//! slot into a hole). Hence:
+//! - walking **up** (`page`, listings): a member moved from a slot not yet
+//!   read into one already read is **missed** by that read; no member is
+//!   seen twice unless it moved from a slot already read into one not yet
+//!   read, which a move downwards cannot do. Inserts land at the top and
+//!   are seen if the walk has not ended.
+//! - walking **down** from the top (`page_below`, used by prune and session
+//!   delete): every member present for the whole walk is seen at least
+//!   once, since a member below the cursor stays below it; one that moved
+//!   from above the cursor (already read) into a hole below it is seen
+//!   again, so a walk that acts on members must be idempotent per member.
 
 use restate_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -34,6 +62,16 @@ pub(crate) struct Head {
 enum Slot {
     Member(String),
     Free(Option<u64>),
+}
+
+/// What a removal did: the slot the member left and, in a dense set, the
+/// member moved from the last slot into it (`(member, its old slot)`).
+#[derive(Debug, Clone)]
+pub(crate) struct Taken {
+    /// The slot the removed member held.
+    pub(crate) slot: u64,
+    /// The member now in that slot, and the slot it came from.
+    pub(crate) moved: Option<(String, u64)>,
 }
 
 /// One page of members in slot order.
@@ -137,24 +175,88 @@ impl<'p> KeyedSet<'p> {
         Ok(self.take(ctx, member).await?.is_some())
     }
 
-    /// Removes `member`; answers the slot it left, if it was there.
+    /// Removes `member`; answers the slot it left and, when another member
+    /// was moved into that slot to keep the set dense, which one and from
+    /// where (see the module docs).
     pub(crate) async fn take(
         &self,
         ctx: &ObjectContext<'_>,
         member: &str,
-    ) -> Result<Option<u64>, TerminalError> {
+    ) -> Result<Option<Taken>, TerminalError> {
         let (head_key, member_key) = (self.head_key(), self.member_key(member));
         let (head, slot) = (ctx.read::<Head>(&head_key), ctx.read::<u64>(&member_key));
         let mut head = head.await?.unwrap_or_default();
         let Some(slot) = slot.await? else {
             return Ok(None);
         };
-        ctx.set(&self.slot_key(slot), Json(Slot::Free(head.free)));
         ctx.clear(&member_key);
-        head.free = Some(slot);
         head.len = head.len.saturating_sub(1);
+        if head.free.is_some() {
+            // A set written before sets were kept dense: keep threading
+            // its free list until inserts have refilled every hole.
+            ctx.set(&self.slot_key(slot), Json(Slot::Free(head.free)));
+            head.free = Some(slot);
+            ctx.set(&head_key, Json(head));
+            return Ok(Some(Taken { slot, moved: None }));
+        }
+        let last = head.slots.saturating_sub(1);
+        head.slots = last;
+        let mut moved = None;
+        if slot < last {
+            let last_key = self.slot_key(last);
+            match ctx.read::<Slot>(&last_key).await? {
+                Some(Slot::Member(tail)) => {
+                    ctx.set(&self.slot_key(slot), Json(Slot::Member(tail.clone())));
+                    ctx.set(&self.member_key(&tail), Json(slot));
+                    moved = Some((tail, last));
+                }
+                _ => return Err(corrupt("the last slot of a dense set is empty")),
+            }
+            ctx.clear(&last_key);
+        } else {
+            ctx.clear(&self.slot_key(slot));
+        }
         ctx.set(&head_key, Json(head));
-        Ok(Some(slot))
+        Ok(Some(Taken { slot, moved }))
+    }
+
+    /// The members in slots `[lo, hi)` where `lo = hi - limit` (clamped to
+    /// the set), for walks from the top down; `next` is `lo` while slots
+    /// remain below. A walk from the top sees every member present for
+    /// the whole walk, even while members are removed (see the module
+    /// docs).
+    pub(crate) async fn page_below<C: ReadState>(
+        &self,
+        ctx: &C,
+        hi: u64,
+        limit: u64,
+    ) -> Result<KeyedSetPage, TerminalError> {
+        let head = self.head(ctx).await?;
+        let hi = hi.min(head.slots);
+        let lo = hi.saturating_sub(limit.max(1));
+        let mut page = self.slots_in(ctx, lo, hi).await?;
+        page.next = (lo > 0).then_some(lo);
+        Ok(page)
+    }
+
+    async fn slots_in<C: ReadState>(
+        &self,
+        ctx: &C,
+        lo: u64,
+        hi: u64,
+    ) -> Result<KeyedSetPage, TerminalError> {
+        let keys: Vec<String> = (lo..hi).map(|slot| self.slot_key(slot)).collect();
+        let slots = in_order(keys.iter().map(|key| ctx.read::<Slot>(key))).await?;
+        Ok(KeyedSetPage {
+            members: slots
+                .into_iter()
+                .filter_map(|slot| match slot {
+                    Some(Slot::Member(member)) => Some(member),
+                    _ => None,
+                })
+                .collect(),
+            next: None,
+        })
     }
 
     /// The members in slots `[cursor, cursor + limit)`.
@@ -166,17 +268,8 @@ impl<'p> KeyedSet<'p> {
     ) -> Result<KeyedSetPage, TerminalError> {
         let head = self.head(ctx).await?;
         let end = cursor.saturating_add(limit.max(1)).min(head.slots);
-        let keys: Vec<String> = (cursor..end).map(|slot| self.slot_key(slot)).collect();
-        let slots = in_order(keys.iter().map(|key| ctx.read::<Slot>(key))).await?;
-        Ok(KeyedSetPage {
-            members: slots
-                .into_iter()
-                .filter_map(|slot| match slot {
-                    Some(Slot::Member(member)) => Some(member),
-                    _ => None,
-                })
-                .collect(),
-            next: (end < head.slots).then_some(end),
-        })
+        let mut page = self.slots_in(ctx, cursor.min(end), end).await?;
+        page.next = (end < head.slots).then_some(end);
+        Ok(page)
     }
 }

@@ -108,6 +108,7 @@
 
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
+mod cancel;
 mod coordinator;
 mod cut;
 mod directory;

@@ -18,17 +18,21 @@
 
 use restate_process_registry::restate::codes::UNKNOWN_PROCESS;
 use restate_process_registry::restate::wire::{
-    GrantRequest, GrantsPage, GrantsPageRequest, RevokeRequest, PAGE_LIMIT,
+    GrantRequest, GrantsPage, GrantsPageRequest, PendingIntents, PendingTransfer, RevokeRequest,
+    PAGE_LIMIT,
 };
 use restate_process_registry::rules::grants::{grant_for, not_held};
 use restate_process_registry::{ProcessError, ProcessHandleGrant, SessionScope};
 use restate_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::cancel::{absorbing, cut_point};
 use crate::errors::terminal;
 use crate::input::Input;
 use crate::keyed_set::KeyedSet;
-use crate::process_object::{MirrorDropped, MirrorPut, ProcessObjectClient};
+use crate::process_object::{
+    MirrorDropped, MirrorMove, MirrorPut, ProcessObjectClient, TransitFrom,
+};
 use crate::state::{in_order, ReadState};
 
 /// The session's grants, by member name.
@@ -44,6 +48,43 @@ fn grant_key(member: &str) -> String {
     format!("g/{member}")
 }
 
+/// The session's unfinished transfers (`t/{id}`) and deletes (`d/{id}`),
+/// by those keys.
+const INTENTS: KeyedSet<'static> = KeyedSet::new("intents");
+/// The transfer whose take (the source's part) is unfinished, if any: at
+/// most one, since every exclusive handler finishes it first.
+const TAKING: &str = "taking";
+/// The last grant sequence number handed out (absent: 0).
+const SEQUENCE: &str = "seq";
+
+fn transfer_key(transfer_id: &str) -> String {
+    format!("t/{transfer_id}")
+}
+
+fn delete_key(delete_id: &str) -> String {
+    format!("d/{delete_id}")
+}
+
+/// A grant's sequence number: when it was last stored (absent for grants
+/// stored before sequence numbers: 0, older than any delete).
+fn sequence_key(member: &str) -> String {
+    format!("q/{member}")
+}
+
+/// A session delete begun and not yet completed (`d/{id}`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct DeleteIntent {
+    /// Grants stored at or before this sequence number were present when
+    /// the delete began: those it revokes. Later ones it keeps.
+    cutoff: u64,
+    /// The walk goes down from the top: no grant older than `cutoff` sits
+    /// at or above this slot (see `KeyedSet`).
+    below: u64,
+    /// What the batch in progress has revoked so far, answered with it, so
+    /// a batch cut off and issued again still reports every revocation.
+    batch: Drained,
+}
+
 /// Internal: the source side of a transfer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct TakeRequest {
@@ -53,15 +94,28 @@ pub(crate) struct TakeRequest {
     pub process_ids: Vec<String>,
     /// Only check that every grant is held (a transfer to the same scope).
     pub check_only: bool,
+    /// The receiving scope; absent in takes journaled before transfers
+    /// recorded their intent (those give the grants up at once).
+    #[serde(default)]
+    pub to: Option<SessionScope>,
+    /// The transfer's id, keying its intent; absent as `to`.
+    #[serde(default)]
+    pub transfer_id: Option<String>,
 }
 
 /// Internal: one batch of a session delete, from `cursor`.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct DrainRequest {
     /// Slot to start at.
     pub cursor: u64,
     /// Slots to read at most.
     pub limit: u64,
+    /// The delete this batch belongs to (`begin_delete`): the batch then
+    /// walks down from where the last one stopped and revokes only grants
+    /// older than the delete, ignoring `cursor`. Absent in batches
+    /// journaled before: those walk up from `cursor` and revoke all.
+    #[serde(default)]
+    pub delete_id: Option<String>,
 }
 
 /// Internal: the destination side of a transfer.
@@ -71,6 +125,10 @@ pub(crate) struct GiveRequest {
     pub to: SessionScope,
     /// The grants as they were held at the source.
     pub grants: Vec<ProcessHandleGrant>,
+    /// The transfer; absent in gives journaled before intents (those put
+    /// the grants into the mirrors themselves).
+    #[serde(default)]
+    pub transfer_id: Option<String>,
 }
 
 /// Internal: one batch of a session delete.
@@ -95,6 +153,11 @@ pub(crate) struct PrunedGrants {
     pub process_id: String,
     /// Scope ids of this session that held it.
     pub scope_ids: Vec<String>,
+    /// The grants themselves as the pruned process carried them (absent in
+    /// messages sent before): a stored grant that differs was made later
+    /// and stays.
+    #[serde(default)]
+    pub grants: Vec<ProcessHandleGrant>,
 }
 
 fn process<'a>(ctx: &'a ObjectContext<'a>, process_id: &str) -> ProcessObjectClient<'a> {
@@ -141,6 +204,7 @@ async fn grants_page(
 async fn forget(ctx: &ObjectContext<'_>, member: &str) -> Result<(), TerminalError> {
     GRANTS.remove(ctx, member).await?;
     ctx.clear(&grant_key(member));
+    ctx.clear(&sequence_key(member));
     Ok(())
 }
 
@@ -150,9 +214,78 @@ async fn remember(
     grant: &ProcessHandleGrant,
 ) -> Result<(), TerminalError> {
     let member = member(&grant.scope_id, &grant.process_id);
-    GRANTS.insert(ctx, &member).await?;
+    let (inserted, sequence) = (GRANTS.insert(ctx, &member), ctx.read::<u64>(SEQUENCE));
+    inserted.await?;
+    let sequence = sequence.await?.unwrap_or_default() + 1;
+    ctx.set(SEQUENCE, Json(sequence));
+    ctx.set(&sequence_key(&member), Json(sequence));
     ctx.set(&grant_key(&member), Json(grant.clone()));
     Ok(())
+}
+
+/// Finishes the take of a transfer cut off in it (killed, or failed by a
+/// cancel it could not absorb), before this handler changes anything: the
+/// transfer was decided when its intent was recorded, so everything after
+/// it in this session's order sees its grants gone from the source.
+async fn finish_taking(ctx: &ObjectContext<'_>) -> Result<(), TerminalError> {
+    if let Some(transfer_id) = ctx.read::<String>(TAKING).await? {
+        take_phase(ctx, &transfer_id, false).await?;
+    }
+    Ok(())
+}
+
+/// The source's part of a recorded transfer: each grant still held here
+/// moves its process's mirror entry to the destination scope (one
+/// exclusive step of the process), then leaves this session. Idempotent:
+/// a grant already gone is skipped, and `mirror_move` moves nothing twice.
+async fn take_phase(
+    ctx: &ObjectContext<'_>,
+    transfer_id: &str,
+    hold: bool,
+) -> Result<Vec<ProcessHandleGrant>, TerminalError> {
+    let key = transfer_key(transfer_id);
+    let Some(mut intent) = ctx.read::<PendingTransfer>(&key).await? else {
+        ctx.clear(TAKING);
+        return Ok(Vec::new());
+    };
+    if intent.taken {
+        return Ok(intent.grants);
+    }
+    let from_scope_id = intent.from.id();
+    for (index, held) in intent.grants.iter().enumerate() {
+        let from_member = member(&from_scope_id, &held.process_id);
+        if ctx
+            .read::<ProcessHandleGrant>(&grant_key(&from_member))
+            .await?
+            .is_some()
+        {
+            let moving = MirrorMove {
+                from_scope_id: from_scope_id.clone(),
+                grant: grant_for(&intent.to, &held.process_id, held.descriptor.clone()),
+                transit: TransitFrom {
+                    session_id: intent.from.session_id.clone(),
+                    transfer_id: transfer_id.to_owned(),
+                },
+            };
+            let client = process(ctx, &held.process_id);
+            let moved = absorbing(|| client.mirror_move(Json(moving.clone())).call()).await;
+            match moved {
+                Ok(_) => {}
+                // Pruned since the check: as if the transfer came first and
+                // the prune after, the grant is gone with its process.
+                Err(error) if error.code() == UNKNOWN_PROCESS => {}
+                Err(error) => return Err(error),
+            }
+            forget(ctx, &from_member).await?;
+        }
+        if hold && index == 0 {
+            cut_point(ctx, "take.after_first_move", ctx.key()).await?;
+        }
+    }
+    intent.taken = true;
+    ctx.set(&key, Json(intent.clone()));
+    ctx.clear(TAKING);
+    Ok(intent.grants)
 }
 
 /// The per-session grant authority.
@@ -174,15 +307,15 @@ impl SessionGrants {
             descriptor,
         } = request.into_inner();
         check_session(ctx.key(), &scope)?;
+        finish_taking(&ctx).await?;
         let grant = grant_for(&scope, &process_id, descriptor);
         let mirrored = MirrorPut {
             grant: grant.clone(),
             moved: false,
         };
-        process(&ctx, &process_id)
-            .mirror_put(Json(mirrored))
-            .call()
-            .await?;
+        let client = process(&ctx, &process_id);
+        absorbing(|| client.mirror_put(Json(mirrored.clone())).call()).await?;
+        cut_point(&ctx, "grant.after_mirror", &process_id).await?;
         remember(&ctx, &grant).await?;
         Ok(Json(grant))
     }
@@ -196,10 +329,10 @@ impl SessionGrants {
     ) -> Result<Json<()>, TerminalError> {
         let RevokeRequest { scope, process_id } = request.into_inner();
         check_session(ctx.key(), &scope)?;
-        process(&ctx, &process_id)
-            .mirror_drop(scope.id())
-            .call()
-            .await?;
+        finish_taking(&ctx).await?;
+        let client = process(&ctx, &process_id);
+        absorbing(|| client.mirror_drop(scope.id()).call()).await?;
+        cut_point(&ctx, "revoke.after_mirror", &process_id).await?;
         forget(&ctx, &member(&scope.id(), &process_id)).await?;
         Ok(Json(()))
     }
@@ -233,10 +366,15 @@ impl SessionGrants {
     }
 
     /// Internal (`transfer_handle_grants`, source side): all or nothing,
-    /// checks that `from` holds every listed process, then gives each up.
-    /// This is where a transfer takes effect against the source's other
-    /// changes (revokes, other transfers, deletes), which are serialized
-    /// here.
+    /// checks that `from` holds every listed process, records the
+    /// transfer's intent (destination and grants) in the same step, then
+    /// gives each grant up (`take_phase`). This is where a transfer takes
+    /// effect against the source's other changes (revokes, other
+    /// transfers, deletes), which are serialized here and each finish a
+    /// take cut off before they start. Issued again with the same
+    /// transfer id it finishes that transfer's take and answers the same
+    /// grants. A take journaled before intents (no id) gives the grants up
+    /// at once, as then.
     #[handler(ingress_private)]
     async fn take(
         &self,
@@ -247,8 +385,20 @@ impl SessionGrants {
             from,
             process_ids,
             check_only,
+            to,
+            transfer_id,
         } = request.into_inner();
         check_session(ctx.key(), &from)?;
+        finish_taking(&ctx).await?;
+        if let Some(transfer_id) = &transfer_id {
+            if ctx
+                .read::<PendingTransfer>(&transfer_key(transfer_id))
+                .await?
+                .is_some()
+            {
+                return Ok(Json(take_phase(&ctx, transfer_id, true).await?));
+            }
+        }
         let scope_id = from.id();
         let keys: Vec<String> = process_ids
             .iter()
@@ -260,7 +410,8 @@ impl SessionGrants {
             match grant {
                 Some(grant) => taken.push(grant),
                 None => {
-                    let row = process(&ctx, process_id).get().call().await?;
+                    let client = process(&ctx, process_id);
+                    let row = absorbing(|| client.get().call()).await?;
                     return Err(terminal(match row.into_inner() {
                         None => ProcessError::unknown(process_id),
                         Some(_) => not_held(&from, process_id),
@@ -271,97 +422,170 @@ impl SessionGrants {
         if check_only {
             return Ok(Json(taken));
         }
-        let mut moving = Vec::with_capacity(taken.len());
-        for grant in taken {
-            let dropped = process(&ctx, &grant.process_id)
-                .mirror_drop(scope_id.clone())
-                .call()
-                .await;
-            match dropped {
-                Ok(_) => moving.push(grant.clone()),
-                // Pruned since the check: as if the transfer came first and
-                // the prune after, the grant is gone with its process.
-                Err(error) if error.code() == UNKNOWN_PROCESS => {}
-                Err(error) => return Err(error),
-            }
-            forget(&ctx, &member(&scope_id, &grant.process_id)).await?;
-        }
-        Ok(Json(moving))
+        let (Some(to), Some(transfer_id)) = (to, transfer_id) else {
+            return Ok(Json(take_at_once(&ctx, &scope_id, taken).await?));
+        };
+        let key = transfer_key(&transfer_id);
+        ctx.set(
+            &key,
+            Json(PendingTransfer {
+                transfer_id: transfer_id.clone(),
+                from,
+                to,
+                grants: taken,
+                taken: false,
+            }),
+        );
+        ctx.set(TAKING, Json(transfer_id.clone()));
+        INTENTS.insert(&ctx, &key).await?;
+        cut_point(&ctx, "take.after_intent", ctx.key()).await?;
+        Ok(Json(take_phase(&ctx, &transfer_id, true).await?))
     }
 
     /// Internal (`transfer_handle_grants`, destination side): holds the
-    /// taken grants under `to`. A process pruned meanwhile is skipped.
+    /// moved grants under `to`, each only if its process's mirror holds it
+    /// there (`mirror_settle`): a process pruned meanwhile, or whose grant
+    /// the destination revoked or replaced after it moved, is skipped, so
+    /// issuing it again never restores what a later change removed. A give
+    /// journaled before intents (no id) puts the grants into the mirrors
+    /// itself, as then.
     #[handler(ingress_private)]
     async fn give(
         &self,
         ctx: ObjectContext<'_>,
         request: Json<GiveRequest>,
     ) -> Result<(), TerminalError> {
-        let GiveRequest { to, grants } = request.into_inner();
+        let GiveRequest {
+            to,
+            grants,
+            transfer_id,
+        } = request.into_inner();
         check_session(ctx.key(), &to)?;
-        for held in grants {
+        finish_taking(&ctx).await?;
+        if transfer_id.is_none() {
+            return give_at_once(&ctx, &to, grants).await;
+        }
+        for (index, held) in grants.into_iter().enumerate() {
             let grant = grant_for(&to, &held.process_id, held.descriptor);
-            // A moved grant never raises the count the source lowered, so
-            // the per-process cap does not apply to it.
-            let moved = MirrorPut {
-                grant: grant.clone(),
-                moved: true,
-            };
-            let mirrored = process(&ctx, &grant.process_id)
-                .mirror_put(Json(moved))
-                .call()
-                .await;
-            match mirrored {
-                Ok(_) => remember(&ctx, &grant).await?,
-                Err(error) if error.code() == UNKNOWN_PROCESS => {}
-                Err(error) => return Err(error),
+            let client = process(&ctx, &grant.process_id);
+            let settled = absorbing(|| client.mirror_settle(Json(grant.clone())).call()).await?;
+            if settled.into_inner() {
+                remember(&ctx, &grant).await?;
+            }
+            if index == 0 {
+                cut_point(&ctx, "give.after_first", ctx.key()).await?;
             }
         }
         Ok(())
     }
 
+    /// Internal (`transfer_handle_grants`, last step): forgets a transfer
+    /// whose destination has given every grant (idempotent).
+    #[handler(ingress_private)]
+    async fn settle(
+        &self,
+        ctx: ObjectContext<'_>,
+        transfer_id: String,
+    ) -> Result<(), TerminalError> {
+        finish_taking(&ctx).await?;
+        let key = transfer_key(&transfer_id);
+        ctx.clear(&key);
+        INTENTS.remove(&ctx, &key).await?;
+        Ok(())
+    }
+
+    /// The session's unfinished transfers out and deletes (for the
+    /// coordinator's repair and `procreg check`).
+    #[handler]
+    async fn pending(
+        &self,
+        ctx: SharedObjectContext<'_>,
+    ) -> Result<Json<PendingIntents>, TerminalError> {
+        let mut pending = PendingIntents::default();
+        let mut cursor = Some(0);
+        while let Some(at) = cursor {
+            let page = INTENTS.page(&ctx, at, u64::from(PAGE_LIMIT)).await?;
+            for key in page.members {
+                if let Some(id) = key.strip_prefix("d/") {
+                    pending.deletes.push(id.to_owned());
+                } else if let Some(transfer) = ctx.read::<PendingTransfer>(&key).await? {
+                    pending.transfers.push(transfer);
+                }
+            }
+            cursor = page.next;
+        }
+        Ok(Json(pending))
+    }
+
+    /// Internal (`delete_session_process_state`, first step): records the
+    /// delete's intent: which grants are older than it (a sequence number)
+    /// and where its walk starts (the top slot). Idempotent per id.
+    #[handler(ingress_private)]
+    async fn begin_delete(
+        &self,
+        ctx: ObjectContext<'_>,
+        delete_id: String,
+    ) -> Result<(), TerminalError> {
+        finish_taking(&ctx).await?;
+        let key = delete_key(&delete_id);
+        if ctx.read::<DeleteIntent>(&key).await?.is_some() {
+            return Ok(());
+        }
+        let (sequence, head) = (ctx.read::<u64>(SEQUENCE), GRANTS.head(&ctx));
+        let intent = DeleteIntent {
+            cutoff: sequence.await?.unwrap_or_default(),
+            below: head.await?.slots,
+            batch: Drained::default(),
+        };
+        ctx.set(&key, Json(intent));
+        INTENTS.insert(&ctx, &key).await?;
+        Ok(())
+    }
+
     /// Internal (`delete_session_process_state`): revokes up to `limit`
-    /// grants of the session (any scope) and says how many remain.
+    /// grants of the session (any scope). With a delete id, the batch takes
+    /// the next `limit` slots down from where the last batch stopped and
+    /// revokes the grants older than the delete there, so the delete ends
+    /// after at most `slots at its start / limit` batches however many
+    /// grants arrive meanwhile (those it keeps: as if granted after it).
     #[handler(ingress_private)]
     async fn drain(
         &self,
         ctx: ObjectContext<'_>,
         request: Json<DrainRequest>,
     ) -> Result<Json<Drained>, TerminalError> {
-        let DrainRequest { cursor, limit } = request.into_inner();
-        let page = GRANTS.page(&ctx, cursor, limit).await?;
-        let mut drained = Drained::default();
-        for member in page.members {
-            let Some((scope_id, process_id)) = member.split_once('\n') else {
-                continue;
-            };
-            let remaining = process(&ctx, process_id)
-                .mirror_drop(scope_id.to_owned())
-                .call()
-                .await;
-            match remaining {
-                Ok(dropped) => {
-                    let MirrorDropped {
-                        remaining,
-                        terminal,
-                    } = dropped.into_inner();
-                    drained.revoked.push((process_id.to_owned(), remaining));
-                    if terminal {
-                        drained.ended.push(process_id.to_owned());
-                    }
-                }
-                // Pruned meanwhile: nothing of it to revoke or report.
-                Err(error) if error.code() == UNKNOWN_PROCESS => {}
-                Err(error) => return Err(error),
-            }
-            forget(&ctx, &member).await?;
+        let DrainRequest {
+            cursor,
+            limit,
+            delete_id,
+        } = request.into_inner();
+        finish_taking(&ctx).await?;
+        match delete_id {
+            Some(delete_id) => Ok(Json(drain_down(&ctx, &delete_id, limit).await?)),
+            None => Ok(Json(drain_up(&ctx, cursor, limit).await?)),
         }
-        drained.remaining = GRANTS.head(&ctx).await?.len;
-        drained.next_cursor = page.next;
-        Ok(Json(drained))
     }
 
-    /// Internal (prune): forgets a pruned process's grants.
+    /// Internal (`delete_session_process_state`, last step): forgets a
+    /// completed delete (idempotent).
+    #[handler(ingress_private)]
+    async fn end_delete(
+        &self,
+        ctx: ObjectContext<'_>,
+        delete_id: String,
+    ) -> Result<(), TerminalError> {
+        let key = delete_key(&delete_id);
+        ctx.clear(&key);
+        INTENTS.remove(&ctx, &key).await?;
+        Ok(())
+    }
+
+    /// Internal (prune): forgets a pruned process's grants. The message is
+    /// one-way and may arrive after the id was registered again and
+    /// granted anew, so a stored grant is forgotten only when it is the
+    /// pruned one (when the message carries them) and the process's own
+    /// mirror does not hold it: the next incarnation's grant is mirrored
+    /// before it is stored here, so it is never erased.
     #[handler(ingress_private)]
     async fn drop_pruned(
         &self,
@@ -371,12 +595,157 @@ impl SessionGrants {
         let PrunedGrants {
             process_id,
             scope_ids,
+            grants,
         } = pruned.into_inner();
+        finish_taking(&ctx).await?;
         for scope_id in scope_ids {
-            forget(&ctx, &member(&scope_id, &process_id)).await?;
+            let member = member(&scope_id, &process_id);
+            let Some(stored) = ctx.read::<ProcessHandleGrant>(&grant_key(&member)).await? else {
+                continue;
+            };
+            let carried = grants.iter().find(|grant| grant.scope_id == scope_id);
+            if carried.is_some_and(|carried| *carried != stored) {
+                continue;
+            }
+            let client = process(&ctx, &process_id);
+            let held = absorbing(|| client.mirror_settle(Json(stored.clone())).call()).await?;
+            if !held.into_inner() {
+                forget(&ctx, &member).await?;
+            }
         }
         Ok(())
     }
+}
+
+/// A take journaled before intents: gives every grant up at once.
+async fn take_at_once(
+    ctx: &ObjectContext<'_>,
+    scope_id: &str,
+    taken: Vec<ProcessHandleGrant>,
+) -> Result<Vec<ProcessHandleGrant>, TerminalError> {
+    let mut moving = Vec::with_capacity(taken.len());
+    for grant in taken {
+        let client = process(ctx, &grant.process_id);
+        let dropped = absorbing(|| client.mirror_drop(scope_id.to_owned()).call()).await;
+        match dropped {
+            Ok(_) => moving.push(grant.clone()),
+            Err(error) if error.code() == UNKNOWN_PROCESS => {}
+            Err(error) => return Err(error),
+        }
+        forget(ctx, &member(scope_id, &grant.process_id)).await?;
+    }
+    Ok(moving)
+}
+
+/// A give journaled before intents: mirrors and stores every grant.
+async fn give_at_once(
+    ctx: &ObjectContext<'_>,
+    to: &SessionScope,
+    grants: Vec<ProcessHandleGrant>,
+) -> Result<(), TerminalError> {
+    for held in grants {
+        let grant = grant_for(to, &held.process_id, held.descriptor);
+        // A moved grant never raises the count the source lowered, so
+        // the per-process cap does not apply to it.
+        let moved = MirrorPut {
+            grant: grant.clone(),
+            moved: true,
+        };
+        let client = process(ctx, &grant.process_id);
+        match absorbing(|| client.mirror_put(Json(moved.clone())).call()).await {
+            Ok(_) => remember(ctx, &grant).await?,
+            Err(error) if error.code() == UNKNOWN_PROCESS => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
+}
+
+/// Revokes one grant for a delete batch: drops it from its process's
+/// mirror (learning what the process has left) and forgets it here.
+async fn revoke_for_delete(
+    ctx: &ObjectContext<'_>,
+    member: &str,
+    drained: &mut Drained,
+) -> Result<(), TerminalError> {
+    let Some((scope_id, process_id)) = member.split_once('\n') else {
+        return Ok(());
+    };
+    let client = process(ctx, process_id);
+    match absorbing(|| client.mirror_drop(scope_id.to_owned()).call()).await {
+        Ok(dropped) => {
+            let MirrorDropped {
+                remaining,
+                terminal,
+            } = dropped.into_inner();
+            drained.revoked.push((process_id.to_owned(), remaining));
+            if terminal {
+                drained.ended.push(process_id.to_owned());
+            }
+        }
+        // Pruned meanwhile: nothing of it to revoke or report.
+        Err(error) if error.code() == UNKNOWN_PROCESS => {}
+        Err(error) => return Err(error),
+    }
+    forget(ctx, member).await
+}
+
+/// A drain batch journaled before delete intents: every grant in the slots
+/// from `cursor` up.
+async fn drain_up(
+    ctx: &ObjectContext<'_>,
+    cursor: u64,
+    limit: u64,
+) -> Result<Drained, TerminalError> {
+    let page = GRANTS.page(ctx, cursor, limit).await?;
+    let mut drained = Drained::default();
+    for member in page.members {
+        revoke_for_delete(ctx, &member, &mut drained).await?;
+    }
+    drained.remaining = GRANTS.head(ctx).await?.len;
+    drained.next_cursor = page.next;
+    Ok(drained)
+}
+
+/// One batch of delete `delete_id`: the `limit` slots below where the last
+/// batch stopped, revoking the grants older than the delete. Why this sees
+/// every such grant exactly once although revokes, transfers and this walk
+/// move members (swap-remove): a member only ever moves from the last slot
+/// down into a hole, and every member above `below` is newer than the
+/// delete, so none older ever gets above `below`. Progress is stored with
+/// each revocation, so a batch cut off and issued again neither revokes
+/// twice nor loses what it revoked from its answer.
+async fn drain_down(
+    ctx: &ObjectContext<'_>,
+    delete_id: &str,
+    limit: u64,
+) -> Result<Drained, TerminalError> {
+    let key = delete_key(delete_id);
+    let Some(mut intent) = ctx.read::<DeleteIntent>(&key).await? else {
+        // Ended already (an answer lost with a cut-off coordinator).
+        return Ok(Drained::default());
+    };
+    let page = GRANTS.page_below(ctx, intent.below, limit).await?;
+    let keys: Vec<String> = page.members.iter().map(|m| sequence_key(m)).collect();
+    let sequences = in_order(keys.iter().map(|key| ctx.read::<u64>(key))).await?;
+    let mut first = true;
+    for (member, sequence) in page.members.iter().zip(sequences) {
+        if sequence.unwrap_or_default() > intent.cutoff {
+            continue;
+        }
+        revoke_for_delete(ctx, member, &mut intent.batch).await?;
+        ctx.set(&key, Json(intent.clone()));
+        if first {
+            first = false;
+            cut_point(ctx, "drain.after_first", ctx.key()).await?;
+        }
+    }
+    let mut drained = std::mem::take(&mut intent.batch);
+    intent.below = page.next.unwrap_or(0);
+    ctx.set(&key, Json(intent));
+    drained.remaining = GRANTS.head(ctx).await?.len;
+    drained.next_cursor = page.next;
+    Ok(drained)
 }
 
 #[cfg(test)]

@@ -35,7 +35,24 @@ impl SessionWakes {
         Ok(())
     }
 
-    /// One page of holders from `cursor`, and the next cursor.
+    /// One page of the holders in the slots below `hi`, walking down
+    /// (`u64::MAX` for the top): the holders a delete drops leave the set
+    /// as it walks, and only a walk down sees every holder present for
+    /// the whole walk (see [`KeyedSet`]).
+    #[handler(ingress_private)]
+    async fn holders_below(
+        &self,
+        ctx: SharedObjectContext<'_>,
+        hi: u64,
+    ) -> Result<Json<(Vec<String>, Option<u64>)>, TerminalError> {
+        let KeyedSetPage { members, next } = HOLDERS
+            .page_below(&ctx, hi, u64::from(PAGE_LIMIT))
+            .await?;
+        Ok(Json((members, next)))
+    }
+
+    /// One page of holders from `cursor`, walking up, and the next cursor
+    /// (kept for session deletes journaled before `holders_below`).
     #[handler(ingress_private)]
     async fn holders(
         &self,

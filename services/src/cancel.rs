@@ -1,0 +1,64 @@
+//! Absorbing a cancel: the engine's cancel makes an invocation's next await
+//! fail once with code 409 and the bare text "cancelled" (and cancels its
+//! in-flight child calls); later awaits work normally. A multi-step
+//! handler whose steps are idempotent re-issues the step the cancel hit,
+//! so the operation as a whole still finishes; see each service's docs
+//! for which handlers absorb a cancel and which refuse it by design.
+
+use std::future::Future;
+
+use restate_sdk::prelude::*;
+
+/// How many cancels one step absorbs before it gives up (each cancel fails
+/// one await; an operator cancelling again and again is told so).
+const ABSORBED: usize = 8;
+
+/// Whether `error` is the engine's cancel, not a model error: model errors
+/// travel as a JSON document (see `errors`), the cancel as bare text.
+pub(crate) fn is_cancel(error: &TerminalError) -> bool {
+    error.code() == 409 && !error.message().trim_start().starts_with('{')
+}
+
+/// Runs `step`, issuing it again when a cancel failed it.
+pub(crate) async fn absorbing<T, F, Fut>(mut step: F) -> Result<T, TerminalError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, TerminalError>>,
+{
+    let mut left = ABSORBED;
+    loop {
+        match step().await {
+            Err(error) if left > 0 && is_cancel(&error) => {
+                left -= 1;
+                tracing::info!("a cancel failed a step; issuing it again");
+            }
+            done => return done,
+        }
+    }
+}
+
+/// A cut point of an object's handler (see `cut`) whose cancel is
+/// absorbed like any other step's: the invocation goes on with its next
+/// step.
+pub(crate) async fn cut_point(
+    ctx: &ObjectContext<'_>,
+    name: &str,
+    subject: &str,
+) -> Result<(), TerminalError> {
+    match crate::cut::hold_object(ctx, name, subject).await {
+        Err(error) if is_cancel(&error) => Ok(()),
+        done => done,
+    }
+}
+
+/// A cut point of the coordinator, cancel absorbed as by [`cut_point`].
+pub(crate) async fn service_cut_point(
+    ctx: &Context<'_>,
+    name: &str,
+    subject: &str,
+) -> Result<(), TerminalError> {
+    match crate::cut::hold_service(ctx, name, subject).await {
+        Err(error) if is_cancel(&error) => Ok(()),
+        done => done,
+    }
+}
