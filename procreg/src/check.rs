@@ -9,11 +9,19 @@
 //!   is held by its session (same descriptor), and every grant a session
 //!   holds on a listed process is carried by that process.
 //!
+//! - intents: every session visited (those the mirrors name, and the
+//!   sources of grants a transfer moved and its destination has not yet
+//!   confirmed) is asked for transfers out of it and deletes of it that
+//!   were begun and not completed (their coordinator was killed). Each is
+//!   a problem; its grants in transit are reported through it, not again
+//!   one by one. [`repair`] completes them (`procreg check --repair`).
+//!
 //! Run it on a quiet registry: a write in flight can show as a transient
 //! disagreement.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use restate_process_registry::restate::wire::RepairReport;
 use restate_process_registry::{
     ProcessHandleGrant, ProcessListFilter, ProcessRegistry, ProcessResult, RestateProcessRegistry,
 };
@@ -29,6 +37,9 @@ pub struct CheckReport {
     pub grants: usize,
     /// One line per disagreement; empty when consistent.
     pub problems: Vec<String>,
+    /// Sessions recording an unfinished transfer or delete ([`repair`]
+    /// completes them).
+    pub pending_sessions: Vec<String>,
 }
 
 impl CheckReport {
@@ -53,6 +64,8 @@ pub async fn check(registry: &RestateProcessRegistry) -> ProcessResult<CheckRepo
     report.processes = entries.len();
     let mut listed = BTreeSet::new();
     let mut mirrored: BTreeMap<GrantKey, ProcessHandleGrant> = BTreeMap::new();
+    // (destination scope, process) → (source session, transfer id)
+    let mut transits: BTreeMap<GrantKey, (String, String)> = BTreeMap::new();
     for entry in entries {
         if !listed.insert(entry.id.clone()) {
             report
@@ -75,9 +88,57 @@ pub async fn check(registry: &RestateProcessRegistry) -> ProcessResult<CheckRepo
         for grant in registry.handle_grants_for_process(&row.id).await? {
             mirrored.insert(key(&grant), grant);
         }
+        for (scope_id, source, transfer_id) in registry.grant_transits(&row.id).await? {
+            transits.insert((scope_id, row.id.clone()), (source, transfer_id));
+        }
     }
-    let sessions: BTreeSet<String> = mirrored.values().map(|g| g.session_id.clone()).collect();
+    let mut sessions: BTreeSet<String> =
+        mirrored.values().map(|g| g.session_id.clone()).collect();
+    sessions.extend(transits.values().map(|(source, _)| source.clone()));
     report.sessions = sessions.len();
+    // Grants an unfinished transfer accounts for, by both scopes.
+    let mut in_transit: BTreeSet<GrantKey> = BTreeSet::new();
+    let mut recorded: BTreeSet<String> = BTreeSet::new();
+    for session_id in &sessions {
+        let pending = registry.pending_intents(session_id).await?;
+        if pending.is_empty() {
+            continue;
+        }
+        report.pending_sessions.push(session_id.clone());
+        for transfer in &pending.transfers {
+            recorded.insert(transfer.transfer_id.clone());
+            report.problems.push(format!(
+                "session `{session_id}` has an unfinished transfer `{}` of {} grant(s) from `{}` to `{}` ({})",
+                transfer.transfer_id,
+                transfer.grants.len(),
+                transfer.from.id(),
+                transfer.to.id(),
+                if transfer.taken { "taken, not yet given" } else { "being taken" },
+            ));
+            for grant in &transfer.grants {
+                in_transit.insert((transfer.from.id(), grant.process_id.clone()));
+                in_transit.insert((transfer.to.id(), grant.process_id.clone()));
+            }
+        }
+        for step in &pending.steps {
+            report.problems.push(format!(
+                "session `{session_id}` has a half-done {step}"
+            ));
+        }
+        for delete_id in &pending.deletes {
+            report.problems.push(format!(
+                "session `{session_id}` has an unfinished delete `{delete_id}`"
+            ));
+        }
+    }
+    for ((scope_id, process_id), (source, transfer_id)) in &transits {
+        if !recorded.contains(transfer_id) {
+            report.problems.push(format!(
+                "process `{process_id}` carries a grant of `{scope_id}` moving from session \
+                 `{source}` by transfer `{transfer_id}`, which that session no longer records"
+            ));
+        }
+    }
     let mut held: BTreeMap<GrantKey, ProcessHandleGrant> = BTreeMap::new();
     for session_id in &sessions {
         for grant in registry.session_grants(session_id).await? {
@@ -88,6 +149,9 @@ pub async fn check(registry: &RestateProcessRegistry) -> ProcessResult<CheckRepo
     }
     report.grants = held.len().max(mirrored.len());
     for (grant_key, grant) in &mirrored {
+        if in_transit.contains(grant_key) && !held.contains_key(grant_key) {
+            continue;
+        }
         match held.get(grant_key) {
             None => report.problems.push(format!(
                 "process `{}` carries a grant of `{}` that its session does not hold",
@@ -101,7 +165,7 @@ pub async fn check(registry: &RestateProcessRegistry) -> ProcessResult<CheckRepo
         }
     }
     for (grant_key, grant) in &held {
-        if !mirrored.contains_key(grant_key) {
+        if !mirrored.contains_key(grant_key) && !in_transit.contains(grant_key) {
             report.problems.push(format!(
                 "session `{}` holds a grant on `{}` that the process does not carry",
                 grant.session_id, grant.process_id
@@ -109,4 +173,19 @@ pub async fn check(registry: &RestateProcessRegistry) -> ProcessResult<CheckRepo
         }
     }
     Ok(report)
+}
+
+/// Completes every unfinished transfer and delete `report` found (through
+/// `ProcessCoordinator/repair_session`, idempotent: running it twice, or
+/// while the cut-off coordinator is somehow still going, does no harm) and
+/// answers what each session's repair completed.
+pub async fn repair(
+    registry: &RestateProcessRegistry,
+    report: &CheckReport,
+) -> ProcessResult<Vec<RepairReport>> {
+    let mut repaired = Vec::new();
+    for session_id in &report.pending_sessions {
+        repaired.push(registry.repair_session(session_id).await?);
+    }
+    Ok(repaired)
 }

@@ -198,6 +198,9 @@ async fn complete_pending(
         session_id: session_id.to_owned(),
         ..RepairReport::default()
     };
+    if !pending.steps.is_empty() {
+        report.finished_step = absorbing(|| grants.resume().call()).await?.into_inner();
+    }
     for transfer in pending.transfers {
         let source = ctx.object_client::<SessionGrantsClient>(&transfer.from.session_id);
         let take = TakeRequest {

@@ -54,6 +54,9 @@ const INTENTS: KeyedSet<'static> = KeyedSet::new("intents");
 /// The transfer whose take (the source's part) is unfinished, if any: at
 /// most one, since every exclusive handler finishes it first.
 const TAKING: &str = "taking";
+/// A grant or revoke cut off between its two writes (the process's mirror
+/// and this authority), finished by the next exclusive handler ([`Step`]).
+const STEP: &str = "step";
 /// The last grant sequence number handed out (absent: 0).
 const SEQUENCE: &str = "seq";
 
@@ -69,6 +72,21 @@ fn delete_key(delete_id: &str) -> String {
 /// stored before sequence numbers: 0, older than any delete).
 fn sequence_key(member: &str) -> String {
     format!("q/{member}")
+}
+
+/// A two-write change in progress: recorded before the process's mirror is
+/// written, cleared after this authority is.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum Step {
+    /// `grant`: the grant to mirror, then store.
+    Grant(ProcessHandleGrant),
+    /// `revoke`: the grant to drop from the mirror, then forget.
+    Revoke {
+        /// The scope revoking.
+        scope_id: String,
+        /// The process.
+        process_id: String,
+    },
 }
 
 /// A session delete begun and not yet completed (`d/{id}`).
@@ -223,15 +241,52 @@ async fn remember(
     Ok(())
 }
 
-/// Finishes the take of a transfer cut off in it (killed, or failed by a
-/// cancel it could not absorb), before this handler changes anything: the
-/// transfer was decided when its intent was recorded, so everything after
-/// it in this session's order sees its grants gone from the source.
-async fn finish_taking(ctx: &ObjectContext<'_>) -> Result<(), TerminalError> {
-    if let Some(transfer_id) = ctx.read::<String>(TAKING).await? {
-        take_phase(ctx, &transfer_id, false).await?;
+/// Finishes whatever a cut-off invocation of this object left half done
+/// (killed, or failed by a cancel it could not absorb), before the calling
+/// handler changes anything: the take of a transfer (decided when its
+/// intent was recorded, so everything after it in this session's order
+/// sees its grants gone from the source), or a grant or revoke between its
+/// two writes (finished: both writes are idempotent). Answers whether it
+/// finished something.
+async fn finish_cut_off(ctx: &ObjectContext<'_>) -> Result<bool, TerminalError> {
+    let (taking, step) = (ctx.read::<String>(TAKING), ctx.read::<Step>(STEP));
+    let (taking, step) = (taking.await?, step.await?);
+    if let Some(transfer_id) = &taking {
+        take_phase(ctx, transfer_id, false).await?;
     }
-    Ok(())
+    match &step {
+        None => {}
+        Some(Step::Grant(grant)) => {
+            let mirrored = MirrorPut {
+                grant: grant.clone(),
+                moved: false,
+            };
+            let client = process(ctx, &grant.process_id);
+            // Refused (unknown process, over the cap): it never happened.
+            if absorbing(|| client.mirror_put(Json(mirrored.clone())).call())
+                .await
+                .is_ok()
+            {
+                remember(ctx, grant).await?;
+            }
+        }
+        Some(Step::Revoke {
+            scope_id,
+            process_id,
+        }) => {
+            let client = process(ctx, process_id);
+            match absorbing(|| client.mirror_drop(scope_id.clone()).call()).await {
+                Ok(_) => {}
+                Err(error) if error.code() == UNKNOWN_PROCESS => {}
+                Err(error) => return Err(error),
+            }
+            forget(ctx, &member(scope_id, process_id)).await?;
+        }
+    }
+    if step.is_some() {
+        ctx.clear(STEP);
+    }
+    Ok(taking.is_some() || step.is_some())
 }
 
 /// The source's part of a recorded transfer: each grant still held here
@@ -307,16 +362,22 @@ impl SessionGrants {
             descriptor,
         } = request.into_inner();
         check_session(ctx.key(), &scope)?;
-        finish_taking(&ctx).await?;
+        finish_cut_off(&ctx).await?;
         let grant = grant_for(&scope, &process_id, descriptor);
         let mirrored = MirrorPut {
             grant: grant.clone(),
             moved: false,
         };
+        ctx.set(STEP, Json(Step::Grant(grant.clone())));
         let client = process(&ctx, &process_id);
-        absorbing(|| client.mirror_put(Json(mirrored.clone())).call()).await?;
+        if let Err(refused) = absorbing(|| client.mirror_put(Json(mirrored.clone())).call()).await
+        {
+            ctx.clear(STEP);
+            return Err(refused);
+        }
         cut_point(&ctx, "grant.after_mirror", &process_id).await?;
         remember(&ctx, &grant).await?;
+        ctx.clear(STEP);
         Ok(Json(grant))
     }
 
@@ -329,11 +390,22 @@ impl SessionGrants {
     ) -> Result<Json<()>, TerminalError> {
         let RevokeRequest { scope, process_id } = request.into_inner();
         check_session(ctx.key(), &scope)?;
-        finish_taking(&ctx).await?;
+        finish_cut_off(&ctx).await?;
+        ctx.set(
+            STEP,
+            Json(Step::Revoke {
+                scope_id: scope.id(),
+                process_id: process_id.clone(),
+            }),
+        );
         let client = process(&ctx, &process_id);
-        absorbing(|| client.mirror_drop(scope.id()).call()).await?;
+        if let Err(refused) = absorbing(|| client.mirror_drop(scope.id()).call()).await {
+            ctx.clear(STEP);
+            return Err(refused);
+        }
         cut_point(&ctx, "revoke.after_mirror", &process_id).await?;
         forget(&ctx, &member(&scope.id(), &process_id)).await?;
+        ctx.clear(STEP);
         Ok(Json(()))
     }
 
@@ -389,7 +461,7 @@ impl SessionGrants {
             transfer_id,
         } = request.into_inner();
         check_session(ctx.key(), &from)?;
-        finish_taking(&ctx).await?;
+        finish_cut_off(&ctx).await?;
         if let Some(transfer_id) = &transfer_id {
             if ctx
                 .read::<PendingTransfer>(&transfer_key(transfer_id))
@@ -461,7 +533,7 @@ impl SessionGrants {
             transfer_id,
         } = request.into_inner();
         check_session(ctx.key(), &to)?;
-        finish_taking(&ctx).await?;
+        finish_cut_off(&ctx).await?;
         if transfer_id.is_none() {
             return give_at_once(&ctx, &to, grants).await;
         }
@@ -487,11 +559,19 @@ impl SessionGrants {
         ctx: ObjectContext<'_>,
         transfer_id: String,
     ) -> Result<(), TerminalError> {
-        finish_taking(&ctx).await?;
+        finish_cut_off(&ctx).await?;
         let key = transfer_key(&transfer_id);
         ctx.clear(&key);
         INTENTS.remove(&ctx, &key).await?;
         Ok(())
+    }
+
+    /// Finishes a take, grant or revoke a cut-off invocation left half done
+    /// (any exclusive handler does so first; this one does only that, for
+    /// the coordinator's repair). Answers whether there was one.
+    #[handler(ingress_private)]
+    async fn resume(&self, ctx: ObjectContext<'_>) -> Result<Json<bool>, TerminalError> {
+        Ok(Json(finish_cut_off(&ctx).await?))
     }
 
     /// The session's unfinished transfers out and deletes (for the
@@ -502,6 +582,23 @@ impl SessionGrants {
         ctx: SharedObjectContext<'_>,
     ) -> Result<Json<PendingIntents>, TerminalError> {
         let mut pending = PendingIntents::default();
+        let (taking, step) = (ctx.read::<String>(TAKING), ctx.read::<Step>(STEP));
+        if let Some(transfer_id) = taking.await? {
+            pending.steps.push(format!("take of transfer `{transfer_id}`"));
+        }
+        match step.await? {
+            Some(Step::Grant(grant)) => pending.steps.push(format!(
+                "grant of `{}` on `{}`",
+                grant.scope_id, grant.process_id
+            )),
+            Some(Step::Revoke {
+                scope_id,
+                process_id,
+            }) => pending
+                .steps
+                .push(format!("revoke of `{scope_id}` on `{process_id}`")),
+            None => {}
+        }
         let mut cursor = Some(0);
         while let Some(at) = cursor {
             let page = INTENTS.page(&ctx, at, u64::from(PAGE_LIMIT)).await?;
@@ -526,7 +623,7 @@ impl SessionGrants {
         ctx: ObjectContext<'_>,
         delete_id: String,
     ) -> Result<(), TerminalError> {
-        finish_taking(&ctx).await?;
+        finish_cut_off(&ctx).await?;
         let key = delete_key(&delete_id);
         if ctx.read::<DeleteIntent>(&key).await?.is_some() {
             return Ok(());
@@ -559,7 +656,7 @@ impl SessionGrants {
             limit,
             delete_id,
         } = request.into_inner();
-        finish_taking(&ctx).await?;
+        finish_cut_off(&ctx).await?;
         match delete_id {
             Some(delete_id) => Ok(Json(drain_down(&ctx, &delete_id, limit).await?)),
             None => Ok(Json(drain_up(&ctx, cursor, limit).await?)),
@@ -597,7 +694,7 @@ impl SessionGrants {
             scope_ids,
             grants,
         } = pruned.into_inner();
-        finish_taking(&ctx).await?;
+        finish_cut_off(&ctx).await?;
         for scope_id in scope_ids {
             let member = member(&scope_id, &process_id);
             let Some(stored) = ctx.read::<ProcessHandleGrant>(&grant_key(&member)).await? else {

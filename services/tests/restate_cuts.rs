@@ -85,6 +85,19 @@ const DELETE_POINTS: &[Point] = &[
     },
 ];
 
+const GRANT_POINTS: &[Point] = &[
+    Point {
+        name: "grant.after_mirror",
+        service: "SessionGrants",
+        handler: "grant",
+    },
+    Point {
+        name: "revoke.after_mirror",
+        service: "SessionGrants",
+        handler: "revoke",
+    },
+];
+
 fn admin() -> Admin {
     Admin::new(common::urls().admin)
 }
@@ -289,8 +302,62 @@ async fn delete_cut(point: &Point, act: Act) {
     assert_eq!(survivors.len(), 1, "{what}: the other session keeps its grant");
 }
 
+/// A grant or revoke held between its two writes (the process's mirror,
+/// then the session's authority): after the repair, both agree, and an
+/// acknowledged call's effect is there.
+async fn grant_cut(point: &Point, act: Act) {
+    let registry = common::registry();
+    let tag = common::unique(point.name);
+    let session = format!("s-{tag}");
+    let scope = SessionScope::session(&session);
+    let id = format!("cut.{}.{tag}", point.name);
+    registry.register_process(typed(&id)).await.expect("register");
+    let revoking = point.name.starts_with("revoke.");
+    if revoking {
+        registry
+            .grant_handle(&scope, &id, descriptor("d"))
+            .await
+            .expect("grant");
+    }
+    let (caller, scope_c, id_c) = (registry.clone(), scope.clone(), id.clone());
+    let call = tokio::spawn(async move {
+        if revoking {
+            caller.revoke_handle(&scope_c, &id_c).await
+        } else {
+            caller
+                .grant_handle(&scope_c, &id_c, descriptor("d"))
+                .await
+                .map(|_| ())
+        }
+    });
+    act_on(point, &session, act).await;
+    let answered = tokio::time::timeout(PATIENCE, call)
+        .await
+        .expect("the call answers")
+        .expect("task");
+    let what = format!("{} {act:?}", point.name);
+    if act == Act::Cancel {
+        assert!(answered.is_ok(), "{what}: a cancel is absorbed: {answered:?}");
+    }
+    registry.repair_session(&session).await.expect("repair");
+    let ids = [id.clone()];
+    assert_settled(&registry, &[&session], &ids, &what).await;
+    // Begun, so finished: granted, or revoked, in both places.
+    let (held, _) = placement(&registry, &[&session], &ids)
+        .await
+        .remove(&id)
+        .unwrap_or_default();
+    let expected = if revoking { vec![] } else { vec![scope.id()] };
+    assert_eq!(held, expected, "{what}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_cut_of_a_transfer_or_delete_finishes_or_is_repaired() {
+    for point in GRANT_POINTS {
+        for act in [Act::Kill, Act::Cancel] {
+            grant_cut(point, act).await;
+        }
+    }
     for point in TRANSFER_POINTS {
         for act in [Act::Kill, Act::Cancel] {
             transfer_cut(point, act).await;

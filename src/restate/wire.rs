@@ -114,12 +114,16 @@ pub struct PendingIntents {
     pub transfers: Vec<PendingTransfer>,
     /// Ids of session deletes begun and not yet completed.
     pub deletes: Vec<String>,
+    /// A take, grant or revoke a cut-off invocation left between its
+    /// writes (the session's next exclusive handler finishes it), described.
+    #[serde(default)]
+    pub steps: Vec<String>,
 }
 
 impl PendingIntents {
     /// Nothing is pending.
     pub fn is_empty(&self) -> bool {
-        self.transfers.is_empty() && self.deletes.is_empty()
+        self.transfers.is_empty() && self.deletes.is_empty() && self.steps.is_empty()
     }
 }
 
@@ -132,6 +136,9 @@ pub struct RepairReport {
     pub transfers: Vec<String>,
     /// Ids of the deletes completed (drained, wakes cleared, forgotten).
     pub deletes: Vec<String>,
+    /// A half-done take, grant or revoke was finished first.
+    #[serde(default)]
+    pub finished_step: bool,
 }
 
 /// `ProcessObject/events_after` and `wake_events_after` input.
