@@ -82,12 +82,53 @@ fn fresh_id(ctx: &mut Context<'_>, prefix: &str) -> String {
 
 #[restate_sdk::service(name = "ProcessCoordinator")]
 impl ProcessCoordinator {
+    /// The previous release's `transfer_handle_grants`, kept step for step
+    /// (take, then give, with the requests that release journaled) so its
+    /// invocations in flight across an in-place upgrade replay, and its
+    /// clients keep working. It absorbs a cancel (each step is issued again)
+    /// but, recording no intent, a kill between its steps loses the taken
+    /// grants: callers use `transfer_grants_v2`.
+    #[handler]
+    async fn transfer_grants(
+        &self,
+        ctx: Context<'_>,
+        request: Input<TransferRequest>,
+    ) -> Result<Json<()>, TerminalError> {
+        let TransferRequest {
+            from,
+            to,
+            process_ids,
+        } = request.into_inner();
+        let check_only = from.id() == to.id();
+        let take = TakeRequest {
+            from: from.clone(),
+            process_ids,
+            check_only,
+            to: None,
+            transfer_id: None,
+        };
+        let source = ctx.object_client::<SessionGrantsClient>(&from.session_id);
+        let taken = absorbing(|| source.take(Json(take.clone())).call())
+            .await?
+            .into_inner();
+        if !check_only {
+            let give = GiveRequest {
+                to: to.clone(),
+                grants: taken,
+                transfer_id: None,
+            };
+            let destination = ctx.object_client::<SessionGrantsClient>(&to.session_id);
+            absorbing(|| destination.give(Json(give.clone())).call()).await?;
+        }
+        Ok(Json(()))
+    }
+
     /// `transfer_handle_grants`: first completes whatever transfer or
     /// delete out of the source was cut off, then take at the source
     /// (which records the intent), give at the destination, and forget the
     /// intent at the source.
     #[handler]
-    async fn transfer_grants(
+    async fn transfer_grants_v2(
         &self,
         mut ctx: Context<'_>,
         request: Input<TransferRequest>,
@@ -126,12 +167,64 @@ impl ProcessCoordinator {
         Ok(Json(()))
     }
 
+    /// The previous release's `delete_session_process_state`, kept step for
+    /// step (drain batches until none is left, then the wake index page by
+    /// page) so its invocations in flight across an in-place upgrade
+    /// replay. It absorbs a cancel; it ends only once no grant is left, so
+    /// under a steady stream of grants it may not: callers use
+    /// `delete_session_v2`.
+    #[handler]
+    async fn delete_session(
+        &self,
+        ctx: Context<'_>,
+        session_id: String,
+    ) -> Result<Json<ProcessSessionDeleteReport>, TerminalError> {
+        check_key("session id", &session_id).or_terminal()?;
+        let mut tally = SessionDeleteTally::default();
+        let grants = ctx.object_client::<SessionGrantsClient>(&session_id);
+        let mut cursor = 0;
+        loop {
+            let request = DrainRequest {
+                cursor,
+                limit: u64::from(PAGE_LIMIT),
+                delete_id: None,
+            };
+            let drained = absorbing(|| grants.drain(Json(request.clone())).call())
+                .await?
+                .into_inner();
+            for (process_id, remaining) in &drained.revoked {
+                let terminal = drained.ended.contains(process_id);
+                tally.revoked(process_id, *remaining, terminal);
+            }
+            if drained.remaining == 0 {
+                break;
+            }
+            cursor = drained.next_cursor.unwrap_or(0);
+        }
+        let wakes = ctx.object_client::<SessionWakesClient>(&session_id);
+        let mut cursor = 0;
+        loop {
+            let (holders, next) = absorbing(|| wakes.holders(cursor).call())
+                .await?
+                .into_inner();
+            for process_id in holders {
+                let process = ctx.object_client::<ProcessObjectClient>(&process_id);
+                absorbing(|| process.forget_wakes(session_id.clone()).call()).await?;
+            }
+            match next {
+                Some(next) => cursor = next,
+                None => break,
+            }
+        }
+        Ok(Json(tally.report(&session_id)))
+    }
+
     /// `delete_session_process_state`: first completes whatever transfer
     /// or delete out of the session was cut off; then records the delete
     /// (`begin_delete`), drains the grants older than it, clears the wake
     /// target of every process the session's index lists, and forgets it.
     #[handler]
-    async fn delete_session(
+    async fn delete_session_v2(
         &self,
         mut ctx: Context<'_>,
         session_id: String,
@@ -306,8 +399,8 @@ async fn drive_delete(
     Ok(tally)
 }
 
-/// Prunes `shard` page by page, from the top down (rows pruned move the
-/// shard's last row into their slot: only a walk down meets every row).
+/// Prunes `shard` page by page (each page prunes the rows its own prunes
+/// move into it, see `ProcessDirectory::prune_page`).
 async fn prune_shard(
     ctx: &Context<'_>,
     shard: u32,
@@ -315,13 +408,9 @@ async fn prune_shard(
 ) -> Result<ProcessPruneReport, TerminalError> {
     let directory = ctx.object_client::<ProcessDirectoryClient>(shard.to_string());
     let mut report = ProcessPruneReport::default();
-    let mut cursor = u64::MAX;
+    let mut cursor = 0;
     loop {
-        let request = PrunePageRequest {
-            cutoff_ms,
-            cursor,
-            descending: true,
-        };
+        let request = PrunePageRequest { cutoff_ms, cursor };
         let page = absorbing(|| directory.prune_page(Json(request)).call())
             .await?
             .into_inner();

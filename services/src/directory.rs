@@ -14,8 +14,10 @@
 //! entry between chunks in the same handler, so a page of 256 slots holds
 //! 256 rows however many were pruned. A listing paged concurrently with
 //! removals may miss a row that moved from a page not yet read into one
-//! already read (never one present and unmoved); a prune walks the shard
-//! from the top down, so it visits every row present for its whole walk.
+//! already read (never one present and unmoved). `prune_page` reads its
+//! page again after pruning until a pass prunes nothing, so the rows its
+//! own prunes move into the page are pruned too (a row moved by a removal
+//! elsewhere, behind the prune's cursor, waits for the next prune).
 //!
 //! `ProcessObject` puts its entry before it acknowledges a row change, so a
 //! listing after an acknowledged write sees it. The exclusive handlers call
@@ -74,14 +76,8 @@ impl DirectoryEntry {
 pub(crate) struct PrunePageRequest {
     /// Prune terminal rows last changed before this.
     pub cutoff_ms: u64,
-    /// Where to continue in the shard: the first slot of the page when
-    /// walking up, the slot the page ends before when walking down.
+    /// Where to continue in the shard.
     pub cursor: u64,
-    /// Walk from the top down (absent in requests journaled before: up).
-    /// Removals move the last row into the freed slot, so only a walk down
-    /// is sure to visit every row present for the whole prune.
-    #[serde(default)]
-    pub descending: bool,
 }
 
 /// What one page of a prune did.
@@ -124,23 +120,6 @@ fn store_chunk(ctx: &ObjectContext<'_>, key: &str, chunk: Chunk) {
     } else {
         ctx.set(key, Json(chunk));
     }
-}
-
-/// The entries in slots `[hi - limit, hi)` (clamped to the shard), for a
-/// walk down, and the slot the next page ends before.
-async fn entries_below(
-    ctx: &SharedObjectContext<'_>,
-    hi: u64,
-    limit: u32,
-) -> Result<(Vec<DirectoryEntry>, Option<u64>), TerminalError> {
-    let head = ROWS.head(ctx).await?;
-    let hi = hi.min(head.slots);
-    let lo = hi.saturating_sub(u64::from(limit.clamp(1, PAGE_LIMIT)));
-    if hi == lo {
-        return Ok((Vec::new(), None));
-    }
-    let (entries, _) = entries_page(ctx, lo, (hi - lo).max(1) as u32).await?;
-    Ok((entries, (lo > 0).then_some(lo)))
 }
 
 /// The sharded row index behind `list_processes`, `list_non_terminal` and prune.
@@ -230,33 +209,36 @@ impl ProcessDirectory {
         ctx: SharedObjectContext<'_>,
         request: Json<PrunePageRequest>,
     ) -> Result<Json<PrunePage>, TerminalError> {
-        let PrunePageRequest {
-            cutoff_ms,
-            cursor,
-            descending,
-        } = request.into_inner();
-        let (entries, next_cursor) = if descending {
-            entries_below(&ctx, cursor, PAGE_LIMIT).await?
-        } else {
-            entries_page(&ctx, cursor, PAGE_LIMIT).await?
-        };
-        let candidates: Vec<String> = entries
-            .into_iter()
-            .filter(|entry| prunable(&entry.summary, cutoff_ms))
-            .map(|entry| entry.summary.id)
-            .collect();
-        let prunes = candidates.iter().map(|id| {
-            ctx.object_client::<ProcessObjectClient>(id)
-                .prune(Json(cutoff_ms))
-                .call()
-        });
+        let PrunePageRequest { cutoff_ms, cursor } = request.into_inner();
         let mut report = ProcessPruneReport::default();
-        for pruned in in_order(prunes).await? {
-            if let Some(events) = pruned.into_inner() {
-                report.pruned_processes += 1;
-                report.pruned_events += events;
+        // A pruned row's slot takes the shard's last row (the set stays
+        // dense), so the page is read again until a pass prunes nothing:
+        // a row moved in from a page not yet read is pruned here, not
+        // skipped. Each pass but the last prunes a row, so this ends.
+        let next_cursor = loop {
+            let (entries, next_cursor) = entries_page(&ctx, cursor, PAGE_LIMIT).await?;
+            let candidates: Vec<String> = entries
+                .into_iter()
+                .filter(|entry| prunable(&entry.summary, cutoff_ms))
+                .map(|entry| entry.summary.id)
+                .collect();
+            let prunes = candidates.iter().map(|id| {
+                ctx.object_client::<ProcessObjectClient>(id)
+                    .prune(Json(cutoff_ms))
+                    .call()
+            });
+            let mut pruned_now = 0;
+            for pruned in in_order(prunes).await? {
+                if let Some(events) = pruned.into_inner() {
+                    pruned_now += 1;
+                    report.pruned_events += events;
+                }
             }
-        }
+            report.pruned_processes += pruned_now;
+            if pruned_now == 0 {
+                break next_cursor;
+            }
+        };
         Ok(Json(PrunePage {
             report,
             next_cursor,

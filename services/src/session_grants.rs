@@ -114,10 +114,10 @@ pub(crate) struct TakeRequest {
     pub check_only: bool,
     /// The receiving scope; absent in takes journaled before transfers
     /// recorded their intent (those give the grants up at once).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<SessionScope>,
     /// The transfer's id, keying its intent; absent as `to`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transfer_id: Option<String>,
 }
 
@@ -132,7 +132,7 @@ pub(crate) struct DrainRequest {
     /// walks down from where the last one stopped and revokes only grants
     /// older than the delete, ignoring `cursor`. Absent in batches
     /// journaled before: those walk up from `cursor` and revoke all.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delete_id: Option<String>,
 }
 
@@ -145,7 +145,7 @@ pub(crate) struct GiveRequest {
     pub grants: Vec<ProcessHandleGrant>,
     /// The transfer; absent in gives journaled before intents (those put
     /// the grants into the mirrors themselves).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transfer_id: Option<String>,
 }
 
@@ -174,7 +174,7 @@ pub(crate) struct PrunedGrants {
     /// The grants themselves as the pruned process carried them (absent in
     /// messages sent before): a stored grant that differs was made later
     /// and stays.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub grants: Vec<ProcessHandleGrant>,
 }
 

@@ -53,7 +53,7 @@ const TRANSFER_POINTS: &[Point] = &[
     Point {
         name: "transfer.after_take",
         service: "ProcessCoordinator",
-        handler: "transfer_grants",
+        handler: "transfer_grants_v2",
     },
     Point {
         name: "give.after_first",
@@ -63,7 +63,7 @@ const TRANSFER_POINTS: &[Point] = &[
     Point {
         name: "transfer.after_give",
         service: "ProcessCoordinator",
-        handler: "transfer_grants",
+        handler: "transfer_grants_v2",
     },
 ];
 
@@ -71,7 +71,7 @@ const DELETE_POINTS: &[Point] = &[
     Point {
         name: "delete.after_begin",
         service: "ProcessCoordinator",
-        handler: "delete_session",
+        handler: "delete_session_v2",
     },
     Point {
         name: "drain.after_first",
@@ -81,7 +81,7 @@ const DELETE_POINTS: &[Point] = &[
     Point {
         name: "delete.after_drain",
         service: "ProcessCoordinator",
-        handler: "delete_session",
+        handler: "delete_session_v2",
     },
 ];
 
@@ -390,7 +390,7 @@ async fn a_transfer_cancelled_midway_moves_every_grant() {
         tokio::spawn(async move { caller.transfer_handle_grants(&from_c, &to_c, &moving).await });
     let admin = admin();
     let sql = "SELECT id FROM sys_invocation WHERE target_service_name = 'ProcessCoordinator' \
-               AND target_handler_name = 'transfer_grants' AND status <> 'completed'";
+               AND target_handler_name = 'transfer_grants_v2' AND status <> 'completed'";
     let deadline = Instant::now() + PATIENCE;
     let mut cancelled = false;
     while Instant::now() < deadline && !call.is_finished() {

@@ -407,7 +407,7 @@ impl ProcessRegistry for RestateProcessRegistry {
             to: to_scope.clone(),
             process_ids: process_ids.to_vec(),
         };
-        self.coordinate("transfer_grants", &request).await
+        self.coordinate("transfer_grants_v2", &request).await
     }
 
     async fn list_handle_grants(
@@ -450,7 +450,7 @@ impl ProcessRegistry for RestateProcessRegistry {
         &self,
         session_id: &str,
     ) -> ProcessResult<ProcessSessionDeleteReport> {
-        self.coordinate("delete_session", &session_id.to_owned())
+        self.coordinate("delete_session_v2", &session_id.to_owned())
             .await
     }
 
