@@ -92,8 +92,7 @@ pub async fn check(registry: &RestateProcessRegistry) -> ProcessResult<CheckRepo
             transits.insert((scope_id, row.id.clone()), (source, transfer_id));
         }
     }
-    let mut sessions: BTreeSet<String> =
-        mirrored.values().map(|g| g.session_id.clone()).collect();
+    let mut sessions: BTreeSet<String> = mirrored.values().map(|g| g.session_id.clone()).collect();
     sessions.extend(transits.values().map(|(source, _)| source.clone()));
     report.sessions = sessions.len();
     // Grants an unfinished transfer accounts for, by both scopes.
@@ -121,9 +120,9 @@ pub async fn check(registry: &RestateProcessRegistry) -> ProcessResult<CheckRepo
             }
         }
         for step in &pending.steps {
-            report.problems.push(format!(
-                "session `{session_id}` has a half-done {step}"
-            ));
+            report
+                .problems
+                .push(format!("session `{session_id}` has a half-done {step}"));
         }
         for delete_id in &pending.deletes {
             report.problems.push(format!(

@@ -8,9 +8,9 @@ use std::time::Duration;
 use std::time::Instant;
 
 use procreg::check::check;
-use restate_process_registry_testkit::admin::Admin;
 use restate_process_registry::testing::support::{descriptor, typed, unique_id};
 use restate_process_registry::{ProcessRegistry, SessionScope};
+use restate_process_registry_testkit::admin::Admin;
 use restate_process_registry_testkit::local_stack::LocalStack;
 use serde_json::json;
 
@@ -72,7 +72,10 @@ async fn check_reports_a_cut_off_transfer_and_repair_completes_it() {
     for n in 0..3 {
         let id = unique_id(&format!("cutoff-{n}"));
         registry.register_process(typed(&id)).await.unwrap();
-        registry.grant_handle(&from, &id, descriptor("d")).await.unwrap();
+        registry
+            .grant_handle(&from, &id, descriptor("d"))
+            .await
+            .unwrap();
         ids.push(id);
     }
     let (caller, from_c, to_c, moving) = (registry.clone(), from.clone(), to.clone(), ids.clone());
@@ -88,7 +91,10 @@ async fn check_reports_a_cut_off_transfer_and_repair_completes_it() {
         if let Some(id) = rows.first().and_then(|row| row["id"].as_str()) {
             break id.to_owned();
         }
-        assert!(Instant::now() < deadline, "the transfer never reached the cut point");
+        assert!(
+            Instant::now() < deadline,
+            "the transfer never reached the cut point"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     admin.kill(&held).await.expect("kill");
@@ -96,12 +102,23 @@ async fn check_reports_a_cut_off_transfer_and_repair_completes_it() {
         .await_completed(&held, Duration::from_secs(30))
         .await
         .expect("killed");
-    assert!(call.await.unwrap().is_err(), "a killed transfer is not acknowledged");
+    assert!(
+        call.await.unwrap().is_err(),
+        "a killed transfer is not acknowledged"
+    );
 
     let report = check(&registry).await.expect("check runs");
-    assert_eq!(report.pending_sessions, vec![source.clone()], "{:?}", report.problems);
+    assert_eq!(
+        report.pending_sessions,
+        vec![source.clone()],
+        "{:?}",
+        report.problems
+    );
     assert!(
-        report.problems.iter().any(|p| p.contains("unfinished transfer")),
+        report
+            .problems
+            .iter()
+            .any(|p| p.contains("unfinished transfer")),
         "{:?}",
         report.problems
     );
@@ -112,12 +129,22 @@ async fn check_reports_a_cut_off_transfer_and_repair_completes_it() {
         .await
         .expect("procreg check --repair runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
-    assert!(stdout.contains(&format!("repaired session `{source}`: 1 transfer(s)")), "{stdout}");
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("repaired session `{source}`: 1 transfer(s)")),
+        "{stdout}"
+    );
     assert!(stdout.contains("consistent"), "{stdout}");
 
     let after = check(&registry).await.expect("check runs");
     assert!(after.is_clean(), "{:?}", after.problems);
     assert!(registry.session_grants(&source).await.unwrap().is_empty());
-    assert_eq!(registry.session_grants(&destination).await.unwrap().len(), 3);
+    assert_eq!(
+        registry.session_grants(&destination).await.unwrap().len(),
+        3
+    );
 }

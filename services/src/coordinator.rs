@@ -2,59 +2,103 @@
 //! processes. It holds no lock and decides nothing itself: each step is an
 //! exclusive handler of the object that is the authority for what it
 //! changes, and the coordinator's journal makes the sequence durable (after
-//! a crash it resumes at the step it had reached; every step is idempotent
-//! or journaled, so none is applied twice).
+//! a crash it resumes at the step it had reached). Every step is
+//! idempotent, keyed by an id the coordinator draws from its journal
+//! (`ctx.rand()`), so any step may be issued again.
 //!
-//! ## Why a transfer is atomic
+//! ## A transfer finishes or undoes as a whole (`transfer_grants_v2`)
 //!
-//! The source session's `SessionGrants` is the authority for its grants.
-//! `take` checks that the source scope holds *every* listed process and
-//! gives them all up in one exclusive handler, or refuses and changes
-//! nothing. Revokes, other transfers out of the session and session deletes
-//! are exclusive handlers of the same object, so each happens wholly before
-//! or wholly after the take: a revoke that comes first makes the transfer
-//! fail with nothing moved; one that comes after finds the grant gone. Then
-//! `give` holds the taken grants under the destination scope; the
-//! coordinator's journal guarantees it runs once the take has, so a taken
-//! grant is never lost and, having left the source, is never held twice.
-//! The transfer is acknowledged only after both steps, so its caller reads
-//! its own write everywhere. While the grants are between the two steps a
-//! concurrent reader sees them in neither scope; and a delete of the
-//! *destination* session that overlaps an in-flight transfer may finish
-//! before the moved grants arrive (they then survive it, as if the transfer
-//! had come second).
+//! 1. **take** (source `SessionGrants`, exclusive): checks that the source
+//!    scope holds *every* listed grant, or refuses and changes nothing;
+//!    otherwise, in the same step and before any grant leaves, records the
+//!    transfer's **intent** (`t/{transfer id}`: source, destination, the
+//!    grants) and marks its take unfinished. From here the transfer has
+//!    happened, in the source's order: revokes, grants, other transfers and
+//!    deletes of the source are exclusive handlers of the same object, and
+//!    each first finishes an unfinished take, so they all see the grants
+//!    gone. Then, per grant, the process moves its mirror entry from the
+//!    source scope to the destination scope in one exclusive handler
+//!    (`ProcessObject::mirror_move`, which also notes where the grant
+//!    comes from), and the source forgets the grant.
+//! 2. **give** (destination `SessionGrants`): stores each grant its
+//!    process's mirror holds under the destination scope
+//!    (`mirror_settle`). A grant revoked or replaced at the destination
+//!    after it moved, or whose process was pruned, is not stored, which
+//!    makes the give idempotent: issued again it restores nothing.
+//! 3. **settle** (source): forgets the intent.
 //!
-//! ## Session delete
+//! So a grant is always in exactly one place or recorded in transit: held
+//! by the source (and its mirror), or moved (the mirror names the
+//! destination and the source's intent lists it) until the destination
+//! stores it. A reader between the steps may see a moved grant in the
+//! process's mirror before the destination's list; `procreg check` reports
+//! it as part of the unfinished intent, never as lost. A delete of the
+//! destination overlapping the transfer keeps the grants that arrive after
+//! it began (as if the transfer came second).
 //!
-//! `SessionGrants::drain` revokes the session's grants in batches (each one
-//! exclusive handler) until none is left, so a grant made while the delete
-//! runs is either revoked and reported, or made after the delete's last
-//! batch and kept: the report lists exactly what was revoked. Each batch
-//! learns, from the process's own exclusive `mirror_drop`, how many grants
-//! the process still carries and whether it has ended, so the orphaned /
-//! preserved split (`SessionDeleteTally`, shared with the in-memory
-//! registry) is what the process itself saw when it lost the grant; an
-//! ended process is neither. Then every process `SessionWakes` lists
-//! clears its wake target if it aims at the session, in its own exclusive
-//! handler, and leaves the index. No wake event is deleted or
+//! **Kill.** Killing the coordinator (or a step) anywhere leaves at most an
+//! intent: an unfinished take is finished by the source's next exclusive
+//! handler, and the destination's part by the next transfer or delete
+//! through the coordinator whose source is that session (they first
+//! complete every intent the session records), or by `repair_session`
+//! (`procreg check --repair`). Before the intent is recorded nothing has
+//! changed; the transfer then simply did not happen.
+//!
+//! **Cancel.** The coordinator absorbs a cancel: the 409 "cancelled" it
+//! gets at a step (from its own await, or a step cancelled with it) makes
+//! it issue that step again (`cancel::absorbing`), so the transfer runs to
+//! completion and is acknowledged. The steps of `SessionGrants` absorb a
+//! cancel at their own process calls the same way; `ProcessObject`'s
+//! mirror handlers refuse it by design: each reads, then writes, with
+//! nothing awaited after its first write, so a cancel fails it before it
+//! changed anything and the caller issues it again.
+//!
+//! ## A session delete ends, and finishes as a whole (`delete_session_v2`)
+//!
+//! `begin_delete` records the delete's intent (`d/{id}`): the session's
+//! last grant sequence number (grants stored after it are newer than the
+//! delete) and its top slot. Each `drain` batch then revokes the grants
+//! older than the delete in the next page of slots going *down*; a member
+//! only ever moves down (from the last slot into a hole, see `keyed_set`),
+//! and everything above the walk is newer, so every older grant is met
+//! exactly once and the delete ends after `slots at its start / 256`
+//! batches, however many grants arrive meanwhile. A grant made after it
+//! began is kept and not reported (as if granted after the delete). Each
+//! batch learns, from the process's own exclusive `mirror_drop`, how many
+//! grants the process still carries and whether it has ended, so the
+//! orphaned / preserved split (`SessionDeleteTally`, shared with the
+//! in-memory registry) is what the process itself saw; the batch keeps
+//! what it revoked in the intent as it goes, so a batch issued again after
+//! a cancel or kill still answers every revocation once. Then every
+//! process `SessionWakes` lists clears its wake target if it aims at the
+//! session (walking the index down, as holders leave it), and
+//! `end_delete` forgets the intent. A killed delete is completed like a
+//! transfer (next transfer or delete of the session, or `repair_session`);
+//! its report is then not delivered to anyone. No wake event is deleted or
 //! acknowledged: each keeps the scope it was aimed at.
 //!
-//! A crash between any two of these steps resumes at the journaled step;
-//! every step is idempotent (a grant already dropped answers its remaining
-//! count again, a cleared target stays cleared), so nothing is counted or
-//! cleared twice. A process registered with a wake target at the session
-//! while the delete runs notes itself in the index before its registration
-//! is acknowledged: it is either listed and cleared, or registered after
-//! the index page was read and keeps its target (as if it came second).
+//! ## The previous release's handlers
+//!
+//! `transfer_grants` and `delete_session` keep the previous release's steps
+//! and requests exactly, so their journals replay across an in-place
+//! upgrade (requests serialize byte for byte: new fields are skipped when
+//! absent). They absorb cancels now, but record no intent: a kill between
+//! take and give still loses the taken grants, and the old delete ends
+//! only when no grant is left. The client calls the `_v2` handlers; an
+//! older server answers those 404, so upgrade the services first.
 //!
 //! ## Prune
 //!
 //! Each directory shard is pruned page by page (`ProcessDirectory::prune_page`,
-//! at most one page of rows per step); each row re-checks under its own lock.
+//! at most one page of rows per step, read again while a pass prunes
+//! something, since pruned rows' slots take the shard's last rows); each row
+//! re-checks under its own lock. Its `drop_pruned` messages are one-way and
+//! can arrive late, after the id is registered again and granted anew:
+//! `SessionGrants::drop_pruned` forgets a grant only if the process's own
+//! mirror no longer holds it, so the next incarnation's grant stays.
 
 use restate_process_registry::restate::wire::{
-    PendingTransfer, PruneShardRequest, RepairReport, TransferRequest, DIRECTORY_SHARDS,
-    PAGE_LIMIT,
+    PendingTransfer, PruneShardRequest, RepairReport, TransferRequest, DIRECTORY_SHARDS, PAGE_LIMIT,
 };
 use restate_process_registry::rules::grants::SessionDeleteTally;
 use restate_process_registry::rules::limits::check_key;

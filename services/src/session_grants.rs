@@ -14,7 +14,45 @@
 //! a [`KeyedSet`], so a grant costs the same in a session holding ten or ten
 //! thousand. Calls `ProcessObject` (exclusive) and nothing else; nothing it
 //! calls calls back (the process only ever sends to it), so there is no
-//! cycle.
+//! cycle. It never calls another `SessionGrants`: a transfer's two sides
+//! are driven by the coordinator, which holds no lock.
+//!
+//! ## Cut off between writes
+//!
+//! Killing an invocation keeps the writes it made. So every handler that
+//! writes in more than one place records, before its first write elsewhere,
+//! what it is doing, and clears it after its last:
+//! - `grant` / `revoke`: the step (`step`), before the mirror write;
+//! - `take`: the transfer's intent (`t/{id}`, listed in the `intents` set)
+//!   and that its take is unfinished (`taking`), before any grant leaves;
+//! - `begin_delete` / `drain`: the delete's intent (`d/{id}`), with the
+//!   batch's progress.
+//!
+//! Every exclusive handler first finishes a half-done `grant`, `revoke` or
+//! take (`finish_cut_off`; all their steps are idempotent), so nothing
+//! after it in the session's order sees half of one. Intents outlive the
+//! handler that recorded them: the coordinator completes them (see its
+//! docs) and `pending` lists them for `procreg check`.
+//!
+//! ## Cancellation
+//!
+//! Handled, not refused: each process call is issued again when a cancel
+//! failed it (`cancel::absorbing`), and a cancel at a cut point is
+//! absorbed. A cancel landing on a state read fails the handler with the
+//! 409 before its next write; what it had recorded is finished as above,
+//! and the coordinator issues its step again.
+//!
+//! ## Stored state added by this release
+//!
+//! `step`, `taking`, `t/{id}` (`PendingTransfer`), `d/{id}`, the `intents`
+//! set, `seq` (the last grant sequence number) and `q/{member}` (a grant's
+//! sequence number). All are absent in a session written before: no
+//! intent, sequence 0, every grant older than any delete. Requests gained
+//! optional fields (`TakeRequest::to`/`transfer_id`,
+//! `GiveRequest::transfer_id`, `DrainRequest::delete_id`,
+//! `PrunedGrants::grants`): absent, a handler does what the previous
+//! release did (except `drop_pruned`, which now always asks the process's
+//! mirror before forgetting).
 
 use restate_process_registry::restate::codes::UNKNOWN_PROCESS;
 use restate_process_registry::restate::wire::{
@@ -370,8 +408,7 @@ impl SessionGrants {
         };
         ctx.set(STEP, Json(Step::Grant(grant.clone())));
         let client = process(&ctx, &process_id);
-        if let Err(refused) = absorbing(|| client.mirror_put(Json(mirrored.clone())).call()).await
-        {
+        if let Err(refused) = absorbing(|| client.mirror_put(Json(mirrored.clone())).call()).await {
             ctx.clear(STEP);
             return Err(refused);
         }
@@ -584,7 +621,9 @@ impl SessionGrants {
         let mut pending = PendingIntents::default();
         let (taking, step) = (ctx.read::<String>(TAKING), ctx.read::<Step>(STEP));
         if let Some(transfer_id) = taking.await? {
-            pending.steps.push(format!("take of transfer `{transfer_id}`"));
+            pending
+                .steps
+                .push(format!("take of transfer `{transfer_id}`"));
         }
         match step.await? {
             Some(Step::Grant(grant)) => pending.steps.push(format!(

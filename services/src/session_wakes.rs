@@ -45,9 +45,8 @@ impl SessionWakes {
         ctx: SharedObjectContext<'_>,
         hi: u64,
     ) -> Result<Json<(Vec<String>, Option<u64>)>, TerminalError> {
-        let KeyedSetPage { members, next } = HOLDERS
-            .page_below(&ctx, hi, u64::from(PAGE_LIMIT))
-            .await?;
+        let KeyedSetPage { members, next } =
+            HOLDERS.page_below(&ctx, hi, u64::from(PAGE_LIMIT)).await?;
         Ok(Json((members, next)))
     }
 

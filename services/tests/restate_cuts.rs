@@ -160,14 +160,21 @@ async fn placement(
         .map(|id| (id.clone(), (Vec::new(), Vec::new())))
         .collect();
     for session in sessions {
-        for grant in registry.session_grants(session).await.expect("session grants") {
+        for grant in registry
+            .session_grants(session)
+            .await
+            .expect("session grants")
+        {
             if let Some(entry) = placed.get_mut(&grant.process_id) {
                 entry.0.push(grant.scope_id.clone());
             }
         }
     }
     for id in processes {
-        let mirror = registry.handle_grants_for_process(id).await.expect("mirror");
+        let mirror = registry
+            .handle_grants_for_process(id)
+            .await
+            .expect("mirror");
         if let Some(entry) = placed.get_mut(id) {
             entry.1 = mirror.into_iter().map(|grant| grant.scope_id).collect();
             entry.0.sort();
@@ -188,11 +195,17 @@ async fn assert_settled(
 ) {
     for session in sessions {
         let pending = registry.pending_intents(session).await.expect("pending");
-        assert!(pending.is_empty(), "{what}: `{session}` still records {pending:?}");
+        assert!(
+            pending.is_empty(),
+            "{what}: `{session}` still records {pending:?}"
+        );
     }
     for id in processes {
         let transits = registry.grant_transits(id).await.expect("transits");
-        assert!(transits.is_empty(), "{what}: `{id}` still in transit {transits:?}");
+        assert!(
+            transits.is_empty(),
+            "{what}: `{id}` still in transit {transits:?}"
+        );
     }
     for (id, (held, mirrored)) in placement(registry, sessions, processes).await {
         assert_eq!(held, mirrored, "{what}: `{id}` authority ≠ mirror");
@@ -208,7 +221,10 @@ async fn register_granted(
     let mut ids = Vec::new();
     for n in 0..count {
         let id = common::unique(&format!("{tag}-{n}"));
-        registry.register_process(typed(&id)).await.expect("register");
+        registry
+            .register_process(typed(&id))
+            .await
+            .expect("register");
         registry
             .grant_handle(scope, &id, descriptor("d"))
             .await
@@ -251,7 +267,10 @@ async fn transfer_cut(point: &Point, act: Act) {
         .expect("task");
     let what = format!("transfer {} {act:?}", point.name);
     if act == Act::Cancel {
-        assert!(answered.is_ok(), "{what}: a cancel is absorbed: {answered:?}");
+        assert!(
+            answered.is_ok(),
+            "{what}: a cancel is absorbed: {answered:?}"
+        );
     }
     // The repair: what `procreg check --repair` runs for the source.
     registry.repair_session(&source).await.expect("repair");
@@ -260,7 +279,11 @@ async fn transfer_cut(point: &Point, act: Act) {
     // is after it: once repaired, every grant is at the destination, once.
     for (id, (held, mirrored)) in placement(&registry, &[&source, &destination], &ids).await {
         assert_eq!(held, vec![to.id()], "{what}: `{id}` held {held:?}");
-        assert_eq!(mirrored, vec![to.id()], "{what}: `{id}` mirrored {mirrored:?}");
+        assert_eq!(
+            mirrored,
+            vec![to.id()],
+            "{what}: `{id}` mirrored {mirrored:?}"
+        );
     }
 }
 
@@ -278,8 +301,7 @@ async fn delete_cut(point: &Point, act: Act) {
         .expect("grant elsewhere");
     let caller = registry.clone();
     let target = session.clone();
-    let call =
-        tokio::spawn(async move { caller.delete_session_process_state(&target).await });
+    let call = tokio::spawn(async move { caller.delete_session_process_state(&target).await });
     act_on(point, &session, act).await;
     let answered = tokio::time::timeout(PATIENCE, call)
         .await
@@ -295,11 +317,19 @@ async fn delete_cut(point: &Point, act: Act) {
     registry.repair_session(&session).await.expect("repair");
     assert_settled(&registry, &[&session, &other], &ids, &what).await;
     assert!(
-        registry.session_grants(&session).await.expect("grants").is_empty(),
+        registry
+            .session_grants(&session)
+            .await
+            .expect("grants")
+            .is_empty(),
         "{what}: the deleted session still holds grants"
     );
     let survivors = registry.session_grants(&other).await.expect("grants");
-    assert_eq!(survivors.len(), 1, "{what}: the other session keeps its grant");
+    assert_eq!(
+        survivors.len(),
+        1,
+        "{what}: the other session keeps its grant"
+    );
 }
 
 /// A grant or revoke held between its two writes (the process's mirror,
@@ -311,7 +341,10 @@ async fn grant_cut(point: &Point, act: Act) {
     let session = format!("s-{tag}");
     let scope = SessionScope::session(&session);
     let id = format!("cut.{}.{tag}", point.name);
-    registry.register_process(typed(&id)).await.expect("register");
+    registry
+        .register_process(typed(&id))
+        .await
+        .expect("register");
     let revoking = point.name.starts_with("revoke.");
     if revoking {
         registry
@@ -337,7 +370,10 @@ async fn grant_cut(point: &Point, act: Act) {
         .expect("task");
     let what = format!("{} {act:?}", point.name);
     if act == Act::Cancel {
-        assert!(answered.is_ok(), "{what}: a cancel is absorbed: {answered:?}");
+        assert!(
+            answered.is_ok(),
+            "{what}: a cancel is absorbed: {answered:?}"
+        );
     }
     registry.repair_session(&session).await.expect("repair");
     let ids = [id.clone()];
@@ -408,8 +444,14 @@ async fn a_transfer_cancelled_midway_moves_every_grant() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let answered = tokio::time::timeout(PATIENCE, call).await.expect("answers").expect("task");
-    assert!(answered.is_ok(), "cancel absorbed (cancelled: {cancelled}): {answered:?}");
+    let answered = tokio::time::timeout(PATIENCE, call)
+        .await
+        .expect("answers")
+        .expect("task");
+    assert!(
+        answered.is_ok(),
+        "cancel absorbed (cancelled: {cancelled}): {answered:?}"
+    );
     assert_settled(&registry, &[&source, &destination], &ids, "midway").await;
     for (id, (held, _)) in placement(&registry, &[&source, &destination], &ids).await {
         assert_eq!(held, vec![to.id()], "`{id}`");
@@ -436,7 +478,10 @@ async fn a_session_delete_under_a_grant_stream_ends() {
             && started_at.elapsed() < Duration::from_secs(60)
         {
             let id = common::unique("streamed");
-            granter.register_process(typed(&id)).await.expect("register");
+            granter
+                .register_process(typed(&id))
+                .await
+                .expect("register");
             let started = Instant::now();
             granter
                 .grant_handle(&stream_scope, &id, descriptor("s"))
@@ -470,7 +515,10 @@ async fn a_session_delete_under_a_grant_stream_ends() {
         )
         .collect();
     for id in &report.orphaned_process_ids {
-        assert!(may_report.contains(id.as_str()), "reported `{id}`, granted after");
+        assert!(
+            may_report.contains(id.as_str()),
+            "reported `{id}`, granted after"
+        );
     }
     assert!(report.revoked_handle_count as usize <= may_report.len());
     assert!(report.revoked_handle_count >= before.len() as u64);
@@ -482,7 +530,10 @@ async fn a_session_delete_under_a_grant_stream_ends() {
         .map(|grant| grant.process_id)
         .collect();
     for id in &before {
-        assert!(!left.contains(id), "`{id}`, granted before the delete, survived it");
+        assert!(
+            !left.contains(id),
+            "`{id}`, granted before the delete, survived it"
+        );
     }
     let acknowledged_before: Vec<&String> = made
         .iter()
@@ -490,7 +541,10 @@ async fn a_session_delete_under_a_grant_stream_ends() {
         .map(|(id, _, _)| id)
         .collect();
     for id in acknowledged_before {
-        assert!(!left.contains(id), "`{id}`, granted before the delete, survived it");
+        assert!(
+            !left.contains(id),
+            "`{id}`, granted before the delete, survived it"
+        );
     }
     let after: Vec<&String> = made
         .iter()
@@ -499,7 +553,10 @@ async fn a_session_delete_under_a_grant_stream_ends() {
         .collect();
     assert!(!after.is_empty(), "the stream went on after the delete");
     for id in after {
-        assert!(left.contains(id), "`{id}`, granted after the delete, was lost");
+        assert!(
+            left.contains(id),
+            "`{id}`, granted after the delete, was lost"
+        );
         assert!(!report.orphaned_process_ids.contains(id));
     }
     // Every grant is exactly where its process says it is.
@@ -520,23 +577,45 @@ async fn a_late_prune_message_keeps_the_next_incarnations_grant() {
     let id = format!("cut.prune.late_drop.{}", common::unique("p"));
     let session = common::unique("late");
     let scope = SessionScope::session(&session);
-    registry.register_process(typed(&id)).await.expect("register");
-    registry.grant_handle(&scope, &id, descriptor("d")).await.expect("grant");
+    registry
+        .register_process(typed(&id))
+        .await
+        .expect("register");
+    registry
+        .grant_handle(&scope, &id, descriptor("d"))
+        .await
+        .expect("grant");
     registry
         .complete_process(&id, ProcessAwaitOutput::success(json!({})))
         .await
         .expect("complete");
     tokio::time::sleep(Duration::from_millis(20)).await;
     let cutoff = restate_process_registry::unix_now_ms() + 1;
-    let pruned = registry.prune_terminal_processes(cutoff).await.expect("prune");
+    let pruned = registry
+        .prune_terminal_processes(cutoff)
+        .await
+        .expect("prune");
     assert!(pruned.pruned_processes >= 1);
-    registry.register_process(typed(&id)).await.expect("re-register");
-    registry.grant_handle(&scope, &id, descriptor("d")).await.expect("grant again");
+    registry
+        .register_process(typed(&id))
+        .await
+        .expect("re-register");
+    registry
+        .grant_handle(&scope, &id, descriptor("d"))
+        .await
+        .expect("grant again");
     // The late message lands (3 s after the prune) and is handled.
     tokio::time::sleep(Duration::from_secs(5)).await;
     let held = registry.session_grants(&session).await.expect("grants");
-    assert_eq!(held.len(), 1, "the session lost the new incarnation's grant");
-    let mirrored = registry.handle_grants_for_process(&id).await.expect("mirror");
+    assert_eq!(
+        held.len(),
+        1,
+        "the session lost the new incarnation's grant"
+    );
+    let mirrored = registry
+        .handle_grants_for_process(&id)
+        .await
+        .expect("mirror");
     assert_eq!(mirrored.len(), 1);
     assert_settled(&registry, &[&session], &[id], "late drop").await;
 }
@@ -549,7 +628,11 @@ async fn call(path: &str, body: Value) -> Value {
         .send()
         .await
         .expect("ingress answers");
-    assert!(response.status().is_success(), "{path}: {}", response.status());
+    assert!(
+        response.status().is_success(),
+        "{path}: {}",
+        response.status()
+    );
     response.json().await.expect("json")
 }
 
@@ -567,7 +650,11 @@ async fn keyed_sets_shrink_after_removals() {
     }
     let page = call(&format!("SessionGrants/{session}/all"), json!(0)).await;
     assert_eq!(page["grants"].as_array().map(Vec::len), Some(10), "{page}");
-    assert_eq!(page["next_cursor"], Value::Null, "one page holds every member");
+    assert_eq!(
+        page["next_cursor"],
+        Value::Null,
+        "one page holds every member"
+    );
 
     // Directory: 300 rows in one shard, 295 pruned; a walk of 16-slot pages
     // over the shard reads at most a page per 16 live rows, plus one.
@@ -580,7 +667,10 @@ async fn keyed_sets_shrink_after_removals() {
         }
     }
     for id in &rows {
-        registry.register_process(typed(id)).await.expect("register");
+        registry
+            .register_process(typed(id))
+            .await
+            .expect("register");
     }
     for id in &rows[..295] {
         registry

@@ -40,7 +40,9 @@ pub async fn run(args: CheckArgs) -> CliResult<()> {
                 done.deletes
             );
         }
-        report = check(&registry).await.context("reading the registry again")?;
+        report = check(&registry)
+            .await
+            .context("reading the registry again")?;
     }
     println!(
         "checked {} processes, {} sessions, {} grants",
