@@ -273,3 +273,22 @@ impl<'p> KeyedSet<'p> {
         Ok(page)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Head, Slot};
+
+    /// A head and slots the previous release stored (with a free list)
+    /// still read; a head without one is the dense shape.
+    #[test]
+    fn heads_and_slots_of_the_previous_release_read() {
+        let head: Head = serde_json::from_str(r#"{"slots":5,"len":3,"free":4}"#).expect("old head");
+        assert_eq!((head.slots, head.len, head.free), (5, 3, Some(4)));
+        let dense: Head = serde_json::from_str(r#"{"slots":3,"len":3,"free":null}"#).expect("head");
+        assert_eq!(dense.free, None);
+        let free: Slot = serde_json::from_str(r#"{"Free":2}"#).expect("old free slot");
+        assert!(matches!(free, Slot::Free(Some(2))));
+        let member: Slot = serde_json::from_str(r#"{"Member":"m"}"#).expect("member slot");
+        assert!(matches!(member, Slot::Member(m) if m == "m"));
+    }
+}

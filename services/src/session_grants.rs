@@ -886,7 +886,33 @@ async fn drain_down(
 
 #[cfg(test)]
 mod tests {
-    use super::Drained;
+    use super::{DrainRequest, Drained, GiveRequest, PrunedGrants, TakeRequest};
+
+    /// Requests of the previous release read, and the v1 coordinator's
+    /// requests (new fields absent) serialize to the same bytes, so its
+    /// journals replay.
+    #[test]
+    fn requests_of_the_previous_release_read_and_serialize_alike() {
+        let take = r#"{"from":{"session_id":"s"},"process_ids":["p"],"check_only":false}"#;
+        let read: TakeRequest = serde_json::from_str(take).expect("old take");
+        assert!(read.to.is_none() && read.transfer_id.is_none());
+        assert_eq!(serde_json::to_string(&read).expect("json"), take);
+
+        let drain = r#"{"cursor":3,"limit":256}"#;
+        let read: DrainRequest = serde_json::from_str(drain).expect("old drain");
+        assert!(read.delete_id.is_none());
+        assert_eq!(serde_json::to_string(&read).expect("json"), drain);
+
+        let give = r#"{"to":{"session_id":"s"},"grants":[]}"#;
+        let read: GiveRequest = serde_json::from_str(give).expect("old give");
+        assert!(read.transfer_id.is_none());
+        assert_eq!(serde_json::to_string(&read).expect("json"), give);
+
+        let pruned = r#"{"process_id":"p","scope_ids":["session:s"]}"#;
+        let read: PrunedGrants = serde_json::from_str(pruned).expect("old prune message");
+        assert!(read.grants.is_empty());
+        assert_eq!(serde_json::to_string(&read).expect("json"), pruned);
+    }
 
     /// A drain batch journaled before `ended` existed still reads, with
     /// every revoked process counted live.
