@@ -4,6 +4,10 @@
 //! handler whose steps are idempotent re-issues the step the cancel hit,
 //! so the operation as a whole still finishes; see each service's docs
 //! for which handlers absorb a cancel and which refuse it by design.
+//!
+//! A call whose callee was killed answers the same way (409, "killed"),
+//! and is issued again too: every step this is used on is idempotent, so
+//! a killed step is simply run again (its predecessor's writes stay).
 
 use std::future::Future;
 
@@ -13,8 +17,9 @@ use restate_sdk::prelude::*;
 /// one await; an operator cancelling again and again is told so).
 const ABSORBED: usize = 8;
 
-/// Whether `error` is the engine's cancel, not a model error: model errors
-/// travel as a JSON document (see `errors`), the cancel as bare text.
+/// Whether `error` is the engine's cancel (or kill) of an invocation, not a
+/// model error: model errors travel as a JSON document (see `errors`), the
+/// engine's as bare text.
 pub(crate) fn is_cancel(error: &TerminalError) -> bool {
     error.code() == 409 && !error.message().trim_start().starts_with('{')
 }

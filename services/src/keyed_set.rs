@@ -239,6 +239,24 @@ impl<'p> KeyedSet<'p> {
         Ok(page)
     }
 
+    /// Empties the set and answers its members. Reads every slot: only for
+    /// sets known to be small.
+    pub(crate) async fn take_all(
+        &self,
+        ctx: &ObjectContext<'_>,
+    ) -> Result<Vec<String>, TerminalError> {
+        let head = self.head(ctx).await?;
+        let page = self.slots_in(ctx, 0, head.slots).await?;
+        for slot in 0..head.slots {
+            ctx.clear(&self.slot_key(slot));
+        }
+        for member in &page.members {
+            ctx.clear(&self.member_key(member));
+        }
+        ctx.clear(&self.head_key());
+        Ok(page.members)
+    }
+
     async fn slots_in<C: ReadState>(
         &self,
         ctx: &C,

@@ -25,8 +25,9 @@
 //! - `grant` / `revoke`: the step (`step`), before the mirror write;
 //! - `take`: the transfer's intent (`t/{id}`, listed in the `intents` set)
 //!   and that its take is unfinished (`taking`), before any grant leaves;
-//! - `begin_delete` / `drain`: the delete's intent (`d/{id}`), with the
-//!   batch's progress.
+//! - `begin_delete` / `drain`: the delete's intent (`d/{id}`), and the
+//!   batch's progress (`d/{id}/batch`, a keyed set of the members it
+//!   revoked, and `d/{id}/r/{member}`, what each revocation left).
 //!
 //! Every exclusive handler first finishes a half-done `grant`, `revoke` or
 //! take (`finish_cut_off`; all their steps are idempotent), so nothing
@@ -44,7 +45,8 @@
 //!
 //! ## Stored state added by this release
 //!
-//! `step`, `taking`, `t/{id}` (`PendingTransfer`), `d/{id}`, the `intents`
+//! `step`, `taking`, `t/{id}` (`PendingTransfer`), `d/{id}` and its batch
+//! keys, the `intents`
 //! set, `seq` (the last grant sequence number) and `q/{member}` (a grant's
 //! sequence number). All are absent in a session written before: no
 //! intent, sequence 0, every grant older than any delete. Requests gained
@@ -136,9 +138,25 @@ struct DeleteIntent {
     /// The walk goes down from the top: no grant older than `cutoff` sits
     /// at or above this slot (see `KeyedSet`).
     below: u64,
-    /// What the batch in progress has revoked so far, answered with it, so
-    /// a batch cut off and issued again still reports every revocation.
-    batch: Drained,
+}
+
+/// The members the batch in progress of delete `delete_id` has revoked
+/// (what each left is under [`revoked_key`]), answered with the batch, so
+/// a batch cut off and issued again reports every revocation once.
+fn batch_set(delete_id: &str) -> String {
+    format!("d/{delete_id}/batch")
+}
+
+fn revoked_key(delete_id: &str, member: &str) -> String {
+    format!("d/{delete_id}/r/{member}")
+}
+
+/// What revoking one grant left on its process.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Revoked {
+    process_id: String,
+    remaining: usize,
+    terminal: bool,
 }
 
 /// Internal: the source side of a transfer.
@@ -671,7 +689,6 @@ impl SessionGrants {
         let intent = DeleteIntent {
             cutoff: sequence.await?.unwrap_or_default(),
             below: head.await?.slots,
-            batch: Drained::default(),
         };
         ctx.set(&key, Json(intent));
         INTENTS.insert(&ctx, &key).await?;
@@ -798,14 +815,14 @@ async fn give_at_once(
 }
 
 /// Revokes one grant for a delete batch: drops it from its process's
-/// mirror (learning what the process has left) and forgets it here.
+/// mirror (learning what the process has left; nothing when it was pruned
+/// meanwhile) and, after `record` has kept that, forgets it here.
 async fn revoke_for_delete(
     ctx: &ObjectContext<'_>,
     member: &str,
-    drained: &mut Drained,
-) -> Result<(), TerminalError> {
+) -> Result<Option<Revoked>, TerminalError> {
     let Some((scope_id, process_id)) = member.split_once('\n') else {
-        return Ok(());
+        return Ok(None);
     };
     let client = process(ctx, process_id);
     match absorbing(|| client.mirror_drop(scope_id.to_owned()).call()).await {
@@ -814,16 +831,25 @@ async fn revoke_for_delete(
                 remaining,
                 terminal,
             } = dropped.into_inner();
-            drained.revoked.push((process_id.to_owned(), remaining));
-            if terminal {
-                drained.ended.push(process_id.to_owned());
-            }
+            Ok(Some(Revoked {
+                process_id: process_id.to_owned(),
+                remaining,
+                terminal,
+            }))
         }
         // Pruned meanwhile: nothing of it to revoke or report.
-        Err(error) if error.code() == UNKNOWN_PROCESS => {}
-        Err(error) => return Err(error),
+        Err(error) if error.code() == UNKNOWN_PROCESS => Ok(None),
+        Err(error) => Err(error),
     }
-    forget(ctx, member).await
+}
+
+fn tally_into(drained: &mut Drained, revoked: Revoked) {
+    if revoked.terminal {
+        drained.ended.push(revoked.process_id.clone());
+    }
+    drained
+        .revoked
+        .push((revoked.process_id, revoked.remaining));
 }
 
 /// A drain batch journaled before delete intents: every grant in the slots
@@ -836,7 +862,10 @@ async fn drain_up(
     let page = GRANTS.page(ctx, cursor, limit).await?;
     let mut drained = Drained::default();
     for member in page.members {
-        revoke_for_delete(ctx, &member, &mut drained).await?;
+        if let Some(revoked) = revoke_for_delete(ctx, &member).await? {
+            tally_into(&mut drained, revoked);
+        }
+        forget(ctx, &member).await?;
     }
     drained.remaining = GRANTS.head(ctx).await?.len;
     drained.next_cursor = page.next;
@@ -861,6 +890,8 @@ async fn drain_down(
         // Ended already (an answer lost with a cut-off coordinator).
         return Ok(Drained::default());
     };
+    let set = batch_set(delete_id);
+    let batch = KeyedSet::new(&set);
     let page = GRANTS.page_below(ctx, intent.below, limit).await?;
     let keys: Vec<String> = page.members.iter().map(|m| sequence_key(m)).collect();
     let sequences = in_order(keys.iter().map(|key| ctx.read::<u64>(key))).await?;
@@ -869,14 +900,29 @@ async fn drain_down(
         if sequence.unwrap_or_default() > intent.cutoff {
             continue;
         }
-        revoke_for_delete(ctx, member, &mut intent.batch).await?;
-        ctx.set(&key, Json(intent.clone()));
+        // Kept before the grant is forgotten: issued again, the batch finds
+        // the grant gone and its revocation recorded, or still there and
+        // records it again under the same member (never twice).
+        if let Some(revoked) = revoke_for_delete(ctx, member).await? {
+            ctx.set(&revoked_key(delete_id, member), Json(revoked));
+            batch.insert(ctx, member).await?;
+        }
+        forget(ctx, member).await?;
         if first {
             first = false;
             cut_point(ctx, "drain.after_first", ctx.key()).await?;
         }
     }
-    let mut drained = std::mem::take(&mut intent.batch);
+    let members = batch.take_all(ctx).await?;
+    let keys: Vec<String> = members.iter().map(|m| revoked_key(delete_id, m)).collect();
+    let revoked = in_order(keys.iter().map(|key| ctx.read::<Revoked>(key))).await?;
+    let mut drained = Drained::default();
+    for (key, revoked) in keys.iter().zip(revoked) {
+        ctx.clear(key);
+        if let Some(revoked) = revoked {
+            tally_into(&mut drained, revoked);
+        }
+    }
     intent.below = page.next.unwrap_or(0);
     ctx.set(&key, Json(intent));
     drained.remaining = GRANTS.head(ctx).await?.len;

@@ -266,6 +266,7 @@ async fn transfer_cut(point: &Point, act: Act) {
         .expect("the transfer answers")
         .expect("task");
     let what = format!("transfer {} {act:?}", point.name);
+    eprintln!("{what}: answered {:?}", answered.as_ref().map(|_| ()));
     if act == Act::Cancel {
         assert!(
             answered.is_ok(),
@@ -308,8 +309,13 @@ async fn delete_cut(point: &Point, act: Act) {
         .expect("the delete answers")
         .expect("task");
     let what = format!("delete {} {act:?}", point.name);
+    eprintln!("{what}: answered {:?}", answered.as_ref().map(|_| ()));
     if act == Act::Cancel {
-        let report = answered.unwrap_or_else(|err| panic!("{what}: cancel absorbed: {err}"));
+        assert!(answered.is_ok(), "{what}: cancel absorbed: {answered:?}");
+    }
+    // Acknowledged (a cancel, or a killed step the coordinator issued
+    // again): every revocation reported exactly once.
+    if let Ok(report) = &answered {
         assert_eq!(report.revoked_handle_count, 4, "{what}: {report:?}");
         assert_eq!(report.preserved_process_ids, vec![ids[0].clone()], "{what}");
         assert_eq!(report.orphaned_process_ids.len(), 3, "{what}: {report:?}");
@@ -369,6 +375,7 @@ async fn grant_cut(point: &Point, act: Act) {
         .expect("the call answers")
         .expect("task");
     let what = format!("{} {act:?}", point.name);
+    eprintln!("{what}: answered {:?}", answered.as_ref().map(|_| ()));
     if act == Act::Cancel {
         assert!(
             answered.is_ok(),
@@ -405,6 +412,95 @@ async fn every_cut_of_a_transfer_or_delete_finishes_or_is_repaired() {
         }
     }
     a_transfer_cancelled_midway_moves_every_grant().await;
+    the_next_transfer_or_delete_completes_a_cut_off_transfer().await;
+}
+
+/// The live coordinator invocation of `handler` (one at a time here).
+async fn live_coordinator(handler: &str) -> String {
+    let sql = format!(
+        "SELECT id FROM sys_invocation WHERE target_service_name = 'ProcessCoordinator' \
+         AND target_handler_name = '{handler}' AND status <> 'completed'"
+    );
+    let rows = admin().query(&sql).await.expect("query");
+    rows.first()
+        .and_then(|row| row["id"].as_str())
+        .map(str::to_owned)
+        .expect("a live coordinator invocation")
+}
+
+/// Without `repair_session`: a transfer whose coordinator was killed (and
+/// its take with it) is completed by the next transfer out of the same
+/// session, and one killed after its take by the next delete of it.
+async fn the_next_transfer_or_delete_completes_a_cut_off_transfer() {
+    let registry = common::registry();
+    let admin = admin();
+
+    // (a) Coordinator killed while its take was held after the intent.
+    let tag = common::unique("next");
+    let source = format!("cut.take.after_intent.{tag}");
+    let destination = format!("next-dst-{tag}");
+    let (from, to) = (
+        SessionScope::session(&source),
+        SessionScope::session(&destination),
+    );
+    let ids = register_granted(&registry, &from, "next", 4).await;
+    let (caller, from_c, to_c, first) = (
+        registry.clone(),
+        from.clone(),
+        to.clone(),
+        ids[..3].to_vec(),
+    );
+    let call =
+        tokio::spawn(async move { caller.transfer_handle_grants(&from_c, &to_c, &first).await });
+    held_at(&TRANSFER_POINTS[0], &source).await;
+    let coordinator = live_coordinator("transfer_grants_v2").await;
+    admin.kill(&coordinator).await.expect("kill");
+    admin
+        .await_completed(&coordinator, PATIENCE)
+        .await
+        .expect("killed");
+    assert!(
+        call.await.expect("task").is_err(),
+        "a killed transfer is not acknowledged"
+    );
+    registry
+        .transfer_handle_grants(&from, &to, &ids[3..])
+        .await
+        .expect("the next transfer");
+    assert_settled(&registry, &[&source, &destination], &ids, "next transfer").await;
+    for (id, (held, _)) in placement(&registry, &[&source, &destination], &ids).await {
+        assert_eq!(held, vec![to.id()], "next transfer: `{id}`");
+    }
+
+    // (b) Coordinator killed between take and give; then the session is
+    // deleted: the transfer completes first, so the delete finds nothing.
+    let tag = common::unique("next-del");
+    let source = format!("cut.transfer.after_take.{tag}");
+    let destination = format!("next-del-dst-{tag}");
+    let (from, to) = (
+        SessionScope::session(&source),
+        SessionScope::session(&destination),
+    );
+    let ids = register_granted(&registry, &from, "nextdel", 3).await;
+    let (caller, from_c, to_c, moving) = (registry.clone(), from.clone(), to.clone(), ids.clone());
+    let call =
+        tokio::spawn(async move { caller.transfer_handle_grants(&from_c, &to_c, &moving).await });
+    let coordinator = held_at(&TRANSFER_POINTS[2], &source).await;
+    admin.kill(&coordinator).await.expect("kill");
+    admin
+        .await_completed(&coordinator, PATIENCE)
+        .await
+        .expect("killed");
+    assert!(call.await.expect("task").is_err());
+    let report = registry
+        .delete_session_process_state(&source)
+        .await
+        .expect("the next delete");
+    assert_eq!(report.revoked_handle_count, 0, "{report:?}");
+    assert_settled(&registry, &[&source, &destination], &ids, "next delete").await;
+    for (id, (held, _)) in placement(&registry, &[&source, &destination], &ids).await {
+        assert_eq!(held, vec![to.id()], "next delete: `{id}`");
+    }
 }
 
 /// A cancel of the coordinator from the outside at an arbitrary moment
