@@ -124,9 +124,10 @@ pub async fn check(registry: &RestateProcessRegistry) -> ProcessResult<CheckRepo
                 .problems
                 .push(format!("session `{session_id}` has a half-done {step}"));
         }
-        for delete_id in &pending.deletes {
+        for delete in &pending.deletes {
             report.problems.push(format!(
-                "session `{session_id}` has an unfinished delete `{delete_id}`"
+                "session `{session_id}` has an unfinished delete `{}` (begun at {} ms)",
+                delete.delete_id, delete.begun_at_ms
             ));
         }
     }

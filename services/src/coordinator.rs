@@ -73,8 +73,11 @@
 //! process `SessionWakes` lists clears its wake target if it aims at the
 //! session (walking the index down, as holders leave it), and
 //! `end_delete` forgets the intent. A killed delete is completed like a
-//! transfer (next transfer or delete of the session, or `repair_session`);
-//! its report is then not delivered to anyone. No wake event is deleted or
+//! transfer: by `repair_session`, or by the next transfer or delete of the
+//! session once it began over 30 s ago (sooner, a slow delete still driven
+//! by its own coordinator would lose from its report what the other
+//! revoked; the grants' state would be right either way). Its report is
+//! then not delivered to anyone. No wake event is deleted or
 //! acknowledged: each keeps the scope it was aimed at.
 //!
 //! ## The previous release's handlers
@@ -102,7 +105,7 @@ use restate_process_registry::restate::wire::{
 };
 use restate_process_registry::rules::grants::SessionDeleteTally;
 use restate_process_registry::rules::limits::check_key;
-use restate_process_registry::{ProcessPruneReport, ProcessSessionDeleteReport};
+use restate_process_registry::{unix_now_ms, ProcessPruneReport, ProcessSessionDeleteReport};
 use restate_sdk::prelude::*;
 
 use crate::cancel::{absorbing, service_cut_point as cut_point};
@@ -183,7 +186,7 @@ impl ProcessCoordinator {
             process_ids,
         } = request.into_inner();
         let transfer_id = fresh_id(&mut ctx, "transfer");
-        complete_pending(&ctx, &from.session_id).await?;
+        complete_pending(&ctx, &from.session_id, false).await?;
         let check_only = from.id() == to.id();
         let source = ctx.object_client::<SessionGrantsClient>(&from.session_id);
         let take = TakeRequest {
@@ -275,7 +278,7 @@ impl ProcessCoordinator {
     ) -> Result<Json<ProcessSessionDeleteReport>, TerminalError> {
         check_key("session id", &session_id).or_terminal()?;
         let delete_id = fresh_id(&mut ctx, "delete");
-        complete_pending(&ctx, &session_id).await?;
+        complete_pending(&ctx, &session_id, false).await?;
         let tally = drive_delete(&ctx, &session_id, &delete_id, true).await?;
         Ok(Json(tally.report(&session_id)))
     }
@@ -290,7 +293,7 @@ impl ProcessCoordinator {
         session_id: String,
     ) -> Result<Json<RepairReport>, TerminalError> {
         check_key("session id", &session_id).or_terminal()?;
-        Ok(Json(complete_pending(&ctx, &session_id).await?))
+        Ok(Json(complete_pending(&ctx, &session_id, true).await?))
     }
 
     /// `prune_terminal_processes`: every shard, page by page.
@@ -324,10 +327,19 @@ impl ProcessCoordinator {
     }
 }
 
-/// Completes the cut-off intents `session_id` records.
+/// How long a delete may run before another transfer or delete of its
+/// session completes it as cut off (a repair does at once).
+const DELETE_GRACE_MS: u64 = 30_000;
+
+/// Completes the cut-off intents `session_id` records: every transfer (a
+/// live coordinator driving its own transfer concurrently does no harm:
+/// every step is idempotent and it answers nothing but done), and every
+/// delete when `all` (a repair), otherwise those begun over
+/// [`DELETE_GRACE_MS`] ago.
 async fn complete_pending(
     ctx: &Context<'_>,
     session_id: &str,
+    all: bool,
 ) -> Result<RepairReport, TerminalError> {
     let grants = ctx.object_client::<SessionGrantsClient>(session_id);
     let pending = absorbing(|| grants.pending().call()).await?.into_inner();
@@ -359,9 +371,19 @@ async fn complete_pending(
         finish_transfer(ctx, &transfer, false).await?;
         report.transfers.push(transfer.transfer_id);
     }
-    for delete_id in pending.deletes {
-        drive_delete(ctx, session_id, &delete_id, false).await?;
-        report.deletes.push(delete_id);
+    if pending.deletes.is_empty() {
+        return Ok(report);
+    }
+    let now = ctx.run(|| async { Ok(unix_now_ms()) }).name("now").await?;
+    for delete in pending.deletes {
+        // A delete still driven by its own coordinator would lose from its
+        // report what another one revoked: only a repair, or one cut off a
+        // while ago, is completed here.
+        let stale = now.saturating_sub(delete.begun_at_ms) >= DELETE_GRACE_MS;
+        if all || stale {
+            drive_delete(ctx, session_id, &delete.delete_id, false).await?;
+            report.deletes.push(delete.delete_id);
+        }
     }
     Ok(report)
 }

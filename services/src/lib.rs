@@ -95,7 +95,9 @@
 //!
 //! Callers reach the `ProcessObject` handlers that implement the
 //! `ProcessRegistry` methods, the listing reads of `ProcessDirectory` and
-//! `SessionGrants`, `ProcessCoordinator`, and attach to `ProcessTerminal`.
+//! `SessionGrants`, the reads `procreg check` needs (`SessionGrants/pending`,
+//! `ProcessObject/transits`), `ProcessCoordinator` (including
+//! `repair_session`), and attach to `ProcessTerminal`.
 //! Index writers, the per-process steps of cross-process calls and the
 //! workflow's `run` and `finish` are `ingress_private`: only these services
 //! call them. So is `ProcessRunner.run`: hosts ask for a run through

@@ -58,8 +58,8 @@
 
 use restate_process_registry::restate::codes::UNKNOWN_PROCESS;
 use restate_process_registry::restate::wire::{
-    GrantRequest, GrantsPage, GrantsPageRequest, PendingIntents, PendingTransfer, RevokeRequest,
-    PAGE_LIMIT,
+    GrantRequest, GrantsPage, GrantsPageRequest, PendingDelete, PendingIntents, PendingTransfer,
+    RevokeRequest, PAGE_LIMIT,
 };
 use restate_process_registry::rules::grants::{grant_for, not_held};
 use restate_process_registry::{ProcessError, ProcessHandleGrant, SessionScope};
@@ -69,6 +69,7 @@ use serde::{Deserialize, Serialize};
 use crate::cancel::{absorbing, cut_point};
 use crate::errors::terminal;
 use crate::input::Input;
+use crate::journal::now_ms;
 use crate::keyed_set::KeyedSet;
 use crate::process_object::{
     MirrorDropped, MirrorMove, MirrorPut, ProcessObjectClient, TransitFrom,
@@ -138,6 +139,10 @@ struct DeleteIntent {
     /// The walk goes down from the top: no grant older than `cutoff` sits
     /// at or above this slot (see `KeyedSet`).
     below: u64,
+    /// When it began (a coordinator other than its own completes it only
+    /// after a while, see the coordinator's docs).
+    #[serde(default)]
+    begun_at_ms: u64,
 }
 
 /// The members the batch in progress of delete `delete_id` has revoked
@@ -661,7 +666,11 @@ impl SessionGrants {
             let page = INTENTS.page(&ctx, at, u64::from(PAGE_LIMIT)).await?;
             for key in page.members {
                 if let Some(id) = key.strip_prefix("d/") {
-                    pending.deletes.push(id.to_owned());
+                    let intent = ctx.read::<DeleteIntent>(&key).await?.unwrap_or_default();
+                    pending.deletes.push(PendingDelete {
+                        delete_id: id.to_owned(),
+                        begun_at_ms: intent.begun_at_ms,
+                    });
                 } else if let Some(transfer) = ctx.read::<PendingTransfer>(&key).await? {
                     pending.transfers.push(transfer);
                 }
@@ -686,9 +695,11 @@ impl SessionGrants {
             return Ok(());
         }
         let (sequence, head) = (ctx.read::<u64>(SEQUENCE), GRANTS.head(&ctx));
+        let (cutoff, below) = (sequence.await?.unwrap_or_default(), head.await?.slots);
         let intent = DeleteIntent {
-            cutoff: sequence.await?.unwrap_or_default(),
-            below: head.await?.slots,
+            cutoff,
+            below,
+            begun_at_ms: now_ms(&ctx).await?,
         };
         ctx.set(&key, Json(intent));
         INTENTS.insert(&ctx, &key).await?;

@@ -411,7 +411,8 @@ async fn every_cut_of_a_transfer_or_delete_finishes_or_is_repaired() {
             delete_cut(point, act).await;
         }
     }
-    a_transfer_cancelled_midway_moves_every_grant().await;
+    a_transfer_cut_midway_moves_all_or_nothing(Act::Cancel).await;
+    a_transfer_cut_midway_moves_all_or_nothing(Act::Kill).await;
     the_next_transfer_or_delete_completes_a_cut_off_transfer().await;
 }
 
@@ -503,11 +504,13 @@ async fn the_next_transfer_or_delete_completes_a_cut_off_transfer() {
     }
 }
 
-/// A cancel of the coordinator from the outside at an arbitrary moment
-/// (not at a cut point), as in the original report: the transfer still
-/// completes as a whole. Runs in the sequence above: it cancels whatever
-/// transfer is live.
-async fn a_transfer_cancelled_midway_moves_every_grant() {
+/// The original report: 200 grants in A transferred to B, the coordinator
+/// cancelled (or killed) through the admin API a while in, at whatever
+/// await it is on (no cut point). Cancelled, the transfer completes and is
+/// acknowledged; killed, it is not, and after the repair every grant is in
+/// A or every grant is in B (never some in neither). Runs in the sequence
+/// above: it acts on whatever transfer is live.
+async fn a_transfer_cut_midway_moves_all_or_nothing(act: Act) {
     let registry = common::registry();
     let tag = common::unique("midway");
     let (source, destination) = (format!("mid-src-{tag}"), format!("mid-dst-{tag}"));
@@ -515,7 +518,7 @@ async fn a_transfer_cancelled_midway_moves_every_grant() {
         SessionScope::session(&source),
         SessionScope::session(&destination),
     );
-    let ids = register_granted(&registry, &from, "mid", 40).await;
+    let ids = register_granted(&registry, &from, "mid", 200).await;
     let caller = registry.clone();
     let (from_c, to_c, moving) = (from.clone(), to.clone(), ids.clone());
     let call =
@@ -524,7 +527,7 @@ async fn a_transfer_cancelled_midway_moves_every_grant() {
     let sql = "SELECT id FROM sys_invocation WHERE target_service_name = 'ProcessCoordinator' \
                AND target_handler_name = 'transfer_grants_v2' AND status <> 'completed'";
     let deadline = Instant::now() + PATIENCE;
-    let mut cancelled = false;
+    let mut acted = None;
     while Instant::now() < deadline && !call.is_finished() {
         if let Some(id) = admin
             .query(sql)
@@ -533,9 +536,13 @@ async fn a_transfer_cancelled_midway_moves_every_grant() {
             .first()
             .and_then(|row| row["id"].as_str().map(str::to_owned))
         {
-            tokio::time::sleep(Duration::from_millis(150)).await;
-            admin.cancel(&id).await.ok();
-            cancelled = true;
+            let since = Instant::now();
+            tokio::time::sleep(Duration::from_millis(600)).await;
+            match act {
+                Act::Kill => admin.kill(&id).await.ok(),
+                Act::Cancel => admin.cancel(&id).await.ok(),
+            };
+            acted = Some(since.elapsed());
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -544,14 +551,27 @@ async fn a_transfer_cancelled_midway_moves_every_grant() {
         .await
         .expect("answers")
         .expect("task");
-    assert!(
-        answered.is_ok(),
-        "cancel absorbed (cancelled: {cancelled}): {answered:?}"
-    );
-    assert_settled(&registry, &[&source, &destination], &ids, "midway").await;
-    for (id, (held, _)) in placement(&registry, &[&source, &destination], &ids).await {
-        assert_eq!(held, vec![to.id()], "`{id}`");
+    let what = format!("midway {act:?} (after {acted:?})");
+    eprintln!("{what}: answered {:?}", answered.as_ref().map(|_| ()));
+    if act == Act::Cancel {
+        assert!(answered.is_ok(), "{what}: cancel absorbed: {answered:?}");
     }
+    registry.repair_session(&source).await.expect("repair");
+    assert_settled(&registry, &[&source, &destination], &ids, &what).await;
+    let placed = placement(&registry, &[&source, &destination], &ids).await;
+    let in_source = placed
+        .values()
+        .filter(|(held, _)| *held == vec![from.id()])
+        .count();
+    let in_destination = placed
+        .values()
+        .filter(|(held, _)| *held == vec![to.id()])
+        .count();
+    assert!(
+        in_destination == ids.len() || (in_source == ids.len() && answered.is_err()),
+        "{what}: {in_source} in A, {in_destination} in B of {}",
+        ids.len()
+    );
 }
 
 /// A session delete while a task grants a new process into the session

@@ -107,13 +107,22 @@ pub struct PendingTransfer {
     pub taken: bool,
 }
 
+/// A session delete begun and not yet completed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingDelete {
+    /// The delete's id (drawn from the coordinator's journal).
+    pub delete_id: String,
+    /// When it began (the registry clock).
+    pub begun_at_ms: u64,
+}
+
 /// A session's unfinished transfers (it is their source) and deletes.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PendingIntents {
     /// Transfers out of the session not yet completed.
     pub transfers: Vec<PendingTransfer>,
-    /// Ids of session deletes begun and not yet completed.
-    pub deletes: Vec<String>,
+    /// Session deletes begun and not yet completed.
+    pub deletes: Vec<PendingDelete>,
     /// A take, grant or revoke a cut-off invocation left between its
     /// writes (the session's next exclusive handler finishes it), described.
     #[serde(default)]
