@@ -21,10 +21,13 @@
 //! entry in the same handler.
 //!
 //! A set written by an earlier release has a free list threaded through its
-//! emptied slots (`head.free`). It still reads, and it keeps that list
-//! until inserts have refilled every hole (each insert takes a free slot
-//! first, removals push onto it as before); once the list is empty the set
-//! is dense and stays so. Such a set shrinks as it is refilled, not before.
+//! emptied slots (`head.free`). It still reads and works: an insert takes a
+//! free slot first; a removal swap-removes when the last slot holds a
+//! member, and otherwise (the last slot is itself a hole on the list,
+//! which a singly linked list cannot unlink) pushes the freed slot onto the
+//! list as before. Once inserts have refilled every hole the set is dense
+//! and stays so. Until then its holes remain: such a set shrinks as it is
+//! refilled, not before (no compaction pass is run over old sets).
 //!
 //! ## What a paged read concurrent with writes may see
 //!
@@ -191,31 +194,38 @@ impl<'p> KeyedSet<'p> {
         };
         ctx.clear(&member_key);
         head.len = head.len.saturating_sub(1);
-        if head.free.is_some() {
-            // A set written before sets were kept dense: keep threading
-            // its free list until inserts have refilled every hole.
-            ctx.set(&self.slot_key(slot), Json(Slot::Free(head.free)));
-            head.free = Some(slot);
-            ctx.set(&head_key, Json(head));
-            return Ok(Some(Taken { slot, moved: None }));
-        }
         let last = head.slots.saturating_sub(1);
-        head.slots = last;
-        let mut moved = None;
-        if slot < last {
-            let last_key = self.slot_key(last);
-            match ctx.read::<Slot>(&last_key).await? {
-                Some(Slot::Member(tail)) => {
-                    ctx.set(&self.slot_key(slot), Json(Slot::Member(tail.clone())));
-                    ctx.set(&self.member_key(&tail), Json(slot));
-                    moved = Some((tail, last));
-                }
-                _ => return Err(corrupt("the last slot of a dense set is empty")),
-            }
-            ctx.clear(&last_key);
+        let last_key = self.slot_key(last);
+        let tail = if slot < last {
+            ctx.read::<Slot>(&last_key).await?
         } else {
-            ctx.clear(&self.slot_key(slot));
-        }
+            None
+        };
+        let moved = match tail {
+            // Swap-remove: the last member takes the freed slot.
+            Some(Slot::Member(tail)) => {
+                ctx.set(&self.slot_key(slot), Json(Slot::Member(tail.clone())));
+                ctx.set(&self.member_key(&tail), Json(slot));
+                ctx.clear(&last_key);
+                head.slots = last;
+                Some((tail, last))
+            }
+            // A set written before sets were kept dense, whose last slot is
+            // a hole on its free list (which cannot be unlinked from the
+            // middle): thread the freed slot onto the list as then.
+            Some(Slot::Free(_)) => {
+                ctx.set(&self.slot_key(slot), Json(Slot::Free(head.free)));
+                head.free = Some(slot);
+                None
+            }
+            None if slot < last => return Err(corrupt("the last slot is empty")),
+            // The last slot itself.
+            None => {
+                ctx.clear(&last_key);
+                head.slots = last;
+                None
+            }
+        };
         ctx.set(&head_key, Json(head));
         Ok(Some(Taken { slot, moved }))
     }

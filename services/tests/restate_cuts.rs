@@ -822,3 +822,118 @@ async fn keyed_sets_shrink_after_removals() {
         "{pages} pages for {listed} live rows"
     );
 }
+
+/// A session whose grant set the previous release wrote, with holes on a
+/// free list, still reads and works: inserts refill the holes, a removal
+/// whose last slot is a hole threads the list as before, one whose last
+/// slot is a member swap-removes, and a delete revokes everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_keyed_set_with_an_old_free_list_reads_and_works() {
+    let registry = common::registry();
+    let session = common::unique("legacy");
+    let scope = SessionScope::session(&session);
+    let ids = register_granted(&registry, &scope, "legacy", 3).await;
+    let grants: BTreeMap<String, Value> = registry
+        .session_grants(&session)
+        .await
+        .expect("grants")
+        .into_iter()
+        .map(|grant| {
+            let json = serde_json::to_value(&grant).expect("grant json");
+            (grant.process_id, json)
+        })
+        .collect();
+    let member = |id: &str| format!("{}\n{id}", scope.id());
+    let bytes = |value: Value| json!(serde_json::to_vec(&value).expect("bytes"));
+    // Slots: 0 = ids[0], 1 = hole → 3, 2 = ids[2], 3 = hole (end); ids[1]
+    // is left out (revoked below, through the registry, to clear its mirror).
+    let mut state = serde_json::Map::new();
+    state.insert(
+        "grants/head".into(),
+        bytes(json!({ "slots": 4, "len": 2, "free": 1 })),
+    );
+    state.insert(
+        "grants/s/0".into(),
+        bytes(json!({ "Member": member(&ids[0]) })),
+    );
+    state.insert("grants/s/1".into(), bytes(json!({ "Free": 3 })));
+    state.insert(
+        "grants/s/2".into(),
+        bytes(json!({ "Member": member(&ids[2]) })),
+    );
+    state.insert("grants/s/3".into(), bytes(json!({ "Free": null })));
+    for (slot, id) in [(0, &ids[0]), (2, &ids[2])] {
+        state.insert(format!("grants/m/{}", member(id)), bytes(json!(slot)));
+        state.insert(format!("g/{}", member(id)), bytes(grants[id].clone()));
+    }
+    let written = reqwest::Client::new()
+        .post(format!(
+            "{}/services/SessionGrants/state",
+            common::urls().admin
+        ))
+        .json(&json!({ "object_key": session, "new_state": state }))
+        .send()
+        .await
+        .expect("admin answers");
+    assert!(written.status().is_success(), "{:?}", written.text().await);
+    // The admin API applies the change asynchronously.
+    let deadline = Instant::now() + PATIENCE;
+    while registry
+        .session_grants(&session)
+        .await
+        .expect("grants")
+        .len()
+        != 2
+    {
+        assert!(Instant::now() < deadline, "the old layout never showed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    registry
+        .revoke_handle(&scope, &ids[1])
+        .await
+        .expect("revoke");
+    // Last slot a hole: the freed slot goes onto the list (2 → 1 → 3).
+    registry
+        .revoke_handle(&scope, &ids[2])
+        .await
+        .expect("revoke");
+    let mut more = Vec::new();
+    for n in 0..4 {
+        let id = common::unique(&format!("legacy-new-{n}"));
+        registry
+            .register_process(typed(&id))
+            .await
+            .expect("register");
+        registry
+            .grant_handle(&scope, &id, descriptor("n"))
+            .await
+            .expect("grant into a refilled hole");
+        more.push(id);
+    }
+    // Dense again: the last member swap-removes into slot 0.
+    registry
+        .revoke_handle(&scope, &ids[0])
+        .await
+        .expect("revoke");
+    let page = call(&format!("SessionGrants/{session}/all"), json!(0)).await;
+    let listed: BTreeSet<String> = page["grants"]
+        .as_array()
+        .expect("grants")
+        .iter()
+        .filter_map(|grant| grant["process_id"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(listed, more.iter().cloned().collect(), "{page}");
+    let every: Vec<String> = ids.iter().chain(&more).cloned().collect();
+    assert_settled(&registry, &[&session], &every, "old free list").await;
+    let report = registry
+        .delete_session_process_state(&session)
+        .await
+        .expect("delete");
+    assert_eq!(report.revoked_handle_count, 4, "{report:?}");
+    assert!(registry
+        .session_grants(&session)
+        .await
+        .expect("grants")
+        .is_empty());
+    assert_settled(&registry, &[&session], &every, "old free list, deleted").await;
+}
