@@ -9,20 +9,27 @@
 //!   is held by its session (same descriptor), and every grant a session
 //!   holds on a listed process is carried by that process.
 //!
+//! - intents: every session visited (those the mirrors name, and the
+//!   sources of grants a transfer moved and its destination has not yet
+//!   confirmed) is asked for transfers out of it and deletes of it that
+//!   were begun and not completed (their coordinator was killed). Each is
+//!   a problem; its grants in transit are reported through it, not again
+//!   one by one. [`repair`] completes them (`procreg check --repair`).
+//!
 //! - with the admin API ([`check_stored`]): every row the server stores
 //!   has a directory entry (a write killed between its row and its
 //!   directory entry leaves one unlisted).
 //!
-//! [`repair`] fixes what the check found that the registry can redo from
-//! its authorities: each row whose entry is missing, names nothing or
-//! differs is indexed again from the row (`RestateProcessRegistry::reindex`,
-//! idempotent), and it says what it did.
+//! [`repair`] also indexes again, from the row, every process whose
+//! directory entry is missing, names nothing or differs
+//! (`RestateProcessRegistry::reindex`, idempotent).
 //!
 //! Run it on a quiet registry: a write in flight can show as a transient
 //! disagreement.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use restate_process_registry::restate::wire::RepairReport;
 use restate_process_registry::{
     ProcessError, ProcessHandleGrant, ProcessListFilter, ProcessRegistry, ProcessResult,
     RestateProcessRegistry,
@@ -40,9 +47,21 @@ pub struct CheckReport {
     pub grants: usize,
     /// One line per disagreement; empty when consistent.
     pub problems: Vec<String>,
-    /// Rows whose directory entry is missing, names nothing or differs:
-    /// what [`repair`] indexes again.
+    /// Sessions recording an unfinished transfer or delete ([`repair`]
+    /// completes them).
+    pub pending_sessions: Vec<String>,
+    /// Processes whose directory entry is missing, names nothing or
+    /// differs from the row ([`repair`] indexes them again).
     pub reindex: BTreeSet<String>,
+}
+
+/// What [`repair`] did.
+#[derive(Debug, Clone, Default)]
+pub struct Repaired {
+    /// Per pending session, what its repair completed.
+    pub sessions: Vec<RepairReport>,
+    /// One line per process indexed again.
+    pub rows: Vec<String>,
 }
 
 impl CheckReport {
@@ -67,6 +86,8 @@ pub async fn check(registry: &RestateProcessRegistry) -> ProcessResult<CheckRepo
     report.processes = entries.len();
     let mut listed = BTreeSet::new();
     let mut mirrored: BTreeMap<GrantKey, ProcessHandleGrant> = BTreeMap::new();
+    // (destination scope, process) → (source session, transfer id)
+    let mut transits: BTreeMap<GrantKey, (String, String)> = BTreeMap::new();
     for entry in entries {
         if !listed.insert(entry.id.clone()) {
             report
@@ -91,9 +112,57 @@ pub async fn check(registry: &RestateProcessRegistry) -> ProcessResult<CheckRepo
         for grant in registry.handle_grants_for_process(&row.id).await? {
             mirrored.insert(key(&grant), grant);
         }
+        for (scope_id, source, transfer_id) in registry.grant_transits(&row.id).await? {
+            transits.insert((scope_id, row.id.clone()), (source, transfer_id));
+        }
     }
-    let sessions: BTreeSet<String> = mirrored.values().map(|g| g.session_id.clone()).collect();
+    let mut sessions: BTreeSet<String> = mirrored.values().map(|g| g.session_id.clone()).collect();
+    sessions.extend(transits.values().map(|(source, _)| source.clone()));
     report.sessions = sessions.len();
+    // Grants an unfinished transfer accounts for, by both scopes.
+    let mut in_transit: BTreeSet<GrantKey> = BTreeSet::new();
+    let mut recorded: BTreeSet<String> = BTreeSet::new();
+    for session_id in &sessions {
+        let pending = registry.pending_intents(session_id).await?;
+        if pending.is_empty() {
+            continue;
+        }
+        report.pending_sessions.push(session_id.clone());
+        for transfer in &pending.transfers {
+            recorded.insert(transfer.transfer_id.clone());
+            report.problems.push(format!(
+                "session `{session_id}` has an unfinished transfer `{}` of {} grant(s) from `{}` to `{}` ({})",
+                transfer.transfer_id,
+                transfer.grants.len(),
+                transfer.from.id(),
+                transfer.to.id(),
+                if transfer.taken { "taken, not yet given" } else { "being taken" },
+            ));
+            for grant in &transfer.grants {
+                in_transit.insert((transfer.from.id(), grant.process_id.clone()));
+                in_transit.insert((transfer.to.id(), grant.process_id.clone()));
+            }
+        }
+        for step in &pending.steps {
+            report
+                .problems
+                .push(format!("session `{session_id}` has a half-done {step}"));
+        }
+        for delete in &pending.deletes {
+            report.problems.push(format!(
+                "session `{session_id}` has an unfinished delete `{}` (begun at {} ms)",
+                delete.delete_id, delete.begun_at_ms
+            ));
+        }
+    }
+    for ((scope_id, process_id), (source, transfer_id)) in &transits {
+        if !recorded.contains(transfer_id) {
+            report.problems.push(format!(
+                "process `{process_id}` carries a grant of `{scope_id}` moving from session \
+                 `{source}` by transfer `{transfer_id}`, which that session no longer records"
+            ));
+        }
+    }
     let mut held: BTreeMap<GrantKey, ProcessHandleGrant> = BTreeMap::new();
     for session_id in &sessions {
         for grant in registry.session_grants(session_id).await? {
@@ -104,6 +173,9 @@ pub async fn check(registry: &RestateProcessRegistry) -> ProcessResult<CheckRepo
     }
     report.grants = held.len().max(mirrored.len());
     for (grant_key, grant) in &mirrored {
+        if in_transit.contains(grant_key) && !held.contains_key(grant_key) {
+            continue;
+        }
         match held.get(grant_key) {
             None => report.problems.push(format!(
                 "process `{}` carries a grant of `{}` that its session does not hold",
@@ -117,7 +189,7 @@ pub async fn check(registry: &RestateProcessRegistry) -> ProcessResult<CheckRepo
         }
     }
     for (grant_key, grant) in &held {
-        if !mirrored.contains_key(grant_key) {
+        if !mirrored.contains_key(grant_key) && !in_transit.contains(grant_key) {
             report.problems.push(format!(
                 "session `{}` holds a grant on `{}` that the process does not carry",
                 grant.session_id, grant.process_id
@@ -158,20 +230,27 @@ pub async fn check_stored(
     Ok(report)
 }
 
-/// Repairs what `report` found (see the module docs): one line per action.
-/// Running it again on a repaired registry does nothing new.
+/// Repairs what `report` found: completes every unfinished transfer and
+/// delete (through `ProcessCoordinator/repair_session`) and indexes every
+/// misindexed process again from its row. Idempotent: running it twice,
+/// or while a cut-off coordinator is somehow still going, does no harm.
 pub async fn repair(
     registry: &RestateProcessRegistry,
     report: &CheckReport,
-) -> ProcessResult<Vec<String>> {
-    let mut done = Vec::new();
+) -> ProcessResult<Repaired> {
+    let mut repaired = Repaired::default();
+    for session_id in &report.pending_sessions {
+        repaired
+            .sessions
+            .push(registry.repair_session(session_id).await?);
+    }
     for id in &report.reindex {
         let exists = registry.reindex(id).await?;
-        done.push(if exists {
+        repaired.rows.push(if exists {
             format!("indexed `{id}` again from its row")
         } else {
             format!("removed the directory entry of `{id}`, which names no row")
         });
     }
-    Ok(done)
+    Ok(repaired)
 }

@@ -8,7 +8,8 @@
 //! - `procreg bench` measures registry operations against the raw engine
 //!   baseline (`EngineBaseline/noop`) in the same run;
 //! - `procreg check` walks a running registry and reports any disagreement
-//!   between its directory, rows and session grant authorities;
+//!   between its directory, rows and session grant authorities, and any
+//!   unfinished transfer or session delete (`--repair` completes them);
 //! - `procreg install-server` installs the pinned restate-server and restatectl (CI uses it);
 //! - `procreg get / ls / events / await / grants / prune` look at and tidy
 //!   a running registry (`--ingress`, `--json`; see `ops`).

@@ -1,59 +1,87 @@
-//! How registry handlers meet a cancel from the admin API.
+//! Absorbing a cancel: the engine's cancel makes an invocation's next await
+//! fail once with code 409 and the bare text "cancelled" (and cancels its
+//! in-flight child calls); later awaits work normally. A multi-step
+//! handler whose steps are idempotent re-issues the step the cancel hit,
+//! so the operation as a whole still finishes; see each service's docs
+//! for which handlers absorb a cancel and which refuse it by design.
 //!
-//! A cancel makes the invocation's next await fail once with the engine's
-//! 409 "cancelled" (and cancels the calls it has in flight). Every
-//! multi-step registry handler has a point of no return, its first state
-//! write:
-//!
-//! - **before it**, a cancel ends the call with nothing written; the
-//!   caller reads it as `Unavailable` ("cancelled") and may call again;
-//! - **after it**, the cancel is absorbed: the step it interrupted is
-//!   issued again ([`finish_step`]), and the handler runs to its end.
-//!   Every step after the first write only completes what that write
-//!   started (an index entry, a mirror, the other side of a transfer), so
-//!   there is nothing to undo and stopping half way would leave the
-//!   registry disagreeing with itself.
-//!
-//! A kill, which runs nothing more, is met differently: each handler
-//! records its intent with its first write, and the next handler touching
-//! the same object (or `procreg check --repair`) completes it; the
-//! handlers' docs argue each cut.
+//! A call whose callee was killed answers the same way (409, "killed"),
+//! and is issued again too: every step this is used on is idempotent, so
+//! a killed step is simply run again (its predecessor's writes stay).
 
 use std::future::Future;
 
 use restate_sdk::prelude::*;
 
-use crate::cut;
+/// How many cancels one step absorbs before it gives up (each cancel fails
+/// one await; an operator cancelling again and again is told so).
+const ABSORBED: usize = 8;
 
-/// Whether `error` is the engine's cancel signal (model errors travel as
-/// documents, never as this bare text).
+/// Whether `error` is the engine's cancel (or kill) of an invocation, not a
+/// model error: model errors travel as a JSON document (see `errors`), the
+/// engine's as bare text.
 pub(crate) fn is_cancel(error: &TerminalError) -> bool {
-    error.code() == 409 && error.message() == "cancelled"
+    error.code() == 409 && !error.message().trim_start().starts_with('{')
 }
 
-/// Runs one step after the point of no return: `call`, issued again if a
-/// cancel interrupts it, so the handler completes what it started. The
-/// step is cut point `point` for `subject` (see `cut`).
-pub(crate) async fn finish_step<'a, C, T, F, Fut>(
-    ctx: &'a C,
+/// Runs `step`, issuing it again when a cancel failed it.
+pub(crate) async fn absorbing<T, F, Fut>(mut step: F) -> Result<T, TerminalError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, TerminalError>>,
+{
+    let mut left = ABSORBED;
+    loop {
+        match step().await {
+            Err(error) if left > 0 && is_cancel(&error) => {
+                left -= 1;
+                tracing::info!("a cancel failed a step; issuing it again");
+            }
+            done => return done,
+        }
+    }
+}
+
+/// A cut point of an object's handler (see `cut`) whose cancel is
+/// absorbed like any other step's: the invocation goes on with its next
+/// step.
+pub(crate) async fn cut_point(
+    ctx: &ObjectContext<'_>,
+    name: &str,
+    subject: &str,
+) -> Result<(), TerminalError> {
+    match crate::cut::hold_object(ctx, name, subject).await {
+        Err(error) if is_cancel(&error) => Ok(()),
+        done => done,
+    }
+}
+
+/// A cut point of the coordinator, cancel absorbed as by [`cut_point`].
+pub(crate) async fn service_cut_point(
+    ctx: &Context<'_>,
+    name: &str,
+    subject: &str,
+) -> Result<(), TerminalError> {
+    match crate::cut::hold_service(ctx, name, subject).await {
+        Err(error) if is_cancel(&error) => Ok(()),
+        done => done,
+    }
+}
+
+/// One step of a `ProcessObject` handler after its point of no return:
+/// cut point `point` for `subject`, then `call`, issued again when a
+/// cancel (or the kill of the callee) fails it, so the handler completes
+/// what its first write started.
+pub(crate) async fn finish_step<T, F, Fut>(
+    ctx: &ObjectContext<'_>,
     point: &str,
     subject: &str,
     call: F,
 ) -> Result<T, TerminalError>
 where
-    C: ContextTimers<'a>,
-    F: Fn() -> Fut,
+    F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, TerminalError>>,
 {
-    match cut::hold(ctx, point, subject).await {
-        Err(error) if !is_cancel(&error) => return Err(error),
-        _ => {}
-    }
-    match call().await {
-        Err(error) if is_cancel(&error) => {
-            tracing::info!(point, subject, "cancel absorbed; finishing the step");
-            call().await
-        }
-        done => done,
-    }
+    cut_point(ctx, point, subject).await?;
+    absorbing(call).await
 }

@@ -6,57 +6,101 @@
 //! turn on; without it [`hold`] is an empty function and adds no journal
 //! entry. With it, an invocation holds at point `name` when the subject it
 //! names (an object key or a process id) starts with `cut.{name}.`: it
-//! sleeps for ten years (a `Sleep` entry tests wait for in the admin API's
-//! `sys_journal`; no registry handler sleeps otherwise), keeping its
-//! object's lock, until it is killed, or cancelled (the await then fails
-//! with the engine's 409,
-//! exactly as a cancel landing on the handler's next step would). Point
-//! names are `[a-z_]` words, none a prefix of another up to a dot.
-
-use std::future::Future;
+//! awaits an awakeable nobody completes, keeping its object's lock, until
+//! it is killed, or cancelled (the await then fails with the engine's 409,
+//! exactly as a cancel landing on the handler's next step would).
+//!
+//! Before it awaits, a held invocation journals a side effect named
+//! `cut.{name}`, so a test can tell (from the server's `sys_journal`) that
+//! it reached the point, and kill or cancel it exactly there.
 
 use restate_sdk::prelude::*;
 
-/// Holds the invocation at point `name` when `subject` asks for it (see
-/// the module docs); a no-op otherwise.
+/// Whether `subject` asks to be held at point `name`.
 #[cfg(feature = "cut-points")]
-pub(crate) fn hold<'a, C>(
-    ctx: &'a C,
-    name: &str,
-    subject: &str,
-) -> impl Future<Output = Result<(), TerminalError>> + Send + 'a
-where
-    C: ContextTimers<'a>,
-{
-    let marked = subject
+fn marked(name: &str, subject: &str) -> bool {
+    subject
         .strip_prefix("cut.")
         .and_then(|rest| rest.strip_prefix(name))
-        .is_some_and(|rest| rest.starts_with('.'));
-    let held = marked.then(|| {
-        tracing::info!(point = name, subject, "holding at a cut point");
-        ctx.sleep(FOREVER)
-    });
-    async move {
-        match held {
-            Some(held) => held.await,
-            None => Ok(()),
-        }
-    }
+        .is_some_and(|rest| rest.starts_with('.'))
 }
 
-/// Longer than any test: a held invocation waits for its kill or cancel.
+/// Holds an object's invocation at point `name` when `subject` asks for
+/// it, once per object: the object remembers it held there
+/// (`cut.held/{name}`), so the step issued again after a kill runs on.
 #[cfg(feature = "cut-points")]
-const FOREVER: std::time::Duration = std::time::Duration::from_secs(10 * 365 * 24 * 3600);
+pub(crate) async fn hold_object(
+    ctx: &ObjectContext<'_>,
+    name: &str,
+    subject: &str,
+) -> Result<(), TerminalError> {
+    if !marked(name, subject) {
+        return Ok(());
+    }
+    let key = format!("cut.held/{name}");
+    if ctx.get::<bool>(&key).await?.is_some() {
+        return Ok(());
+    }
+    ctx.set(&key, true);
+    tracing::info!(point = name, subject, "holding at a cut point");
+    ctx.run(|| async { Ok(()) })
+        .name(format!("cut.{name}"))
+        .await?;
+    let (_, never) = ctx.awakeable::<()>();
+    never.await
+}
+
+/// Holds a service's invocation at point `name` when `subject` asks for it.
+#[cfg(feature = "cut-points")]
+pub(crate) async fn hold_service(
+    ctx: &Context<'_>,
+    name: &str,
+    subject: &str,
+) -> Result<(), TerminalError> {
+    if !marked(name, subject) {
+        return Ok(());
+    }
+    tracing::info!(point = name, subject, "holding at a cut point");
+    ctx.run(|| async { Ok(()) })
+        .name(format!("cut.{name}"))
+        .await?;
+    let (_, never) = ctx.awakeable::<()>();
+    never.await
+}
 
 /// Without the `cut-points` feature: nothing.
 #[cfg(not(feature = "cut-points"))]
-pub(crate) fn hold<'a, C>(
-    _ctx: &'a C,
+#[inline(always)]
+pub(crate) async fn hold_object(
+    _ctx: &ObjectContext<'_>,
     _name: &str,
     _subject: &str,
-) -> impl Future<Output = Result<(), TerminalError>> + Send + 'a
-where
-    C: ContextTimers<'a>,
-{
-    std::future::ready(Ok(()))
+) -> Result<(), TerminalError> {
+    Ok(())
+}
+
+/// Without the `cut-points` feature: nothing.
+#[cfg(not(feature = "cut-points"))]
+#[inline(always)]
+pub(crate) async fn hold_service(
+    _ctx: &Context<'_>,
+    _name: &str,
+    _subject: &str,
+) -> Result<(), TerminalError> {
+    Ok(())
+}
+
+/// How long to delay a one-way message at point `name` when `subject` asks
+/// for it: the engine may deliver a send late (it goes through an outbox,
+/// across partitions), and a test makes that lateness certain.
+#[cfg(feature = "cut-points")]
+pub(crate) fn delay(name: &str, subject: &str) -> Option<std::time::Duration> {
+    marked(name, subject).then(|| std::time::Duration::from_secs(3))
+}
+
+/// Without the `cut-points` feature: never.
+#[cfg(not(feature = "cut-points"))]
+#[inline(always)]
+pub(crate) fn delay(_name: &str, _subject: &str) -> Option<std::time::Duration> {
+    None
 }

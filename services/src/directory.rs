@@ -9,6 +9,16 @@
 //! (`c/{slot / CHUNK}`), so a write reads and rewrites one bounded chunk and
 //! a page of 256 entries is eight reads, however many rows the shard holds.
 //!
+//! The id set is dense (see [`KeyedSet`]): removing a row moves the row of
+//! the shard's last slot into the freed slot, and `remove` moves that row's
+//! entry between chunks in the same handler, so a page of 256 slots holds
+//! 256 rows however many were pruned. A listing paged concurrently with
+//! removals may miss a row that moved from a page not yet read into one
+//! already read (never one present and unmoved). `prune_page` reads its
+//! page again after pruning until a pass prunes nothing, so the rows its
+//! own prunes move into the page are pruned too (a row moved by a removal
+//! elsewhere, behind the prune's cursor, waits for the next prune).
+//!
 //! `ProcessObject` puts its entry before it acknowledges a row change, so a
 //! listing after an acknowledged write sees it. The exclusive handlers call
 //! nothing. `prune_page` is shared (holds no lock) and calls `ProcessObject`
@@ -25,7 +35,7 @@ use restate_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::input::Input;
-use crate::keyed_set::KeyedSet;
+use crate::keyed_set::{KeyedSet, Taken};
 use crate::process_object::ProcessObjectClient;
 use crate::state::{in_order, ReadState};
 
@@ -108,6 +118,14 @@ async fn entries_page(
     Ok((entries, (end < head.slots).then_some(end)))
 }
 
+fn store_chunk(ctx: &ObjectContext<'_>, key: &str, chunk: Chunk) {
+    if chunk.is_empty() {
+        ctx.clear(key);
+    } else {
+        ctx.set(key, Json(chunk));
+    }
+}
+
 /// The sharded row index behind `list_processes`, `list_non_terminal` and prune.
 #[derive(Debug)]
 pub struct ProcessDirectory;
@@ -137,17 +155,29 @@ impl ProcessDirectory {
         ctx: ObjectContext<'_>,
         process_id: String,
     ) -> Result<(), TerminalError> {
-        let Some(slot) = ROWS.take(&ctx, &process_id).await? else {
+        let Some(Taken { slot, moved }) = ROWS.take(&ctx, &process_id).await? else {
             return Ok(());
         };
         let key = chunk_key(slot);
         let mut chunk: Chunk = ctx.read(&key).await?.unwrap_or_default();
         chunk.remove(&slot);
-        if chunk.is_empty() {
-            ctx.clear(&key);
-        } else {
-            ctx.set(&key, Json(chunk));
+        // The set moved its last member into the freed slot: its entry
+        // follows it, so entries stay stored by the slot of their id.
+        if let Some((_, from)) = moved {
+            let from_key = chunk_key(from);
+            let entry = if from_key == key {
+                chunk.remove(&from)
+            } else {
+                let mut source: Chunk = ctx.read(&from_key).await?.unwrap_or_default();
+                let entry = source.remove(&from);
+                store_chunk(&ctx, &from_key, source);
+                entry
+            };
+            if let Some(entry) = entry {
+                chunk.insert(slot, entry);
+            }
         }
+        store_chunk(&ctx, &key, chunk);
         Ok(())
     }
 
@@ -184,24 +214,35 @@ impl ProcessDirectory {
         request: Json<PrunePageRequest>,
     ) -> Result<Json<PrunePage>, TerminalError> {
         let PrunePageRequest { cutoff_ms, cursor } = request.into_inner();
-        let (entries, next_cursor) = entries_page(&ctx, cursor, PAGE_LIMIT).await?;
-        let candidates: Vec<String> = entries
-            .into_iter()
-            .filter(|entry| prunable(&entry.summary, cutoff_ms))
-            .map(|entry| entry.summary.id)
-            .collect();
-        let prunes = candidates.iter().map(|id| {
-            ctx.object_client::<ProcessObjectClient>(id)
-                .prune(Json(cutoff_ms))
-                .call()
-        });
         let mut report = ProcessPruneReport::default();
-        for pruned in in_order(prunes).await? {
-            if let Some(events) = pruned.into_inner() {
-                report.pruned_processes += 1;
-                report.pruned_events += events;
+        // A pruned row's slot takes the shard's last row (the set stays
+        // dense), so the page is read again until a pass prunes nothing:
+        // a row moved in from a page not yet read is pruned here, not
+        // skipped. Each pass but the last prunes a row, so this ends.
+        let next_cursor = loop {
+            let (entries, next_cursor) = entries_page(&ctx, cursor, PAGE_LIMIT).await?;
+            let candidates: Vec<String> = entries
+                .into_iter()
+                .filter(|entry| prunable(&entry.summary, cutoff_ms))
+                .map(|entry| entry.summary.id)
+                .collect();
+            let prunes = candidates.iter().map(|id| {
+                ctx.object_client::<ProcessObjectClient>(id)
+                    .prune(Json(cutoff_ms))
+                    .call()
+            });
+            let mut pruned_now = 0;
+            for pruned in in_order(prunes).await? {
+                if let Some(events) = pruned.into_inner() {
+                    pruned_now += 1;
+                    report.pruned_events += events;
+                }
             }
-        }
+            report.pruned_processes += pruned_now;
+            if pruned_now == 0 {
+                break next_cursor;
+            }
+        };
         Ok(Json(PrunePage {
             report,
             next_cursor,

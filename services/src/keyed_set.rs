@@ -6,12 +6,43 @@
 //!
 //! Each member sits in a numbered slot (`{prefix}/s/{slot}`) and knows its
 //! slot (`{prefix}/m/{member}`); a small head (`{prefix}/head`) counts slots
-//! and heads a free list threaded through emptied slots, which inserts reuse.
-//! Insert and remove read two or three keys and write three, whatever the
-//! size; a page reads the slots in `[cursor, cursor + limit)` in one round
-//! trip. Slots are never renumbered, so a member present for a whole paged
-//! read is seen exactly once; one inserted meanwhile may land behind the
-//! cursor and be missed, as with any concurrent read.
+//! and members. Insert and remove read two or three keys and write three or
+//! four, whatever the size; a page reads the slots in `[cursor, cursor +
+//! limit)` in one round trip.
+//!
+//! ## Dense: a page never walks empty slots
+//!
+//! The set is kept dense (`slots == len`): an insert appends at slot
+//! `len`, and a remove moves the member of the last slot into the slot it
+//! freed (swap-remove), so after any number of removals a page of `limit`
+//! slots holds `limit` members (or ends the set). The move is one more
+//! read and two more writes; [`KeyedSet::take`] says which member moved
+//! where, so an index keyed by slot (the directory's chunks) moves its
+//! entry in the same handler.
+//!
+//! A set written by an earlier release has a free list threaded through its
+//! emptied slots (`head.free`). It still reads and works: an insert takes a
+//! free slot first; a removal swap-removes when the last slot holds a
+//! member, and otherwise (the last slot is itself a hole on the list,
+//! which a singly linked list cannot unlink) pushes the freed slot onto the
+//! list as before. Once inserts have refilled every hole the set is dense
+//! and stays so. Until then its holes remain: such a set shrinks as it is
+//! refilled, not before (no compaction pass is run over old sets).
+//!
+//! ## What a paged read concurrent with writes may see
+//!
+//! A member present for a whole read moves only *down* (from the last
+//! slot into a hole). Hence:
+//! - walking **up** (`page`, listings): a member moved from a slot not yet
+//!   read into one already read is **missed** by that read; no member is
+//!   seen twice unless it moved from a slot already read into one not yet
+//!   read, which a move downwards cannot do. Inserts land at the top and
+//!   are seen if the walk has not ended.
+//! - walking **down** from the top (`page_below`, used by prune and session
+//!   delete): every member present for the whole walk is seen at least
+//!   once, since a member below the cursor stays below it; one that moved
+//!   from above the cursor (already read) into a hole below it is seen
+//!   again, so a walk that acts on members must be idempotent per member.
 
 use restate_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -34,6 +65,16 @@ pub(crate) struct Head {
 enum Slot {
     Member(String),
     Free(Option<u64>),
+}
+
+/// What a removal did: the slot the member left and, in a dense set, the
+/// member moved from the last slot into it (`(member, its old slot)`).
+#[derive(Debug, Clone)]
+pub(crate) struct Taken {
+    /// The slot the removed member held.
+    pub(crate) slot: u64,
+    /// The member now in that slot, and the slot it came from.
+    pub(crate) moved: Option<(String, u64)>,
 }
 
 /// One page of members in slot order.
@@ -137,24 +178,113 @@ impl<'p> KeyedSet<'p> {
         Ok(self.take(ctx, member).await?.is_some())
     }
 
-    /// Removes `member`; answers the slot it left, if it was there.
+    /// Removes `member`; answers the slot it left and, when another member
+    /// was moved into that slot to keep the set dense, which one and from
+    /// where (see the module docs).
     pub(crate) async fn take(
         &self,
         ctx: &ObjectContext<'_>,
         member: &str,
-    ) -> Result<Option<u64>, TerminalError> {
+    ) -> Result<Option<Taken>, TerminalError> {
         let (head_key, member_key) = (self.head_key(), self.member_key(member));
         let (head, slot) = (ctx.read::<Head>(&head_key), ctx.read::<u64>(&member_key));
         let mut head = head.await?.unwrap_or_default();
         let Some(slot) = slot.await? else {
             return Ok(None);
         };
-        ctx.set(&self.slot_key(slot), Json(Slot::Free(head.free)));
         ctx.clear(&member_key);
-        head.free = Some(slot);
         head.len = head.len.saturating_sub(1);
+        let last = head.slots.saturating_sub(1);
+        let last_key = self.slot_key(last);
+        let tail = if slot < last {
+            ctx.read::<Slot>(&last_key).await?
+        } else {
+            None
+        };
+        let moved = match tail {
+            // Swap-remove: the last member takes the freed slot.
+            Some(Slot::Member(tail)) => {
+                ctx.set(&self.slot_key(slot), Json(Slot::Member(tail.clone())));
+                ctx.set(&self.member_key(&tail), Json(slot));
+                ctx.clear(&last_key);
+                head.slots = last;
+                Some((tail, last))
+            }
+            // A set written before sets were kept dense, whose last slot is
+            // a hole on its free list (which cannot be unlinked from the
+            // middle): thread the freed slot onto the list as then.
+            Some(Slot::Free(_)) => {
+                ctx.set(&self.slot_key(slot), Json(Slot::Free(head.free)));
+                head.free = Some(slot);
+                None
+            }
+            None if slot < last => return Err(corrupt("the last slot is empty")),
+            // The last slot itself.
+            None => {
+                ctx.clear(&last_key);
+                head.slots = last;
+                None
+            }
+        };
         ctx.set(&head_key, Json(head));
-        Ok(Some(slot))
+        Ok(Some(Taken { slot, moved }))
+    }
+
+    /// The members in slots `[lo, hi)` where `lo = hi - limit` (clamped to
+    /// the set), for walks from the top down; `next` is `lo` while slots
+    /// remain below. A walk from the top sees every member present for
+    /// the whole walk, even while members are removed (see the module
+    /// docs).
+    pub(crate) async fn page_below<C: ReadState>(
+        &self,
+        ctx: &C,
+        hi: u64,
+        limit: u64,
+    ) -> Result<KeyedSetPage, TerminalError> {
+        let head = self.head(ctx).await?;
+        let hi = hi.min(head.slots);
+        let lo = hi.saturating_sub(limit.max(1));
+        let mut page = self.slots_in(ctx, lo, hi).await?;
+        page.next = (lo > 0).then_some(lo);
+        Ok(page)
+    }
+
+    /// Empties the set and answers its members. Reads every slot: only for
+    /// sets known to be small.
+    pub(crate) async fn take_all(
+        &self,
+        ctx: &ObjectContext<'_>,
+    ) -> Result<Vec<String>, TerminalError> {
+        let head = self.head(ctx).await?;
+        let page = self.slots_in(ctx, 0, head.slots).await?;
+        for slot in 0..head.slots {
+            ctx.clear(&self.slot_key(slot));
+        }
+        for member in &page.members {
+            ctx.clear(&self.member_key(member));
+        }
+        ctx.clear(&self.head_key());
+        Ok(page.members)
+    }
+
+    async fn slots_in<C: ReadState>(
+        &self,
+        ctx: &C,
+        lo: u64,
+        hi: u64,
+    ) -> Result<KeyedSetPage, TerminalError> {
+        let keys: Vec<String> = (lo..hi).map(|slot| self.slot_key(slot)).collect();
+        let slots = in_order(keys.iter().map(|key| ctx.read::<Slot>(key))).await?;
+        Ok(KeyedSetPage {
+            members: slots
+                .into_iter()
+                .filter_map(|slot| match slot {
+                    Some(Slot::Member(member)) => Some(member),
+                    _ => None,
+                })
+                .collect(),
+            next: None,
+        })
     }
 
     /// The members in slots `[cursor, cursor + limit)`.
@@ -166,17 +296,27 @@ impl<'p> KeyedSet<'p> {
     ) -> Result<KeyedSetPage, TerminalError> {
         let head = self.head(ctx).await?;
         let end = cursor.saturating_add(limit.max(1)).min(head.slots);
-        let keys: Vec<String> = (cursor..end).map(|slot| self.slot_key(slot)).collect();
-        let slots = in_order(keys.iter().map(|key| ctx.read::<Slot>(key))).await?;
-        Ok(KeyedSetPage {
-            members: slots
-                .into_iter()
-                .filter_map(|slot| match slot {
-                    Some(Slot::Member(member)) => Some(member),
-                    _ => None,
-                })
-                .collect(),
-            next: (end < head.slots).then_some(end),
-        })
+        let mut page = self.slots_in(ctx, cursor.min(end), end).await?;
+        page.next = (end < head.slots).then_some(end);
+        Ok(page)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Head, Slot};
+
+    /// A head and slots the previous release stored (with a free list)
+    /// still read; a head without one is the dense shape.
+    #[test]
+    fn heads_and_slots_of_the_previous_release_read() {
+        let head: Head = serde_json::from_str(r#"{"slots":5,"len":3,"free":4}"#).expect("old head");
+        assert_eq!((head.slots, head.len, head.free), (5, 3, Some(4)));
+        let dense: Head = serde_json::from_str(r#"{"slots":3,"len":3,"free":null}"#).expect("head");
+        assert_eq!(dense.free, None);
+        let free: Slot = serde_json::from_str(r#"{"Free":2}"#).expect("old free slot");
+        assert!(matches!(free, Slot::Free(Some(2))));
+        let member: Slot = serde_json::from_str(r#"{"Member":"m"}"#).expect("member slot");
+        assert!(matches!(member, Slot::Member(m) if m == "m"));
     }
 }

@@ -9,13 +9,13 @@
 //!
 //! | Service | Kind | Key | Holds |
 //! |---|---|---|---|
-//! | `ProcessObject` | virtual object (lazy state) | process id | row, event log (a key per event), lease, replay keys, unacked wakes (a key each), a mirror of its grants (≤ 64) |
+//! | `ProcessObject` | virtual object (lazy state) | process id | row, event log (a key per event), lease, replay keys, unacked wakes (a key each), a mirror of its grants (≤ 64) and where those a transfer moved in come from until confirmed |
 //! | `ProcessTerminal` | workflow | process id + incarnation | the durable promise of the outcome |
 //! | `ProcessMilestone` | workflow | wait id + incarnation + event type + sequence | one waiter's milestone wait (an awakeable raced against its park TTL) |
 //! | `ProcessDirectory` | virtual object (lazy state) | shard `0`..`31` | one small entry per row (summary, plus the row when ≤ 4 KiB), in a keyed set |
-//! | `SessionGrants` | virtual object (lazy state) | session id | **the authority** for the session's grants, a key each |
+//! | `SessionGrants` | virtual object (lazy state) | session id | **the authority** for the session's grants, a key each; the intents of its unfinished transfers out and deletes |
 //! | `SessionWakes` | virtual object (lazy state) | session id | the processes whose wake target (or delivered wakes) aim at the session |
-//! | `ProcessCoordinator` | service | — | nothing: journals transfers, session deletes, prunes |
+//! | `ProcessCoordinator` | service | — | nothing: journals transfers, session deletes, prunes, repairs |
 //! | `ProcessRunner` (optional) | workflow | process id + incarnation | a process body's journal: its steps and registry calls |
 //!
 //! No state value grows with the number of rows, events, grants or wakes:
@@ -30,13 +30,15 @@
 //! back, but `prune_page` is a shared handler and holds no lock.
 //!
 //! ```text
-//! ingress ──► SessionGrants ──► ProcessObject        (mirror_put / mirror_drop / get)
+//! ingress ──► SessionGrants ──► ProcessObject        (mirror_put / mirror_drop / mirror_move /
+//!    │                                                mirror_settle / get)
 //!    │
 //!    ├──────► ProcessObject ──► ProcessDirectory     (put / remove; leaf)
 //!    │             ├──────────► SessionWakes         (note / drop; leaf)
 //!    │             ├──send────► SessionGrants        (drop_pruned, at prune)
 //!    │             └──send────► ProcessTerminal      (finish and run at the outcome)
-//!    ├──────► ProcessCoordinator ──► SessionGrants   (take / give / drain)
+//!    ├──────► ProcessCoordinator ──► SessionGrants   (take / give / settle / begin_delete /
+//!    │                         │                      drain / end_delete / resume; pending, shared)
 //!    │                         ├──► SessionWakes     (holders, shared)
 //!    │                         ├──► ProcessObject    (forget_wakes)
 //!    │                         └──► ProcessDirectory (prune_page, shared ──► ProcessObject prune)
@@ -76,8 +78,42 @@
 //! lost, completed twice or left parked, and why an append reads only the
 //! waits it resolves, is argued in `process_object::milestones`.
 //!
-//! How transfers, session deletes and prunes stay atomic under races is
-//! argued in the coordinator's docs ([`ProcessCoordinator`]).
+//! How transfers, session deletes and prunes stay atomic under races, kills
+//! and cancels is argued in the coordinator's docs ([`ProcessCoordinator`]):
+//! the source `SessionGrants` records a transfer's or delete's intent
+//! before anything leaves it, every later step is idempotent and keyed by
+//! an id from the coordinator's journal, and an intent cut off by a kill is
+//! completed by the next transfer or delete of that session or by
+//! `ProcessCoordinator/repair_session` (`procreg check --repair`).
+//!
+//! ## Cancellation, per service
+//!
+//! - `ProcessCoordinator`: **absorbed**. A cancel fails one await with 409
+//!   "cancelled"; the coordinator issues that step again, so the operation
+//!   completes and is acknowledged.
+//! - `SessionGrants`: **absorbed** at its process calls and cut points; a
+//!   cancel landing on a state read fails the handler before its next
+//!   write, and what it had recorded is finished by the session's next
+//!   exclusive handler (or issued again by the coordinator).
+//! - `ProcessObject`'s mirror handlers, `ProcessDirectory`, `SessionWakes`:
+//!   **refused by design**: a single read-then-write step, so a cancel
+//!   fails it before it wrote anything and its caller issues it again.
+//! - The other `ProcessObject` handlers: **absorbed after the first
+//!   write**. Before it, a cancel ends the call with nothing written (the
+//!   caller reads `Unavailable`); after it, the interrupted step (a
+//!   directory put, a wake record, an index drop) is issued again and the
+//!   handler finishes (`cancel::finish_step`).
+//! - `ProcessTerminal`: **refused by design**: its run awaits the outcome
+//!   again, since a cancelled run would answer every waiter of the
+//!   incarnation with the cancel.
+//! - `ProcessMilestone`: **handled as an early expiry**: the run removes its
+//!   park and answers `Expired`, and a host still waiting parks again.
+//! - `ProcessRunner`: unchanged: a cancel reaches the body's step.
+//!
+//! A kill runs nothing more, so every handler records its intent with its
+//! first write and the next handler on the same object (or `procreg check
+//! --repair`) completes it: `publish_row` in `process_object::layout` for
+//! rows, the coordinator's docs for grants.
 //!
 //! Bind them all into your own endpoint with [`bind_services`], or run
 //! `procreg serve`. To have the engine run process bodies durably too,
@@ -87,13 +123,16 @@
 //!
 //! Callers reach the `ProcessObject` handlers that implement the
 //! `ProcessRegistry` methods, the listing reads of `ProcessDirectory` and
-//! `SessionGrants`, `ProcessCoordinator`, and attach to `ProcessTerminal`
-//! and `ProcessMilestone` runs. Index writers, the per-process steps of
-//! cross-process calls, the terminal workflow's `run` and `finish` and the
-//! milestone workflow's `run` are `ingress_private`: only these services
-//! call them, so no caller can start a milestone run or plant its answer;
-//! hosts ask `ProcessObject.milestone`, which sends the run itself, built
-//! from its own key and row. So is `ProcessRunner.run`: hosts ask for a run through
+//! `SessionGrants`, the reads `procreg check` needs (`SessionGrants/pending`,
+//! `ProcessObject/transits`) and its row repair (`ProcessObject/reindex`,
+//! idempotent), `ProcessCoordinator` (including `repair_session`), and
+//! attach to `ProcessTerminal` and `ProcessMilestone` runs. Index writers,
+//! the per-process steps of cross-process calls, the terminal workflow's
+//! `run` and `finish` and the milestone workflow's `run` are
+//! `ingress_private`: only these services call them, so no caller can
+//! start a milestone run or plant its answer; hosts ask
+//! `ProcessObject.milestone`, which sends the run itself, built from its
+//! own key and row. So is `ProcessRunner.run`: hosts ask for a run through
 //! `ProcessObject.start_run`, which only sends it for the row's current
 //! incarnation, and only when a runner is bound. Every ingress-facing
 //! handler decodes its request through `Input`, which runs the library's

@@ -35,15 +35,45 @@ impl SessionWakes {
         Ok(())
     }
 
-    /// One page of holders from `cursor`, and the next cursor.
+    /// One page of the holders in the slots below `hi`, walking down
+    /// (`u64::MAX` for the top): the holders a delete drops leave the set
+    /// as it walks, and only a walk down sees every holder present for
+    /// the whole walk (see [`KeyedSet`]).
+    #[handler(ingress_private)]
+    async fn holders_below(
+        &self,
+        ctx: SharedObjectContext<'_>,
+        hi: u64,
+    ) -> Result<Json<(Vec<String>, Option<u64>)>, TerminalError> {
+        let KeyedSetPage { members, next } =
+            HOLDERS.page_below(&ctx, hi, u64::from(PAGE_LIMIT)).await?;
+        Ok(Json((members, next)))
+    }
+
+    /// The session delete of the previous release (`delete_session`) asks
+    /// for holders page by page from `cursor` and drops each it is given
+    /// before it asks again. Holders now leave by swap-remove, so a walk up
+    /// would miss those moved behind it: this answers the top page instead
+    /// (whatever `cursor`), and a next cursor while more holders remain
+    /// than it lists, so that loop still visits every holder and ends.
     #[handler(ingress_private)]
     async fn holders(
         &self,
         ctx: SharedObjectContext<'_>,
         cursor: u64,
     ) -> Result<Json<(Vec<String>, Option<u64>)>, TerminalError> {
-        let KeyedSetPage { members, next } =
-            HOLDERS.page(&ctx, cursor, u64::from(PAGE_LIMIT)).await?;
+        let limit = u64::from(PAGE_LIMIT);
+        // A set of the previous release keeps holes until refilled: skip
+        // empty pages down to the highest one holding a holder.
+        let mut below = u64::MAX;
+        let KeyedSetPage { members, next } = loop {
+            let page = HOLDERS.page_below(&ctx, below, limit).await?;
+            match page.next {
+                Some(next) if page.members.is_empty() => below = next,
+                _ => break page,
+            }
+        };
+        let next = next.map(|_| cursor.saturating_add(limit));
         Ok(Json((members, next)))
     }
 }

@@ -274,6 +274,33 @@ impl RestateProcessRegistry {
         }
     }
 
+    /// The transfers out of `session_id` and the deletes of it that were
+    /// begun and not completed (a coordinator cut off), for consistency
+    /// checks.
+    pub async fn pending_intents(&self, session_id: &str) -> ProcessResult<wire::PendingIntents> {
+        check_key("session id", session_id)?;
+        let target = RequestTarget::object(wire::SESSION_GRANTS, session_id, "pending");
+        self.ingress.call_empty(target, Call::Read).await
+    }
+
+    /// The grants a transfer moved into `process_id`'s mirror that its
+    /// destination has not confirmed: `(destination scope id, source
+    /// session, transfer id)`, for consistency checks.
+    pub async fn grant_transits(
+        &self,
+        process_id: &str,
+    ) -> ProcessResult<Vec<(String, String, String)>> {
+        self.on_empty(process_id, "transits", Call::Read).await
+    }
+
+    /// Completes (idempotently) every cut-off transfer out of `session_id`
+    /// and delete of it, and says which.
+    pub async fn repair_session(&self, session_id: &str) -> ProcessResult<wire::RepairReport> {
+        check_key("session id", session_id)?;
+        self.coordinate("repair_session", &session_id.to_owned())
+            .await
+    }
+
     /// One page of rows matching `filter`: at least `limit` rows unless the
     /// listing ends, read shard by shard from `cursor` (`None` for the
     /// first page); the returned cursor continues it. Each step reads a
@@ -396,7 +423,7 @@ impl ProcessRegistry for RestateProcessRegistry {
             to: to_scope.clone(),
             process_ids: process_ids.to_vec(),
         };
-        self.coordinate("transfer_grants", &request).await
+        self.coordinate("transfer_grants_v2", &request).await
     }
 
     async fn list_handle_grants(
@@ -439,7 +466,7 @@ impl ProcessRegistry for RestateProcessRegistry {
         &self,
         session_id: &str,
     ) -> ProcessResult<ProcessSessionDeleteReport> {
-        self.coordinate("delete_session", &session_id.to_owned())
+        self.coordinate("delete_session_v2", &session_id.to_owned())
             .await
     }
 

@@ -88,6 +88,68 @@ pub struct GrantsPage {
     pub next_cursor: Option<u64>,
 }
 
+/// A transfer a source `SessionGrants` has recorded and not yet forgotten:
+/// its intent, written in the same exclusive step that checked the grants
+/// and before any of them left the source. Stored under `t/{id}` of the
+/// source session and answered by `SessionGrants/{session}/pending`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingTransfer {
+    /// The transfer's id (drawn from the coordinator's journal).
+    pub transfer_id: String,
+    /// The scope giving the grants up.
+    pub from: SessionScope,
+    /// The scope receiving them.
+    pub to: SessionScope,
+    /// The grants as the source held them when the transfer was recorded.
+    pub grants: Vec<ProcessHandleGrant>,
+    /// Every grant has left the source (its mirror entry moved to `to`);
+    /// what is left is the destination's part.
+    pub taken: bool,
+}
+
+/// A session delete begun and not yet completed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingDelete {
+    /// The delete's id (drawn from the coordinator's journal).
+    pub delete_id: String,
+    /// When it began (the registry clock).
+    pub begun_at_ms: u64,
+}
+
+/// A session's unfinished transfers (it is their source) and deletes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PendingIntents {
+    /// Transfers out of the session not yet completed.
+    pub transfers: Vec<PendingTransfer>,
+    /// Session deletes begun and not yet completed.
+    pub deletes: Vec<PendingDelete>,
+    /// A take, grant or revoke a cut-off invocation left between its
+    /// writes (the session's next exclusive handler finishes it), described.
+    #[serde(default)]
+    pub steps: Vec<String>,
+}
+
+impl PendingIntents {
+    /// Nothing is pending.
+    pub fn is_empty(&self) -> bool {
+        self.transfers.is_empty() && self.deletes.is_empty() && self.steps.is_empty()
+    }
+}
+
+/// What `ProcessCoordinator/repair_session` completed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RepairReport {
+    /// The session repaired.
+    pub session_id: String,
+    /// Ids of the transfers completed (given and forgotten).
+    pub transfers: Vec<String>,
+    /// Ids of the deletes completed (drained, wakes cleared, forgotten).
+    pub deletes: Vec<String>,
+    /// A half-done take, grant or revoke was finished first.
+    #[serde(default)]
+    pub finished_step: bool,
+}
+
 /// `ProcessObject/events_after` and `wake_events_after` input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventsPageRequest {

@@ -85,8 +85,9 @@ impl Admin {
     }
 
     /// The id of the live `service/handler` invocation on `key` once it
-    /// holds at a cut point (its journal has the cut point's `Sleep`; see
-    /// the services' `cut` module), waiting up to `patience`.
+    /// holds at a cut point (its journal has the point's step, a `Run`
+    /// named `cut.{point}`; see the services' `cut` module), waiting up to
+    /// `patience`.
     pub async fn held_invocation(
         &self,
         service: &str,
@@ -99,7 +100,8 @@ impl Admin {
             .live_invocation(service, handler, key, patience)
             .await?;
         let sql = format!(
-            "SELECT index FROM sys_journal WHERE id = '{id}' AND entry_type = 'Command: Sleep'"
+            "SELECT index FROM sys_journal WHERE id = '{id}' \
+             AND entry_type = 'Command: Run' AND name LIKE 'cut.%'"
         );
         loop {
             if !self.query(&sql).await?.is_empty() {

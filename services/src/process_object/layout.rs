@@ -49,6 +49,9 @@ pub(crate) const RECORD: &str = "record";
 pub(crate) const LEASE: &str = "lease";
 /// Grants by scope id.
 pub(crate) const GRANTS: &str = "grants";
+/// Mirror entries a transfer moved in and its destination has not yet
+/// confirmed, by destination scope id ([`Transit`]; absent when none).
+pub(crate) const TRANSIT: &str = "grants_transit";
 
 /// Key of event `sequence`.
 pub(crate) fn event_key(sequence: u64) -> String {
@@ -61,6 +64,18 @@ pub(crate) fn replay_key(key: &str) -> String {
 }
 
 pub(crate) type Grants = BTreeMap<String, ProcessHandleGrant>;
+
+/// Where a grant in transit comes from: the source session (which records
+/// the transfer's intent) and the transfer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Transit {
+    /// The source session.
+    pub(crate) session_id: String,
+    /// The transfer's id.
+    pub(crate) transfer_id: String,
+}
+
+pub(crate) type Transits = BTreeMap<String, Transit>;
 pub(crate) type TypeCounts = BTreeMap<String, u64>;
 
 /// Where the log stands: the last sequence, the events per type and the

@@ -63,6 +63,28 @@ pub(crate) struct MirrorPut {
     pub moved: bool,
 }
 
+/// Internal: a transfer moving this process's grant from one scope to
+/// another (`SessionGrants::take`, source side).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct MirrorMove {
+    /// The scope the grant leaves.
+    pub from_scope_id: String,
+    /// The grant as the destination will hold it.
+    pub grant: ProcessHandleGrant,
+    /// The transfer (source session and id), kept until the destination
+    /// confirms, so `procreg check` can find the source's intent.
+    pub transit: TransitFrom,
+}
+
+/// Internal: where a moving grant comes from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct TransitFrom {
+    /// The source session.
+    pub session_id: String,
+    /// The transfer's id.
+    pub transfer_id: String,
+}
+
 /// Internal: what dropping a grant from the mirror left. Releases before
 /// it answered the bare count; a `SessionGrants::drain` journaled then
 /// replays that answer, so a bare number still reads (as a live process).
@@ -937,6 +959,92 @@ impl ProcessObject {
         Ok(())
     }
 
+    /// Internal (`SessionGrants::take`): moves the mirror entry of
+    /// `from_scope_id` to the grant's scope in one step. Answers false and
+    /// changes nothing when there is no entry to move (already moved by an
+    /// earlier attempt, or revoked), so a retried step never re-creates a
+    /// grant the destination revoked meanwhile. The count never rises, so
+    /// the per-process cap does not apply.
+    #[handler(ingress_private)]
+    async fn mirror_move(
+        &self,
+        ctx: ObjectContext<'_>,
+        request: Json<MirrorMove>,
+    ) -> Result<Json<bool>, TerminalError> {
+        let MirrorMove {
+            from_scope_id,
+            grant,
+            transit,
+        } = request.into_inner();
+        let (row, grants, transits) = (
+            read_row(&ctx),
+            ctx.read::<Grants>(GRANTS),
+            ctx.read::<Transits>(TRANSIT),
+        );
+        row.await?.ok_or_else(|| unknown(&ctx))?;
+        let mut grants = grants.await?.unwrap_or_default();
+        let mut transits = transits.await?.unwrap_or_default();
+        if grants.remove(&from_scope_id).is_none() {
+            return Ok(Json(false));
+        }
+        transits.insert(
+            grant.scope_id.clone(),
+            Transit {
+                session_id: transit.session_id,
+                transfer_id: transit.transfer_id,
+            },
+        );
+        grants.insert(grant.scope_id.clone(), grant);
+        ctx.set(GRANTS, Json(grants));
+        ctx.set(TRANSIT, Json(transits));
+        Ok(Json(true))
+    }
+
+    /// Internal (`SessionGrants::give`, and `drop_pruned`): whether the
+    /// mirror holds exactly `grant` for its scope; ends its transit, if
+    /// any. Answers false for an unknown process. The destination stores a
+    /// moved grant only when this says so, which makes `give` idempotent:
+    /// a grant revoked at the destination after it moved is not restored.
+    #[handler(ingress_private)]
+    async fn mirror_settle(
+        &self,
+        ctx: ObjectContext<'_>,
+        grant: Json<ProcessHandleGrant>,
+    ) -> Result<Json<bool>, TerminalError> {
+        let grant = grant.into_inner();
+        let (row, grants, transits) = (
+            read_row(&ctx),
+            ctx.read::<Grants>(GRANTS),
+            ctx.read::<Transits>(TRANSIT),
+        );
+        if row.await?.is_none() {
+            return Ok(Json(false));
+        }
+        let grants = grants.await?.unwrap_or_default();
+        let mut transits = transits.await?.unwrap_or_default();
+        if transits.remove(&grant.scope_id).is_some() {
+            store_transits(&ctx, &transits);
+        }
+        Ok(Json(grants.get(&grant.scope_id) == Some(&grant)))
+    }
+
+    /// The grants moved into this process's mirror whose destination has
+    /// not confirmed them: `(destination scope id, source session,
+    /// transfer id)` (for `procreg check`).
+    #[handler]
+    async fn transits(
+        &self,
+        ctx: SharedObjectContext<'_>,
+    ) -> Result<Json<Vec<(String, String, String)>>, TerminalError> {
+        let transits: Transits = ctx.read(TRANSIT).await?.unwrap_or_default();
+        Ok(Json(
+            transits
+                .into_iter()
+                .map(|(scope, from)| (scope, from.session_id, from.transfer_id))
+                .collect(),
+        ))
+    }
+
     /// Internal (`SessionGrants`): drops a scope's grant from the mirror
     /// (if there) and answers how many grants the process still carries
     /// and whether it has ended (a session delete reports neither orphaned
@@ -947,13 +1055,21 @@ impl ProcessObject {
         ctx: ObjectContext<'_>,
         scope_id: String,
     ) -> Result<Json<MirrorDropped>, TerminalError> {
-        let (row, grants) = (read_row(&ctx), ctx.read::<Grants>(GRANTS));
+        let (row, grants, transits) = (
+            read_row(&ctx),
+            ctx.read::<Grants>(GRANTS),
+            ctx.read::<Transits>(TRANSIT),
+        );
         let row = row.await?.ok_or_else(|| unknown(&ctx))?;
         let mut grants = grants.await?.unwrap_or_default();
+        let mut transits = transits.await?.unwrap_or_default();
         let removed = grants.remove(&scope_id).is_some();
         let remaining = grants.len();
         if removed {
             ctx.set(GRANTS, Json(grants));
+        }
+        if transits.remove(&scope_id).is_some() {
+            store_transits(&ctx, &transits);
         }
         Ok(Json(MirrorDropped {
             remaining,
@@ -1039,22 +1155,30 @@ impl ProcessObject {
         let fence = lease.await?.and_then(|ledger| ledger.after_prune());
         let mut aimed: BTreeSet<String> = wakes::aimed_sessions(&ctx).await?.into_iter().collect();
         aimed.extend(record.wake_target.iter().map(|t| t.session_id.clone()));
-        let mut granted: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut granted: BTreeMap<String, Vec<ProcessHandleGrant>> = BTreeMap::new();
         for grant in grants.into_values() {
             granted
-                .entry(grant.session_id)
+                .entry(grant.session_id.clone())
                 .or_default()
-                .push(grant.scope_id);
+                .push(grant);
         }
-        for (session_id, scope_ids) in granted {
+        for (session_id, grants) in granted {
             let pruned = PrunedGrants {
                 process_id: record.id.clone(),
-                scope_ids,
+                scope_ids: grants.iter().map(|grant| grant.scope_id.clone()).collect(),
+                grants,
             };
-            let _ = ctx
+            let message = ctx
                 .object_client::<SessionGrantsClient>(session_id)
-                .drop_pruned(Json(pruned))
-                .send();
+                .drop_pruned(Json(pruned));
+            match crate::cut::delay("prune.late_drop", &record.id) {
+                Some(late) => {
+                    let _ = message.send_after(late);
+                }
+                None => {
+                    let _ = message.send();
+                }
+            }
         }
         ctx.clear_all();
         // Fencing tokens never go backwards for an id: the high-water (one
@@ -1100,6 +1224,14 @@ impl ProcessObject {
         }
         publish_row(&ctx, &mut row, "reindex").await?;
         Ok(Json(true))
+    }
+}
+
+fn store_transits(ctx: &ObjectContext<'_>, transits: &Transits) {
+    if transits.is_empty() {
+        ctx.clear(TRANSIT);
+    } else {
+        ctx.set(TRANSIT, Json(transits.clone()));
     }
 }
 
