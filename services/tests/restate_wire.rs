@@ -8,9 +8,11 @@ use reqwest::StatusCode;
 use restate_process_registry::restate::wire::INLINE_RECORD_BYTES;
 use restate_process_registry::rules::limits::MAX_PAYLOAD_BYTES;
 use restate_process_registry::testing::support::{owner, typed, NOTE};
+use std::time::Duration;
+
 use restate_process_registry::{
-    ProcessAwaitOutput, ProcessError, ProcessEventAppendRequest, ProcessInput, ProcessRegistry,
-    RestateProcessRegistry,
+    IngressOptions, ProcessAwaitOutput, ProcessError, ProcessEventAppendRequest, ProcessInput,
+    ProcessRegistry, RestateProcessRegistry,
 };
 use serde_json::{json, Value};
 
@@ -255,7 +257,12 @@ async fn wake_reads_longer_than_a_page_skip_acked_wakes() {
 #[tokio::test]
 async fn an_unreachable_ingress_is_unavailable_with_its_cause() {
     use std::error::Error as _;
-    let registry = RestateProcessRegistry::connect("http://127.0.0.1:9").unwrap();
+    // A short budget: the default keeps trying for a minute.
+    let options = IngressOptions {
+        request_timeout: Duration::from_secs(1),
+        retry_budget: Duration::from_millis(300),
+    };
+    let registry = RestateProcessRegistry::connect_with("http://127.0.0.1:9", options).unwrap();
     let err = registry.try_get_process("anything").await.unwrap_err();
     assert!(matches!(err, ProcessError::Unavailable { .. }), "{err:?}");
     let cause = err.source().expect("the transport error is kept");

@@ -185,16 +185,17 @@ impl Ingress {
         let mut pause = RETRY_PAUSE;
         loop {
             match attempt(key.as_deref()).await {
-                Err(ClientError::Transport { source }) => {
+                Err(failure @ ClientError::Transport { .. }) => {
                     let spent = began.elapsed();
                     if spent + pause >= self.options.retry_budget {
-                        return Err(ProcessError::unavailable(format!(
+                        let message = format!(
                             "the registry gave no answer within the {:?} retry budget \
-                             ({spent:?} spent; a write may still complete, once): {source}",
+                             ({spent:?} spent; a write may still complete, once)",
                             self.options.retry_budget
-                        )));
+                        );
+                        return Err(ProcessError::unavailable_because(message, failure));
                     }
-                    tracing::debug!(%source, ?pause, "no answer from the ingress; retrying");
+                    tracing::debug!(%failure, ?pause, "no answer from the ingress; retrying");
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(RETRY_PAUSE_MAX);
                 }
