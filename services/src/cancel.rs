@@ -42,30 +42,31 @@ where
     }
 }
 
-/// A cut point of an object's handler (see `cut`) whose cancel is
-/// absorbed like any other step's: the invocation goes on with its next
-/// step.
-pub(crate) async fn cut_point(
-    ctx: &ObjectContext<'_>,
-    name: &str,
-    subject: &str,
-) -> Result<(), TerminalError> {
-    match crate::cut::hold_object(ctx, name, subject).await {
+/// A cut point's hold with its cancel absorbed: the invocation goes on
+/// with its next step, as after any other absorbed cancel.
+fn past_cancel(held: Result<(), TerminalError>) -> Result<(), TerminalError> {
+    match held {
         Err(error) if is_cancel(&error) => Ok(()),
         done => done,
     }
 }
 
-/// A cut point of the coordinator, cancel absorbed as by [`cut_point`].
+/// A cut point of an object's handler (see `cut`), cancel absorbed.
+pub(crate) async fn cut_point(
+    ctx: &ObjectContext<'_>,
+    name: &str,
+    subject: &str,
+) -> Result<(), TerminalError> {
+    past_cancel(crate::cut::hold_object(ctx, name, subject).await)
+}
+
+/// A cut point of the coordinator, cancel absorbed.
 pub(crate) async fn service_cut_point(
     ctx: &Context<'_>,
     name: &str,
     subject: &str,
 ) -> Result<(), TerminalError> {
-    match crate::cut::hold_service(ctx, name, subject).await {
-        Err(error) if is_cancel(&error) => Ok(()),
-        done => done,
-    }
+    past_cancel(crate::cut::hold_service(ctx, name, subject).await)
 }
 
 /// One step of a `ProcessObject` handler after its point of no return:

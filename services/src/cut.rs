@@ -17,6 +17,21 @@
 use restate_sdk::prelude::*;
 
 /// Whether `subject` asks to be held at point `name`.
+/// Journals the point's step (`cut.{name}`, which tests look for in
+/// `sys_journal`) and awaits an awakeable nobody completes. A macro, not a
+/// function: each context type's `run` closure must stay concrete.
+#[cfg(feature = "cut-points")]
+macro_rules! hold_here {
+    ($ctx:expr, $name:expr, $subject:expr) => {{
+        tracing::info!(point = $name, subject = $subject, "holding at a cut point");
+        $ctx.run(|| async { Ok(()) })
+            .name(format!("cut.{}", $name))
+            .await?;
+        let (_, never) = $ctx.awakeable::<()>();
+        never.await
+    }};
+}
+
 #[cfg(feature = "cut-points")]
 fn marked(name: &str, subject: &str) -> bool {
     subject
@@ -42,12 +57,7 @@ pub(crate) async fn hold_object(
         return Ok(());
     }
     ctx.set(&key, true);
-    tracing::info!(point = name, subject, "holding at a cut point");
-    ctx.run(|| async { Ok(()) })
-        .name(format!("cut.{name}"))
-        .await?;
-    let (_, never) = ctx.awakeable::<()>();
-    never.await
+    hold_here!(ctx, name, subject)
 }
 
 /// Holds a service's invocation at point `name` when `subject` asks for it.
@@ -60,12 +70,7 @@ pub(crate) async fn hold_service(
     if !marked(name, subject) {
         return Ok(());
     }
-    tracing::info!(point = name, subject, "holding at a cut point");
-    ctx.run(|| async { Ok(()) })
-        .name(format!("cut.{name}"))
-        .await?;
-    let (_, never) = ctx.awakeable::<()>();
-    never.await
+    hold_here!(ctx, name, subject)
 }
 
 /// Without the `cut-points` feature: nothing.

@@ -48,6 +48,34 @@ impl Admin {
         Ok(body["rows"].as_array().cloned().unwrap_or_default())
     }
 
+    /// Runs `sql` every 50 ms until `found` picks an answer from its rows,
+    /// for up to `patience`; then fails with `waited_for`. A server just
+    /// started answers queries only once its partitions run, so until the
+    /// deadline a failed query counts as "not yet".
+    async fn poll<T>(
+        &self,
+        sql: &str,
+        patience: Duration,
+        waited_for: impl FnOnce() -> String,
+        mut found: impl FnMut(&[Value]) -> Option<T>,
+    ) -> Result<T, AdminError> {
+        let deadline = Instant::now() + patience;
+        loop {
+            let rows = match self.query(sql).await {
+                Ok(rows) => rows,
+                Err(err) if Instant::now() >= deadline => return Err(err),
+                Err(_) => Vec::new(),
+            };
+            if let Some(answer) = found(&rows) {
+                return Ok(answer);
+            }
+            if Instant::now() >= deadline {
+                return Err(AdminError(format!("{} within {patience:?}", waited_for())));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// The id of the one invocation of `service/handler` on object `key`
     /// that is not completed, once it exists (waiting up to `patience`).
     pub async fn live_invocation(
@@ -63,25 +91,13 @@ impl Admin {
              AND status <> 'completed'",
             key.replace('\'', "''")
         );
-        let deadline = Instant::now() + patience;
-        loop {
-            // A server just started answers queries only once its
-            // partitions run: until the deadline, a failed query is "not yet".
-            let rows = match self.query(&sql).await {
-                Ok(rows) => rows,
-                Err(err) if Instant::now() >= deadline => return Err(err),
-                Err(_) => Vec::new(),
-            };
-            if let Some(id) = rows.first().and_then(|row| row["id"].as_str()) {
-                return Ok(id.to_owned());
-            }
-            if Instant::now() >= deadline {
-                return Err(AdminError(format!(
-                    "no live {service}/{handler} invocation on `{key}` within {patience:?}"
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let waited_for = || format!("no live {service}/{handler} invocation on `{key}`");
+        self.poll(&sql, patience, waited_for, |rows| {
+            rows.first()
+                .and_then(|row| row["id"].as_str())
+                .map(str::to_owned)
+        })
+        .await
     }
 
     /// The id of the live `service/handler` invocation on `key` once it
@@ -95,7 +111,6 @@ impl Admin {
         key: &str,
         patience: Duration,
     ) -> Result<String, AdminError> {
-        let deadline = Instant::now() + patience;
         let id = self
             .live_invocation(service, handler, key, patience)
             .await?;
@@ -103,17 +118,12 @@ impl Admin {
             "SELECT index FROM sys_journal WHERE id = '{id}' \
              AND entry_type = 'Command: Run' AND name LIKE 'cut.%'"
         );
-        loop {
-            if !self.query(&sql).await?.is_empty() {
-                return Ok(id);
-            }
-            if Instant::now() >= deadline {
-                return Err(AdminError(format!(
-                    "{service}/{handler} on `{key}` did not reach its cut point within {patience:?}"
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let waited_for = || format!("{service}/{handler} on `{key}` reached no cut point");
+        self.poll(&sql, patience, waited_for, |rows| {
+            (!rows.is_empty()).then_some(())
+        })
+        .await?;
+        Ok(id)
     }
 
     /// Kills an invocation: it stops where it is, nothing of it runs again.
@@ -148,19 +158,11 @@ impl Admin {
         patience: Duration,
     ) -> Result<(), AdminError> {
         let sql = format!("SELECT status FROM sys_invocation WHERE id = '{invocation_id}'");
-        let deadline = Instant::now() + patience;
-        loop {
-            let rows = self.query(&sql).await?;
+        let waited_for = || format!("invocation {invocation_id} did not complete");
+        self.poll(&sql, patience, waited_for, |rows| {
             let status = rows.first().and_then(|row| row["status"].as_str());
-            if matches!(status, Some("completed") | None) {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(AdminError(format!(
-                    "invocation {invocation_id} still {status:?} after {patience:?}"
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            matches!(status, Some("completed") | None).then_some(())
+        })
+        .await
     }
 }
