@@ -135,7 +135,7 @@ impl ProcessCoordinator {
     /// clients keep working. It absorbs a cancel (each step is issued again)
     /// but, recording no intent, a kill between its steps loses the taken
     /// grants: callers use `transfer_grants_v2`.
-    #[handler]
+    #[handler(name = "transfer_grants")]
     async fn transfer_grants(
         &self,
         ctx: Context<'_>,
@@ -174,7 +174,7 @@ impl ProcessCoordinator {
     /// delete out of the source was cut off, then take at the source
     /// (which records the intent), give at the destination, and forget the
     /// intent at the source.
-    #[handler]
+    #[handler(name = "transfer_grants_v2")]
     async fn transfer_grants_v2(
         &self,
         mut ctx: Context<'_>,
@@ -220,7 +220,7 @@ impl ProcessCoordinator {
     /// replay. It absorbs a cancel; it ends only once no grant is left, so
     /// under a steady stream of grants it may not: callers use
     /// `delete_session_v2`.
-    #[handler]
+    #[handler(name = "delete_session")]
     async fn delete_session(
         &self,
         ctx: Context<'_>,
@@ -270,7 +270,7 @@ impl ProcessCoordinator {
     /// or delete out of the session was cut off; then records the delete
     /// (`begin_delete`), drains the grants older than it, clears the wake
     /// target of every process the session's index lists, and forgets it.
-    #[handler]
+    #[handler(name = "delete_session_v2")]
     async fn delete_session_v2(
         &self,
         mut ctx: Context<'_>,
@@ -286,7 +286,7 @@ impl ProcessCoordinator {
     /// Completes every transfer out of `session_id` and every delete of it
     /// that was cut off (its coordinator killed), idempotently; answers
     /// what it completed (`procreg check --repair`).
-    #[handler]
+    #[handler(name = "repair_session")]
     async fn repair_session(
         &self,
         ctx: Context<'_>,
@@ -297,7 +297,7 @@ impl ProcessCoordinator {
     }
 
     /// `prune_terminal_processes`: every shard, page by page.
-    #[handler]
+    #[handler(name = "prune")]
     async fn prune(
         &self,
         ctx: Context<'_>,
@@ -316,7 +316,7 @@ impl ProcessCoordinator {
     /// One directory shard's share of `prune_terminal_processes`, so a
     /// caller can show progress (`procreg prune`). Each row is pruned under
     /// its own object's lock, exactly as by `prune`.
-    #[handler]
+    #[handler(name = "prune_shard")]
     async fn prune_shard(
         &self,
         ctx: Context<'_>,

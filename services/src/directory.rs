@@ -133,7 +133,7 @@ pub struct ProcessDirectory;
 #[restate_sdk::object(name = "ProcessDirectory", lazy_state)]
 impl ProcessDirectory {
     /// Stores (or replaces) a row's entry.
-    #[handler(ingress_private)]
+    #[handler(name = "put", ingress_private)]
     async fn put(
         &self,
         ctx: ObjectContext<'_>,
@@ -149,7 +149,7 @@ impl ProcessDirectory {
     }
 
     /// Forgets a pruned row.
-    #[handler(ingress_private)]
+    #[handler(name = "remove", ingress_private)]
     async fn remove(
         &self,
         ctx: ObjectContext<'_>,
@@ -183,7 +183,7 @@ impl ProcessDirectory {
 
     /// One page of the shard's rows matching the filter (non-terminal rows
     /// when there is none): reads at most `limit` entries.
-    #[handler]
+    #[handler(name = "list")]
     async fn list(
         &self,
         ctx: SharedObjectContext<'_>,
@@ -207,7 +207,7 @@ impl ProcessDirectory {
 
     /// Prunes one page of the shard: asks every prunable row's object to
     /// delete itself (it checks again, under its own lock).
-    #[handler(ingress_private)]
+    #[handler(name = "prune_page", ingress_private)]
     async fn prune_page(
         &self,
         ctx: SharedObjectContext<'_>,

@@ -121,6 +121,12 @@
 //!
 //! ## What ingress can reach
 //!
+//! Every handler's wire name is pinned (`#[handler(name = …)]`, never the
+//! function name by accident) and listed, with how it runs and who may
+//! call it, in the library's `restate::contract::HANDLERS`, which the
+//! client calls by; `tests/restate_wire.rs` compares the deployment a real
+//! server registered from this endpoint with that table.
+//!
 //! Callers reach the `ProcessObject` handlers that implement the
 //! `ProcessRegistry` methods, the listing reads of `ProcessDirectory` and
 //! `SessionGrants`, the reads `procreg check` needs (`SessionGrants/pending`,

@@ -46,7 +46,7 @@ pub struct ProcessMilestone;
 impl ProcessMilestone {
     /// Sent by `ProcessObject.milestone` only. Parks the wait and answers
     /// what it came to.
-    #[handler(ingress_private)]
+    #[handler(name = "run", ingress_private)]
     async fn run(
         &self,
         ctx: WorkflowContext<'_>,

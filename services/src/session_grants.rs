@@ -411,7 +411,7 @@ pub struct SessionGrants;
 #[restate_sdk::object(name = "SessionGrants", lazy_state)]
 impl SessionGrants {
     /// `grant_handle` (upsert).
-    #[handler]
+    #[handler(name = "grant")]
     async fn grant(
         &self,
         ctx: ObjectContext<'_>,
@@ -442,7 +442,7 @@ impl SessionGrants {
     }
 
     /// `revoke_handle` (idempotent; unknown processes are refused).
-    #[handler]
+    #[handler(name = "revoke")]
     async fn revoke(
         &self,
         ctx: ObjectContext<'_>,
@@ -470,7 +470,7 @@ impl SessionGrants {
     }
 
     /// One page of a scope's grants (reads at most `limit` slots).
-    #[handler]
+    #[handler(name = "list")]
     async fn list(
         &self,
         ctx: SharedObjectContext<'_>,
@@ -488,7 +488,7 @@ impl SessionGrants {
 
     /// One page of every grant the session holds, any scope (for
     /// `procreg check` and operators).
-    #[handler]
+    #[handler(name = "all")]
     async fn all(
         &self,
         ctx: SharedObjectContext<'_>,
@@ -507,7 +507,7 @@ impl SessionGrants {
     /// transfer id it finishes that transfer's take and answers the same
     /// grants. A take journaled before intents (no id) gives the grants up
     /// at once, as then.
-    #[handler(ingress_private)]
+    #[handler(name = "take", ingress_private)]
     async fn take(
         &self,
         ctx: ObjectContext<'_>,
@@ -581,7 +581,7 @@ impl SessionGrants {
     /// issuing it again never restores what a later change removed. A give
     /// journaled before intents (no id) puts the grants into the mirrors
     /// itself, as then.
-    #[handler(ingress_private)]
+    #[handler(name = "give", ingress_private)]
     async fn give(
         &self,
         ctx: ObjectContext<'_>,
@@ -613,7 +613,7 @@ impl SessionGrants {
 
     /// Internal (`transfer_handle_grants`, last step): forgets a transfer
     /// whose destination has given every grant (idempotent).
-    #[handler(ingress_private)]
+    #[handler(name = "settle", ingress_private)]
     async fn settle(
         &self,
         ctx: ObjectContext<'_>,
@@ -629,14 +629,14 @@ impl SessionGrants {
     /// Finishes a take, grant or revoke a cut-off invocation left half done
     /// (any exclusive handler does so first; this one does only that, for
     /// the coordinator's repair). Answers whether there was one.
-    #[handler(ingress_private)]
+    #[handler(name = "resume", ingress_private)]
     async fn resume(&self, ctx: ObjectContext<'_>) -> Result<Json<bool>, TerminalError> {
         Ok(Json(finish_cut_off(&ctx).await?))
     }
 
     /// The session's unfinished transfers out and deletes (for the
     /// coordinator's repair and `procreg check`).
-    #[handler]
+    #[handler(name = "pending")]
     async fn pending(
         &self,
         ctx: SharedObjectContext<'_>,
@@ -683,7 +683,7 @@ impl SessionGrants {
     /// Internal (`delete_session_process_state`, first step): records the
     /// delete's intent: which grants are older than it (a sequence number)
     /// and where its walk starts (the top slot). Idempotent per id.
-    #[handler(ingress_private)]
+    #[handler(name = "begin_delete", ingress_private)]
     async fn begin_delete(
         &self,
         ctx: ObjectContext<'_>,
@@ -712,7 +712,7 @@ impl SessionGrants {
     /// revokes the grants older than the delete there, so the delete ends
     /// after at most `slots at its start / limit` batches however many
     /// grants arrive meanwhile (those it keeps: as if granted after it).
-    #[handler(ingress_private)]
+    #[handler(name = "drain", ingress_private)]
     async fn drain(
         &self,
         ctx: ObjectContext<'_>,
@@ -732,7 +732,7 @@ impl SessionGrants {
 
     /// Internal (`delete_session_process_state`, last step): forgets a
     /// completed delete (idempotent).
-    #[handler(ingress_private)]
+    #[handler(name = "end_delete", ingress_private)]
     async fn end_delete(
         &self,
         ctx: ObjectContext<'_>,
@@ -750,7 +750,7 @@ impl SessionGrants {
     /// pruned one (when the message carries them) and the process's own
     /// mirror does not hold it: the next incarnation's grant is mirrored
     /// before it is stored here, so it is never erased.
-    #[handler(ingress_private)]
+    #[handler(name = "drop_pruned", ingress_private)]
     async fn drop_pruned(
         &self,
         ctx: ObjectContext<'_>,

@@ -22,14 +22,14 @@ pub struct SessionWakes;
 #[restate_sdk::object(name = "SessionWakes", lazy_state)]
 impl SessionWakes {
     /// Notes a process holding wakes aimed at this session.
-    #[handler(ingress_private)]
+    #[handler(name = "note", ingress_private)]
     async fn note(&self, ctx: ObjectContext<'_>, process_id: String) -> Result<(), TerminalError> {
         HOLDERS.insert(&ctx, &process_id).await?;
         Ok(())
     }
 
     /// Forgets a process that holds none any more.
-    #[handler(ingress_private)]
+    #[handler(name = "drop", ingress_private)]
     async fn drop(&self, ctx: ObjectContext<'_>, process_id: String) -> Result<(), TerminalError> {
         HOLDERS.remove(&ctx, &process_id).await?;
         Ok(())
@@ -39,7 +39,7 @@ impl SessionWakes {
     /// (`u64::MAX` for the top): the holders a delete drops leave the set
     /// as it walks, and only a walk down sees every holder present for
     /// the whole walk (see [`KeyedSet`]).
-    #[handler(ingress_private)]
+    #[handler(name = "holders_below", ingress_private)]
     async fn holders_below(
         &self,
         ctx: SharedObjectContext<'_>,
@@ -56,7 +56,7 @@ impl SessionWakes {
     /// would miss those moved behind it: this answers the top page instead
     /// (whatever `cursor`), and a next cursor while more holders remain
     /// than it lists, so that loop still visits every holder and ends.
-    #[handler(ingress_private)]
+    #[handler(name = "holders", ingress_private)]
     async fn holders(
         &self,
         ctx: SharedObjectContext<'_>,

@@ -33,7 +33,7 @@ impl ProcessTerminal {
     /// the incarnation with the cancel. It awaits the promise again.
     /// (Killing it does end it; don't: its waiters then get the kill until
     /// the engine's retention forgets the run.)
-    #[handler(ingress_private)]
+    #[handler(name = "run", ingress_private)]
     async fn run(
         &self,
         ctx: WorkflowContext<'_>,
@@ -49,7 +49,7 @@ impl ProcessTerminal {
     }
 
     /// Resolves the outcome (sent once, when the process turns terminal).
-    #[handler(ingress_private)]
+    #[handler(name = "finish", ingress_private)]
     async fn finish(
         &self,
         ctx: SharedWorkflowContext<'_>,

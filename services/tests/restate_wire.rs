@@ -353,3 +353,60 @@ async fn a_record_too_large_for_its_row_lives_apart_and_appends_leave_it_alone()
     assert_eq!(stored_state(&small, "record").await, None);
     assert!(stored_state(&small, "row").await.is_some());
 }
+
+/// The deployed endpoint, as the server registered it, serves exactly the
+/// wire contract the client calls by (`restate::contract::HANDLERS`):
+/// every name, how it runs, who may call it, whether it takes and answers
+/// a body. `ProcessRunner` is bound only with a runner and not here.
+#[tokio::test]
+async fn the_deployed_endpoint_serves_exactly_the_wire_contract() {
+    use restate_process_registry::restate::contract::{Kind, Reach, HANDLERS, PROCESS_RUNNER};
+    use std::collections::BTreeSet;
+
+    type Row = (String, String, String, String, bool, bool);
+    let row = |service: &str, name: &str, kind: Kind, reach: Reach, input, output| -> Row {
+        let (kind, reach) = (format!("{kind:?}"), format!("{reach:?}"));
+        (service.into(), name.into(), kind, reach, input, output)
+    };
+    let _ = common::registry();
+    let admin = common::urls().admin;
+    let expected: BTreeSet<Row> = HANDLERS
+        .iter()
+        .filter(|handler| handler.service != PROCESS_RUNNER)
+        .map(|h| row(h.service, h.name, h.kind, h.reach, h.input, h.output))
+        .collect();
+    let services: BTreeSet<&str> = expected.iter().map(|(s, ..)| s.as_str()).collect();
+    let mut served = BTreeSet::new();
+    for service in services {
+        let body: serde_json::Value = reqwest::get(format!("{admin}/services/{service}"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        for handler in body["handlers"].as_array().expect("a handler list") {
+            let kind = match handler["ty"].as_str() {
+                Some("Exclusive") => Kind::Exclusive,
+                Some("Shared") => Kind::Shared,
+                Some("Workflow") => Kind::Workflow,
+                None => Kind::Service,
+                Some(other) => panic!("handler kind `{other}` is not in the contract"),
+            };
+            let reach = if handler["public"] == true {
+                Reach::Public
+            } else {
+                Reach::Private
+            };
+            let name = handler["name"].as_str().expect("a name");
+            let input = handler["input_description"] != "none";
+            let output = handler["output_description"] != "none";
+            served.insert(row(service, name, kind, reach, input, output));
+        }
+    }
+    let missing: Vec<_> = expected.difference(&served).collect();
+    let unlisted: Vec<_> = served.difference(&expected).collect();
+    assert!(
+        missing.is_empty() && unlisted.is_empty(),
+        "the endpoint differs from the contract\n  in the contract, not served: {missing:#?}\n  served, not in the contract: {unlisted:#?}"
+    );
+}

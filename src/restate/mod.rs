@@ -10,6 +10,9 @@
 //! crate docs for the call graph.
 
 mod attach;
+// The handler table the client calls by and the endpoint is tested against; not API.
+#[doc(hidden)]
+pub mod contract;
 // The wire format and error codes the services crate speaks; not API.
 #[doc(hidden)]
 pub mod codes;

@@ -20,6 +20,9 @@ use crate::model::{
     WaitState,
 };
 use crate::registry::ProcessRegistry;
+use crate::restate::contract::{
+    process_coordinator, process_directory, process_object, session_grants,
+};
 use crate::restate::ingress::{Call, Ingress, IngressOptions};
 use crate::restate::wire::{
     self, AttachTarget, ClaimRequest, CountRequest, EventsPage, EventsPageRequest, GrantRequest,
@@ -167,7 +170,11 @@ impl RestateProcessRegistry {
         filter: Option<ProcessListFilter>,
         cursor: u64,
     ) -> ProcessResult<ListPage> {
-        let target = RequestTarget::object(wire::PROCESS_DIRECTORY, shard.to_string(), "list");
+        let target = RequestTarget::object(
+            wire::PROCESS_DIRECTORY,
+            shard.to_string(),
+            process_directory::LIST,
+        );
         let request = ListPageRequest {
             filter,
             cursor,
@@ -253,7 +260,7 @@ impl RestateProcessRegistry {
     /// misses or misstates. Idempotent; answers whether the row exists.
     pub async fn reindex(&self, process_id: &str) -> ProcessResult<bool> {
         check_key("process id", process_id)?;
-        let target = Self::object(process_id, "reindex")?;
+        let target = Self::object(process_id, process_object::REINDEX)?;
         self.ingress.call_empty(target, Call::Write).await
     }
 
@@ -264,7 +271,8 @@ impl RestateProcessRegistry {
         let mut grants = Vec::new();
         let mut cursor = 0u64;
         loop {
-            let target = RequestTarget::object(wire::SESSION_GRANTS, session_id, "all");
+            let target =
+                RequestTarget::object(wire::SESSION_GRANTS, session_id, session_grants::ALL);
             let page: GrantsPage = self.ingress.call(target, &cursor, Call::Read).await?;
             grants.extend(page.grants);
             match page.next_cursor {
@@ -279,7 +287,8 @@ impl RestateProcessRegistry {
     /// checks.
     pub async fn pending_intents(&self, session_id: &str) -> ProcessResult<wire::PendingIntents> {
         check_key("session id", session_id)?;
-        let target = RequestTarget::object(wire::SESSION_GRANTS, session_id, "pending");
+        let target =
+            RequestTarget::object(wire::SESSION_GRANTS, session_id, session_grants::PENDING);
         self.ingress.call_empty(target, Call::Read).await
     }
 
@@ -290,14 +299,15 @@ impl RestateProcessRegistry {
         &self,
         process_id: &str,
     ) -> ProcessResult<Vec<(String, String, String)>> {
-        self.on_empty(process_id, "transits", Call::Read).await
+        self.on_empty(process_id, process_object::TRANSITS, Call::Read)
+            .await
     }
 
     /// Completes (idempotently) every cut-off transfer out of `session_id`
     /// and delete of it, and says which.
     pub async fn repair_session(&self, session_id: &str) -> ProcessResult<wire::RepairReport> {
         check_key("session id", session_id)?;
-        self.coordinate("repair_session", &session_id.to_owned())
+        self.coordinate(process_coordinator::REPAIR_SESSION, &session_id.to_owned())
             .await
     }
 
@@ -370,7 +380,8 @@ impl ProcessRegistry for RestateProcessRegistry {
     ) -> ProcessResult<ProcessRecord> {
         check_process_id(&registration.id)?;
         let id = registration.id.clone();
-        self.on(&id, "register", &registration, Call::Write).await
+        self.on(&id, process_object::REGISTER, &registration, Call::Write)
+            .await
     }
 
     async fn set_external_ref(
@@ -378,8 +389,13 @@ impl ProcessRegistry for RestateProcessRegistry {
         process_id: &str,
         external_ref: ProcessExternalRef,
     ) -> ProcessResult<ProcessRecord> {
-        self.on(process_id, "set_external_ref", &external_ref, Call::Write)
-            .await
+        self.on(
+            process_id,
+            process_object::SET_EXTERNAL_REF,
+            &external_ref,
+            Call::Write,
+        )
+        .await
     }
 
     async fn grant_handle(
@@ -395,7 +411,8 @@ impl ProcessRegistry for RestateProcessRegistry {
             process_id: process_id.to_owned(),
             descriptor,
         };
-        self.session(session_scope, "grant", &request).await
+        self.session(session_scope, session_grants::GRANT, &request)
+            .await
     }
 
     async fn revoke_handle(
@@ -409,7 +426,8 @@ impl ProcessRegistry for RestateProcessRegistry {
             scope: session_scope.clone(),
             process_id: process_id.to_owned(),
         };
-        self.session(session_scope, "revoke", &request).await
+        self.session(session_scope, session_grants::REVOKE, &request)
+            .await
     }
 
     async fn transfer_handle_grants(
@@ -423,7 +441,8 @@ impl ProcessRegistry for RestateProcessRegistry {
             to: to_scope.clone(),
             process_ids: process_ids.to_vec(),
         };
-        self.coordinate("transfer_grants_v2", &request).await
+        self.coordinate(process_coordinator::TRANSFER_GRANTS_V2, &request)
+            .await
     }
 
     async fn list_handle_grants(
@@ -432,7 +451,11 @@ impl ProcessRegistry for RestateProcessRegistry {
     ) -> ProcessResult<Vec<ProcessHandleGrantEntry>> {
         // The session id is the object key: refuse one no grant could have.
         session_scope.validate()?;
-        let target = RequestTarget::object(wire::SESSION_GRANTS, &session_scope.session_id, "list");
+        let target = RequestTarget::object(
+            wire::SESSION_GRANTS,
+            &session_scope.session_id,
+            session_grants::LIST,
+        );
         let mut grants: Vec<ProcessHandleGrant> = Vec::new();
         let mut cursor = 0;
         loop {
@@ -459,15 +482,19 @@ impl ProcessRegistry for RestateProcessRegistry {
         &self,
         process_id: &str,
     ) -> ProcessResult<Vec<ProcessHandleGrant>> {
-        self.on_empty(process_id, "grants", Call::Read).await
+        self.on_empty(process_id, process_object::GRANTS, Call::Read)
+            .await
     }
 
     async fn delete_session_process_state(
         &self,
         session_id: &str,
     ) -> ProcessResult<ProcessSessionDeleteReport> {
-        self.coordinate("delete_session_v2", &session_id.to_owned())
-            .await
+        self.coordinate(
+            process_coordinator::DELETE_SESSION_V2,
+            &session_id.to_owned(),
+        )
+        .await
     }
 
     async fn append_event(
@@ -475,7 +502,8 @@ impl ProcessRegistry for RestateProcessRegistry {
         process_id: &str,
         request: ProcessEventAppendRequest,
     ) -> ProcessResult<ProcessEventAppendResult> {
-        self.on(process_id, "append", &request, Call::Write).await
+        self.on(process_id, process_object::APPEND, &request, Call::Write)
+            .await
     }
 
     async fn events_after(
@@ -487,8 +515,13 @@ impl ProcessRegistry for RestateProcessRegistry {
             after_sequence,
             limit: PAGE_LIMIT,
         };
-        self.paged_events(process_id, "events_after", &request, "events_after")
-            .await
+        self.paged_events(
+            process_id,
+            process_object::EVENTS_AFTER,
+            &request,
+            process_object::EVENTS_AFTER,
+        )
+        .await
     }
 
     async fn wake_events_after(
@@ -502,9 +535,9 @@ impl ProcessRegistry for RestateProcessRegistry {
         };
         self.paged_events(
             process_id,
-            "wake_events_after",
+            process_object::WAKE_EVENTS_AFTER,
             &request,
-            "wake_events_after",
+            process_object::WAKE_EVENTS_AFTER,
         )
         .await
     }
@@ -514,8 +547,13 @@ impl ProcessRegistry for RestateProcessRegistry {
         process_id: &str,
         await_output: ProcessAwaitOutput,
     ) -> ProcessResult<ProcessRecord> {
-        self.on(process_id, "complete", &await_output, Call::Write)
-            .await
+        self.on(
+            process_id,
+            process_object::COMPLETE,
+            &await_output,
+            Call::Write,
+        )
+        .await
     }
 
     async fn record_first_started(
@@ -523,8 +561,13 @@ impl ProcessRegistry for RestateProcessRegistry {
         process_id: &str,
         started: ProcessStarted,
     ) -> ProcessResult<ProcessRecord> {
-        self.on(process_id, "record_first_started", &started, Call::Write)
-            .await
+        self.on(
+            process_id,
+            process_object::RECORD_FIRST_STARTED,
+            &started,
+            Call::Write,
+        )
+        .await
     }
 
     async fn request_process_abandon(
@@ -532,8 +575,13 @@ impl ProcessRegistry for RestateProcessRegistry {
         process_id: &str,
         request: AbandonRequest,
     ) -> ProcessResult<ProcessRecord> {
-        self.on(process_id, "request_abandon", &request, Call::Write)
-            .await
+        self.on(
+            process_id,
+            process_object::REQUEST_ABANDON,
+            &request,
+            Call::Write,
+        )
+        .await
     }
 
     async fn set_process_wait(
@@ -541,11 +589,13 @@ impl ProcessRegistry for RestateProcessRegistry {
         process_id: &str,
         wait: WaitState,
     ) -> ProcessResult<ProcessRecord> {
-        self.on(process_id, "set_wait", &wait, Call::Write).await
+        self.on(process_id, process_object::SET_WAIT, &wait, Call::Write)
+            .await
     }
 
     async fn clear_process_wait(&self, process_id: &str) -> ProcessResult<ProcessRecord> {
-        self.on_empty(process_id, "clear_wait", Call::Write).await
+        self.on_empty(process_id, process_object::CLEAR_WAIT, Call::Write)
+            .await
     }
 
     /// `None` for unknown ids, and also when ingress cannot be reached
@@ -564,7 +614,8 @@ impl ProcessRegistry for RestateProcessRegistry {
         if check_process_id(process_id).is_err() {
             return Ok(None);
         }
-        self.on_empty(process_id, "get", Call::Read).await
+        self.on_empty(process_id, process_object::GET, Call::Read)
+            .await
     }
 
     async fn list_processes(
@@ -575,7 +626,7 @@ impl ProcessRegistry for RestateProcessRegistry {
     }
 
     async fn ack_wake(&self, process_id: &str, sequence: u64) -> ProcessResult<()> {
-        self.on(process_id, "ack_wake", &sequence, Call::Write)
+        self.on(process_id, process_object::ACK_WAKE, &sequence, Call::Write)
             .await
     }
 
@@ -593,8 +644,13 @@ impl ProcessRegistry for RestateProcessRegistry {
             owner: owner.clone(),
             lease_ttl_ms,
         };
-        self.on(process_id, "claim_lease", &request, Call::Write)
-            .await
+        self.on(
+            process_id,
+            process_object::CLAIM_LEASE,
+            &request,
+            Call::Write,
+        )
+        .await
     }
 
     async fn reclaim_process_lease(
@@ -615,8 +671,13 @@ impl ProcessRegistry for RestateProcessRegistry {
             lease_ttl_ms,
             holder_dead,
         };
-        self.on(process_id, "reclaim_lease", &request, Call::Write)
-            .await
+        self.on(
+            process_id,
+            process_object::RECLAIM_LEASE,
+            &request,
+            Call::Write,
+        )
+        .await
     }
 
     async fn renew_process_lease(
@@ -628,15 +689,21 @@ impl ProcessRegistry for RestateProcessRegistry {
             lease: lease.clone(),
             lease_ttl_ms,
         };
-        self.on(&lease.process_id, "renew_lease", &request, Call::Write)
-            .await
+        self.on(
+            &lease.process_id,
+            process_object::RENEW_LEASE,
+            &request,
+            Call::Write,
+        )
+        .await
     }
 
     async fn get_process_lease(&self, process_id: &str) -> ProcessResult<Option<ProcessLease>> {
         if check_process_id(process_id).is_err() {
             return Ok(None);
         }
-        self.on_empty(process_id, "lease", Call::Read).await
+        self.on_empty(process_id, process_object::LEASE, Call::Read)
+            .await
     }
 
     async fn complete_process_lease(
@@ -645,7 +712,7 @@ impl ProcessRegistry for RestateProcessRegistry {
     ) -> ProcessResult<()> {
         self.on(
             &completion.process_id,
-            "complete_lease",
+            process_object::COMPLETE_LEASE,
             completion,
             Call::Write,
         )
@@ -656,7 +723,8 @@ impl ProcessRegistry for RestateProcessRegistry {
         &self,
         cutoff_epoch_ms: u64,
     ) -> ProcessResult<ProcessPruneReport> {
-        self.coordinate("prune", &cutoff_epoch_ms).await
+        self.coordinate(process_coordinator::PRUNE, &cutoff_epoch_ms)
+            .await
     }
 
     fn durability_tier(&self) -> DurabilityTier {
@@ -673,8 +741,13 @@ impl ProcessRegistry for RestateProcessRegistry {
             event_type: event_type.to_owned(),
             up_to_sequence,
         };
-        self.on(process_id, "count_events_through", &request, Call::Read)
-            .await
+        self.on(
+            process_id,
+            process_object::COUNT_EVENTS_THROUGH,
+            &request,
+            Call::Read,
+        )
+        .await
     }
 
     async fn recent_events(
@@ -683,8 +756,13 @@ impl ProcessRegistry for RestateProcessRegistry {
         limit: usize,
     ) -> ProcessResult<Vec<ProcessEvent>> {
         let limit = u64::try_from(limit).unwrap_or(u64::MAX);
-        self.paged_events(process_id, "recent_events", &limit, "events_after")
-            .await
+        self.paged_events(
+            process_id,
+            process_object::RECENT_EVENTS,
+            &limit,
+            process_object::EVENTS_AFTER,
+        )
+        .await
     }
 }
 
@@ -705,7 +783,8 @@ impl RestateProcessRegistry {
             shard: part,
         };
         request.validate()?;
-        self.coordinate("prune_shard", &request).await
+        self.coordinate(process_coordinator::PRUNE_SHARD, &request)
+            .await
     }
 }
 
@@ -715,7 +794,7 @@ pub(crate) async fn attach_target(
     process_id: &str,
 ) -> ProcessResult<AttachTarget> {
     registry
-        .on_empty(process_id, "attach_target", Call::Read)
+        .on_empty(process_id, process_object::ATTACH_TARGET, Call::Read)
         .await
 }
 
@@ -738,7 +817,7 @@ pub(crate) async fn milestone(
     };
     request.validate()?;
     registry
-        .on(process_id, "milestone", &request, Call::Read)
+        .on(process_id, process_object::MILESTONE, &request, Call::Read)
         .await
 }
 
@@ -748,7 +827,7 @@ pub(crate) async fn start_terminal(
     process_id: &str,
 ) -> ProcessResult<()> {
     registry
-        .on_empty(process_id, "start_terminal", Call::Write)
+        .on_empty(process_id, process_object::START_TERMINAL, Call::Write)
         .await
 }
 
@@ -759,6 +838,6 @@ pub(crate) async fn start_run(
     process_id: &str,
 ) -> ProcessResult<bool> {
     registry
-        .on_empty(process_id, "start_run", Call::Write)
+        .on_empty(process_id, process_object::START_RUN, Call::Write)
         .await
 }

@@ -329,7 +329,7 @@ async fn require_log(ctx: &SharedObjectContext<'_>) -> Result<LogHead, TerminalE
 #[restate_sdk::object(name = "ProcessObject", lazy_state)]
 impl ProcessObject {
     /// `register_process`.
-    #[handler]
+    #[handler(name = "register")]
     async fn register(
         &self,
         ctx: ObjectContext<'_>,
@@ -378,7 +378,7 @@ impl ProcessObject {
     }
 
     /// `set_external_ref`.
-    #[handler]
+    #[handler(name = "set_external_ref")]
     async fn set_external_ref(
         &self,
         ctx: ObjectContext<'_>,
@@ -392,7 +392,7 @@ impl ProcessObject {
     }
 
     /// `handle_grants_for_process`, by scope id.
-    #[handler]
+    #[handler(name = "grants")]
     async fn grants(
         &self,
         ctx: SharedObjectContext<'_>,
@@ -403,7 +403,7 @@ impl ProcessObject {
     }
 
     /// `append_event`.
-    #[handler]
+    #[handler(name = "append")]
     async fn append(
         &self,
         ctx: ObjectContext<'_>,
@@ -489,7 +489,7 @@ impl ProcessObject {
     }
 
     /// `events_after`: one page, ascending.
-    #[handler]
+    #[handler(name = "events_after")]
     async fn events_after(
         &self,
         ctx: SharedObjectContext<'_>,
@@ -503,7 +503,7 @@ impl ProcessObject {
     }
 
     /// `recent_events`: the first page of the last `limit` events.
-    #[handler]
+    #[handler(name = "recent_events")]
     async fn recent_events(
         &self,
         ctx: SharedObjectContext<'_>,
@@ -516,7 +516,7 @@ impl ProcessObject {
     }
 
     /// `wake_events_after`: unacknowledged wake events, one page.
-    #[handler]
+    #[handler(name = "wake_events_after")]
     async fn wake_events_after(
         &self,
         ctx: SharedObjectContext<'_>,
@@ -535,7 +535,7 @@ impl ProcessObject {
     }
 
     /// `ack_wake` (idempotent).
-    #[handler]
+    #[handler(name = "ack_wake")]
     async fn ack_wake(
         &self,
         ctx: ObjectContext<'_>,
@@ -550,7 +550,7 @@ impl ProcessObject {
     }
 
     /// `complete_process`: the terminal event and row in one step.
-    #[handler]
+    #[handler(name = "complete")]
     async fn complete(
         &self,
         ctx: ObjectContext<'_>,
@@ -577,7 +577,7 @@ impl ProcessObject {
     }
 
     /// `record_first_started` (first writer wins).
-    #[handler]
+    #[handler(name = "record_first_started")]
     async fn record_first_started(
         &self,
         ctx: ObjectContext<'_>,
@@ -592,7 +592,7 @@ impl ProcessObject {
     }
 
     /// `request_process_abandon` (first writer wins).
-    #[handler]
+    #[handler(name = "request_abandon")]
     async fn request_abandon(
         &self,
         ctx: ObjectContext<'_>,
@@ -606,7 +606,7 @@ impl ProcessObject {
     }
 
     /// `set_process_wait`.
-    #[handler]
+    #[handler(name = "set_wait")]
     async fn set_wait(
         &self,
         ctx: ObjectContext<'_>,
@@ -620,7 +620,7 @@ impl ProcessObject {
     }
 
     /// `clear_process_wait`.
-    #[handler]
+    #[handler(name = "clear_wait")]
     async fn clear_wait(
         &self,
         ctx: ObjectContext<'_>,
@@ -632,7 +632,7 @@ impl ProcessObject {
     }
 
     /// `get_process`: the row, or null when unknown.
-    #[handler]
+    #[handler(name = "get")]
     async fn get(
         &self,
         ctx: SharedObjectContext<'_>,
@@ -641,7 +641,7 @@ impl ProcessObject {
     }
 
     /// The outcome when terminal, else the workflow to attach to.
-    #[handler]
+    #[handler(name = "attach_target")]
     async fn attach_target(
         &self,
         ctx: SharedObjectContext<'_>,
@@ -661,7 +661,7 @@ impl ProcessObject {
     /// park TTL come from the request. `AlreadyTerminal` when the process
     /// ended without the event, `UnknownProcess` when there is none: both
     /// answered to the caller, never stored as a run's answer.
-    #[handler]
+    #[handler(name = "milestone")]
     async fn milestone(
         &self,
         ctx: SharedObjectContext<'_>,
@@ -709,7 +709,7 @@ impl ProcessObject {
     /// Internal (`ProcessMilestone` runs of the previous release, which
     /// replay this call): like [`park_wait`](Self::park_wait), answering
     /// the event when found and failing when the process ended.
-    #[handler(ingress_private)]
+    #[handler(name = "park", ingress_private)]
     async fn park(
         &self,
         ctx: ObjectContext<'_>,
@@ -728,7 +728,7 @@ impl ProcessObject {
     /// rejected when the process ends). Answers the event when found, the
     /// park id when parked, `Ended` when this incarnation ended (or was
     /// pruned).
-    #[handler(ingress_private)]
+    #[handler(name = "park_wait", ingress_private)]
     async fn park_wait(
         &self,
         ctx: ObjectContext<'_>,
@@ -740,7 +740,7 @@ impl ProcessObject {
     /// Internal (`ProcessMilestone`, when its park TTL ran out): removes
     /// park `id` if it is still parked and is that run's; answers whether
     /// it was (not: an append or the end already settled it).
-    #[handler(ingress_private)]
+    #[handler(name = "unpark", ingress_private)]
     async fn unpark(
         &self,
         ctx: ObjectContext<'_>,
@@ -760,7 +760,7 @@ impl ProcessObject {
     /// Starts this incarnation's `ProcessTerminal` run (a no-op for the
     /// engine when it exists). Attach asks for it when the engine does not
     /// know the run: registration does not start it, the outcome does.
-    #[handler]
+    #[handler(name = "start_terminal")]
     async fn start_terminal(
         &self,
         ctx: SharedObjectContext<'_>,
@@ -785,7 +785,7 @@ impl ProcessObject {
     /// runner runs. Registration already starts the run: hosts call this
     /// for rows registered before a runner was bound. Refused (as
     /// unavailable) when no runner is bound.
-    #[handler]
+    #[handler(name = "start_run")]
     async fn start_run(&self, ctx: SharedObjectContext<'_>) -> Result<Json<bool>, TerminalError> {
         let row = require_row(&ctx).await?;
         if !self.runs_bodies {
@@ -805,7 +805,7 @@ impl ProcessObject {
 
     /// `count_events_through`: one read, from the counts stored with the
     /// event at `up_to_sequence` (or the log head past the end).
-    #[handler]
+    #[handler(name = "count_events_through")]
     async fn count_events_through(
         &self,
         ctx: SharedObjectContext<'_>,
@@ -830,7 +830,7 @@ impl ProcessObject {
     }
 
     /// `claim_process_lease`.
-    #[handler]
+    #[handler(name = "claim_lease")]
     async fn claim_lease(
         &self,
         mut ctx: ObjectContext<'_>,
@@ -867,7 +867,7 @@ impl ProcessObject {
     /// holder or one recorded before liveness can therefore never take a
     /// live lease over, whatever it claims. Requests from clients before
     /// the verdict existed carry none and are `Busy` on a live lease.
-    #[handler]
+    #[handler(name = "reclaim_lease")]
     async fn reclaim_lease(
         &self,
         mut ctx: ObjectContext<'_>,
@@ -896,7 +896,7 @@ impl ProcessObject {
     }
 
     /// `renew_process_lease`.
-    #[handler]
+    #[handler(name = "renew_lease")]
     async fn renew_lease(
         &self,
         ctx: ObjectContext<'_>,
@@ -915,7 +915,7 @@ impl ProcessObject {
     }
 
     /// `get_process_lease`: the stored lease, possibly expired.
-    #[handler]
+    #[handler(name = "lease")]
     async fn lease(
         &self,
         ctx: SharedObjectContext<'_>,
@@ -925,7 +925,7 @@ impl ProcessObject {
     }
 
     /// `complete_process_lease`: releases a matching lease; stale is a no-op.
-    #[handler]
+    #[handler(name = "complete_lease")]
     async fn complete_lease(
         &self,
         ctx: ObjectContext<'_>,
@@ -942,7 +942,7 @@ impl ProcessObject {
 
     /// Internal (`SessionGrants`): mirrors a grant decided there. Refuses
     /// an unknown process, or a new scope past the per-process limit.
-    #[handler(ingress_private)]
+    #[handler(name = "mirror_put", ingress_private)]
     async fn mirror_put(
         &self,
         ctx: ObjectContext<'_>,
@@ -965,7 +965,7 @@ impl ProcessObject {
     /// earlier attempt, or revoked), so a retried step never re-creates a
     /// grant the destination revoked meanwhile. The count never rises, so
     /// the per-process cap does not apply.
-    #[handler(ingress_private)]
+    #[handler(name = "mirror_move", ingress_private)]
     async fn mirror_move(
         &self,
         ctx: ObjectContext<'_>,
@@ -1005,7 +1005,7 @@ impl ProcessObject {
     /// any. Answers false for an unknown process. The destination stores a
     /// moved grant only when this says so, which makes `give` idempotent:
     /// a grant revoked at the destination after it moved is not restored.
-    #[handler(ingress_private)]
+    #[handler(name = "mirror_settle", ingress_private)]
     async fn mirror_settle(
         &self,
         ctx: ObjectContext<'_>,
@@ -1031,7 +1031,7 @@ impl ProcessObject {
     /// The grants moved into this process's mirror whose destination has
     /// not confirmed them: `(destination scope id, source session,
     /// transfer id)` (for `procreg check`).
-    #[handler]
+    #[handler(name = "transits")]
     async fn transits(
         &self,
         ctx: SharedObjectContext<'_>,
@@ -1049,7 +1049,7 @@ impl ProcessObject {
     /// (if there) and answers how many grants the process still carries
     /// and whether it has ended (a session delete reports neither orphaned
     /// nor preserved for an ended process).
-    #[handler(ingress_private)]
+    #[handler(name = "mirror_drop", ingress_private)]
     async fn mirror_drop(
         &self,
         ctx: ObjectContext<'_>,
@@ -1085,7 +1085,7 @@ impl ProcessObject {
     /// Keeps the name and the `(wakes deleted, more left)` answer releases
     /// before wrote, so a session delete journaled then replays against
     /// it; it now always answers `(0, false)`: nothing deleted, done.
-    #[handler(ingress_private)]
+    #[handler(name = "forget_wakes", ingress_private)]
     async fn forget_wakes(
         &self,
         ctx: ObjectContext<'_>,
@@ -1129,7 +1129,7 @@ impl ProcessObject {
     /// its directory entry names nothing, which the next prune removes
     /// (below) and a session delete skips. A cancel past the point of no
     /// return is absorbed.
-    #[handler(ingress_private)]
+    #[handler(name = "prune", ingress_private)]
     async fn prune(
         &self,
         ctx: ObjectContext<'_>,
@@ -1202,7 +1202,7 @@ impl ProcessObject {
     /// again, or removes the entry when there is no row (idempotent): what
     /// `procreg check --repair` calls for a row the directory misses or
     /// misstates. A row marked unindexed is finished by the read itself.
-    #[handler]
+    #[handler(name = "reindex")]
     async fn reindex(&self, ctx: ObjectContext<'_>) -> Result<Json<bool>, TerminalError> {
         let Some(mut row) = read_row(&ctx).await? else {
             // An entry naming no row (a prune killed past its point of no

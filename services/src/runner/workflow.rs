@@ -75,7 +75,7 @@ impl ProcessRunner {
     /// Runs the body of the process incarnation this workflow is keyed by
     /// (see the module docs). Private: `ProcessObject` starts it, at
     /// registration or through its `start_run` handler.
-    #[handler(ingress_private)]
+    #[handler(name = "run", ingress_private)]
     async fn run(&self, ctx: WorkflowContext<'_>) -> Result<Json<RunReport>, TerminalError> {
         let key = ctx.key().to_owned();
         let Some(process_id) = process_of(&key) else {
