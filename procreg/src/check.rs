@@ -79,6 +79,12 @@ fn key(grant: &ProcessHandleGrant) -> GrantKey {
 
 /// Checks the registry behind `registry`.
 pub async fn check(registry: &RestateProcessRegistry) -> ProcessResult<CheckReport> {
+    Ok(walk(registry).await?.0)
+}
+
+/// [`check`], and the ids the directory listed (for [`check_stored`],
+/// so the directory is walked once).
+async fn walk(registry: &RestateProcessRegistry) -> ProcessResult<(CheckReport, BTreeSet<String>)> {
     let mut report = CheckReport::default();
     let entries = registry
         .directory_entries(&ProcessListFilter::any())
@@ -196,7 +202,7 @@ pub async fn check(registry: &RestateProcessRegistry) -> ProcessResult<CheckRepo
             ));
         }
     }
-    Ok(report)
+    Ok((report, listed))
 }
 
 /// [`check`], plus the rows the server stores that the directory does not
@@ -205,13 +211,7 @@ pub async fn check_stored(
     registry: &RestateProcessRegistry,
     admin: &Admin,
 ) -> ProcessResult<CheckReport> {
-    let mut report = check(registry).await?;
-    let listed: BTreeSet<String> = registry
-        .directory_entries(&ProcessListFilter::any())
-        .await?
-        .into_iter()
-        .map(|entry| entry.id)
-        .collect();
+    let (mut report, listed) = walk(registry).await?;
     let rows = admin
         .query(
             "SELECT service_key FROM state \

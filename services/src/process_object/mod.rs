@@ -271,10 +271,9 @@ async fn settle_waits(
     event: &ProcessEvent,
     ends: bool,
 ) -> Result<(), TerminalError> {
-    let id = row.record.id.clone();
-    let before = row.head.clone();
-    let (changed, head) = finish_step(ctx, "settle", &id, || {
-        let mut head = before.clone();
+    let head = &row.head;
+    let (changed, head) = finish_step(ctx, "settle", ctx.key(), || {
+        let mut head = head.clone();
         async move {
             let changed = milestones::settle(ctx, &mut head, event, ends).await?;
             Ok((changed, head))
@@ -467,15 +466,14 @@ impl ProcessObject {
             ctx.set(key, Json(event.sequence));
         }
         store_event(&ctx, &event, &mut row.head);
-        let id = row.record.id.clone();
         if let Some(scope) = pending_wake {
             let (sequence, ordinal) = (event.sequence, row.head.wakes);
-            finish_step(&ctx, "append_wake", &id, || {
+            finish_step(&ctx, "append_wake", ctx.key(), || {
                 wakes::record(&ctx, sequence, ordinal, scope.clone())
             })
             .await?;
         }
-        finish_step(&ctx, "append_before_row", &id, || async { Ok(()) }).await?;
+        finish_step(&ctx, "append_before_row", ctx.key(), || async { Ok(()) }).await?;
         let ends = ended.is_some();
         match ended {
             Some(ended) => {
