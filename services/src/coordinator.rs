@@ -254,10 +254,7 @@ impl ProcessCoordinator {
             let (holders, next) = absorbing(|| wakes.holders(cursor).call())
                 .await?
                 .into_inner();
-            for process_id in holders {
-                let process = ctx.object_client::<ProcessObjectClient>(&process_id);
-                absorbing(|| process.forget_wakes(session_id.clone()).call()).await?;
-            }
+            forget_wakes_of(&ctx, &session_id, holders).await?;
             match next {
                 Some(next) => cursor = next,
                 None => break,
@@ -450,12 +447,7 @@ async fn drive_delete(
         let (holders, next) = absorbing(|| wakes.holders_below(below).call())
             .await?
             .into_inner();
-        for process_id in holders {
-            // Answers `(0, false)`: kept for journals of releases that
-            // deleted wakes here.
-            let process = ctx.object_client::<ProcessObjectClient>(&process_id);
-            absorbing(|| process.forget_wakes(session_id.to_owned()).call()).await?;
-        }
+        forget_wakes_of(ctx, session_id, holders).await?;
         match next {
             Some(next) => below = next,
             None => break,
@@ -463,6 +455,21 @@ async fn drive_delete(
     }
     absorbing(|| grants.end_delete(delete_id.to_owned()).call()).await?;
     Ok(tally)
+}
+
+/// Clears each of `holders`' wake target if it aims at the session, in
+/// the process's own exclusive (idempotent) step. `forget_wakes` answers
+/// `(0, false)`: kept for journals of releases that deleted wakes here.
+async fn forget_wakes_of(
+    ctx: &Context<'_>,
+    session_id: &str,
+    holders: Vec<String>,
+) -> Result<(), TerminalError> {
+    for process_id in holders {
+        let process = ctx.object_client::<ProcessObjectClient>(&process_id);
+        absorbing(|| process.forget_wakes(session_id.to_owned()).call()).await?;
+    }
+    Ok(())
 }
 
 /// Prunes `shard` page by page (each page prunes the rows its own prunes

@@ -7,11 +7,10 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use restate_process_registry::testing::support::external;
 use restate_process_registry::{
     ProcessAttach, ProcessAwaitOutput, ProcessAwaiter, ProcessError, ProcessRegistry,
-    ProcessResult, ProcessRunHandle, ProcessWorkDriver, RestateProcessRegistry,
+    ProcessResult, ProcessWorkDriver, RestateProcessRegistry,
 };
 use serde_json::json;
 
@@ -212,19 +211,10 @@ async fn unknown_process_is_a_typed_error() {
     assert_eq!(err, ProcessError::unknown(&id));
 }
 
-struct NoRuns;
-
-#[async_trait]
-impl ProcessRunHandle for NoRuns {
-    async fn claim_and_run_pending(&self) -> ProcessResult<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn the_driver_with_attach_never_polls() {
     let registry = Arc::new(common::registry());
-    let driver = ProcessWorkDriver::new(registry.clone(), Arc::new(NoRuns))
+    let driver = ProcessWorkDriver::new(registry.clone(), Arc::new(common::NoRuns))
         .with_attach(Arc::new(common::attach()));
     let id = common::unique("attach-driver");
     registry.register_process(external(&id)).await.unwrap();

@@ -7,12 +7,11 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use restate_process_registry::restate::wire::MilestoneWait;
 use restate_process_registry::testing::support::{typed, FINISHED, NOTE, PING, PROGRESS};
 use restate_process_registry::{
     ProcessAttach, ProcessAwaitOutput, ProcessError, ProcessEvent, ProcessEventAppendRequest,
-    ProcessRegistry, ProcessResult, ProcessRunHandle, ProcessWorkDriver, RestateProcessAttach,
+    ProcessRegistry, ProcessResult, ProcessWorkDriver, RestateProcessAttach,
     RestateProcessRegistry,
 };
 use restate_process_registry_testkit::admin::Admin;
@@ -94,15 +93,6 @@ async fn until_parked(admin: &str, id: &str, count: usize) {
     }
 }
 
-struct NoRuns;
-
-#[async_trait]
-impl ProcessRunHandle for NoRuns {
-    async fn claim_and_run_pending(&self) -> ProcessResult<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn a_waiter_on_another_client_wakes_on_the_append() {
     let writer = common::registry();
@@ -111,7 +101,7 @@ async fn a_waiter_on_another_client_wakes_on_the_append() {
 
     // The waiter goes through a driver on its own client.
     let reader = common::registry();
-    let driver = ProcessWorkDriver::new(Arc::new(reader.clone()), Arc::new(NoRuns))
+    let driver = ProcessWorkDriver::new(Arc::new(reader.clone()), Arc::new(common::NoRuns))
         .with_attach(Arc::new(RestateProcessAttach::new(reader)));
     let waiter = tokio::spawn({
         let id = id.clone();

@@ -3,7 +3,10 @@
 
 #![allow(dead_code)] // each test binary uses a different part
 
-use restate_process_registry::{RestateProcessAttach, RestateProcessRegistry};
+use async_trait::async_trait;
+use restate_process_registry::{
+    ProcessResult, ProcessRunHandle, RestateProcessAttach, RestateProcessRegistry,
+};
 use restate_process_registry_testkit::shared;
 use serde_json::{json, Value};
 
@@ -42,4 +45,14 @@ pub async fn admin_query(sql: &str) -> Vec<Value> {
 /// A unique id for this test run.
 pub fn unique(tag: &str) -> String {
     restate_process_registry::testing::support::unique_id(tag)
+}
+
+/// A run handle that runs nothing: for drivers that only wait.
+pub struct NoRuns;
+
+#[async_trait]
+impl ProcessRunHandle for NoRuns {
+    async fn claim_and_run_pending(&self) -> ProcessResult<()> {
+        Ok(())
+    }
 }
